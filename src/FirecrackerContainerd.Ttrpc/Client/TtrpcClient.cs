@@ -1,0 +1,248 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using FirecrackerContainerd.Ttrpc.Framing;
+using FirecrackerContainerd.Ttrpc.Protocol;
+using FirecrackerContainerd.Ttrpc.Transport;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace FirecrackerContainerd.Ttrpc.Client;
+
+/// <summary>
+/// A ttrpc client on one connection: many unary calls in flight at once, matched to their answers by
+/// stream id (odd, increasing).
+/// </summary>
+public sealed partial class TtrpcClient : IAsyncDisposable
+{
+    private const string ClosedMessage = "ttrpc: closed";
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly FrameWriter _writer;
+    private readonly ConcurrentDictionary<uint, TaskCompletionSource<Frame>> _pending = new();
+    private readonly CancellationTokenSource _closing = new();
+    private readonly Task _receiveLoop;
+    private readonly ILogger _logger;
+    private readonly Lock _idLock = new();
+    private uint _nextStreamId = 1;
+    private volatile bool _closed;
+
+    /// <summary>Starts a client on an already connected socket; the client owns the socket from now on.</summary>
+    public TtrpcClient(Socket connectedSocket, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(connectedSocket);
+        _socket = connectedSocket;
+        _stream = new NetworkStream(connectedSocket, ownsSocket: true);
+        _writer = new FrameWriter(_stream);
+        _logger = logger ?? NullLogger.Instance;
+        _receiveLoop = Task.Run(ReceiveLoopAsync);
+    }
+
+    /// <summary>Completes when the connection is closed, by either side.</summary>
+    public Task Completion => _receiveLoop;
+
+    /// <summary>Connects to a ttrpc server listening on the Unix socket at <paramref name="path"/>.</summary>
+    public static async Task<TtrpcClient> ConnectUnixAsync(string path, CancellationToken cancellationToken, ILogger? logger = null)
+    {
+        var socket = await UnixSocketTransport.ConnectAsync(path, cancellationToken).ConfigureAwait(false);
+        return new TtrpcClient(socket, logger);
+    }
+
+    /// <summary>Calls <paramref name="service"/>/<paramref name="method"/> with protobuf messages.</summary>
+    /// <exception cref="TtrpcException">The server answered with a non-OK status, the deadline passed or the connection closed.</exception>
+    public async Task<TResponse> CallAsync<TResponse>(
+        string service, string method, IMessage request, MessageParser<TResponse> responseParser,
+        TtrpcCallOptions? options = null, CancellationToken cancellationToken = default)
+        where TResponse : IMessage<TResponse>
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(responseParser);
+        var payload = await CallAsync(service, method, request.ToByteArray(), options, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return responseParser.ParseFrom(payload.Span);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new TtrpcException(StatusCode.Internal, $"ttrpc: {service}/{method}: bad response payload: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Calls <paramref name="service"/>/<paramref name="method"/> with an encoded payload and returns the encoded answer.</summary>
+    public async Task<ReadOnlyMemory<byte>> CallAsync(
+        string service, string method, ReadOnlyMemory<byte> payload,
+        TtrpcCallOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(service);
+        ArgumentException.ThrowIfNullOrEmpty(method);
+        options ??= TtrpcCallOptions.Default;
+        if (options.Timeout is { } t && t <= TimeSpan.Zero)
+        {
+            throw new TtrpcException(StatusCode.DeadlineExceeded, "context deadline exceeded");
+        }
+
+        var request = new Request
+        {
+            Service = service,
+            Method = method,
+            Payload = ByteString.CopyFrom(payload.Span),
+            TimeoutNano = options.Timeout is { } timeout ? timeout.Ticks * 100 : 0,
+        };
+        foreach (var (key, value) in options.Metadata.Pairs())
+        {
+            request.Metadata.Add(new KeyValue { Key = key, Value = value });
+        }
+
+        byte[] body = request.ToByteArray();
+        if (body.Length > FrameHeader.MaxDataLength)
+        {
+            throw new TtrpcException(StatusCode.ResourceExhausted,
+                $"message length {body.Length} exceed maximum message size of {FrameHeader.MaxDataLength}");
+        }
+
+        using var deadline = options.Timeout is { } limit ? new CancellationTokenSource(limit) : null;
+        using var linked = deadline is null
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken)
+            : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+
+        var answer = new TaskCompletionSource<Frame>(TaskCreationOptions.RunContinuationsAsynchronously);
+        uint streamId;
+        lock (_idLock)
+        {
+            if (_closed)
+            {
+                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage);
+            }
+
+            streamId = _nextStreamId;
+            _nextStreamId += 2;
+            _pending[streamId] = answer;
+        }
+
+        Frame frame;
+        try
+        {
+            try
+            {
+                await _writer.WriteAsync(streamId, FrameType.Request, FrameFlagBits.None, body, linked.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
+            {
+                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage, e);
+            }
+
+            frame = await answer.Task.WaitAsync(linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (deadline?.IsCancellationRequested == true && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TtrpcException(StatusCode.DeadlineExceeded, "context deadline exceeded");
+        }
+        finally
+        {
+            _pending.TryRemove(streamId, out _);
+        }
+
+        return Decode(service, method, frame);
+    }
+
+    private static ReadOnlyMemory<byte> Decode(string service, string method, Frame frame)
+    {
+        if (frame.Header.IsOversized)
+        {
+            throw new TtrpcException(StatusCode.ResourceExhausted,
+                $"message length {frame.Header.Length} exceed maximum message size of {FrameHeader.MaxDataLength}");
+        }
+
+        if (frame.Header.Type != FrameType.Response)
+        {
+            throw new TtrpcException(StatusCode.Internal,
+                $"ttrpc: {service}/{method}: unexpected frame type {(byte)frame.Header.Type} on stream {frame.Header.StreamId}");
+        }
+
+        Response response;
+        try
+        {
+            response = Response.Parser.ParseFrom(frame.Payload.Span);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new TtrpcException(StatusCode.Internal, $"ttrpc: {service}/{method}: bad response envelope: {e.Message}", e);
+        }
+
+        // A missing status, or code 0, means OK (the Go server leaves the status out on success).
+        if (response.Status is { Code: not 0 } status)
+        {
+            throw new TtrpcException((StatusCode)status.Code, status.Message);
+        }
+
+        return response.Payload.Memory;
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        var reader = new FrameReader(_stream);
+        Exception? failure = null;
+        try
+        {
+            while (await reader.ReadAsync(_closing.Token).ConfigureAwait(false) is { } frame)
+            {
+                if (_pending.TryRemove(frame.Header.StreamId, out var call))
+                {
+                    call.TrySetResult(frame);
+                }
+                else
+                {
+                    LogUnknownStream(_logger, frame.Header.StreamId, frame.Header.Type);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            failure = e;
+        }
+        finally
+        {
+            lock (_idLock)
+            {
+                _closed = true;
+            }
+
+            foreach (var id in _pending.Keys)
+            {
+                if (_pending.TryRemove(id, out var call))
+                {
+                    call.TrySetException(failure is null
+                        ? new TtrpcException(StatusCode.Unavailable, ClosedMessage)
+                        : new TtrpcException(StatusCode.Unavailable, ClosedMessage, failure));
+                }
+            }
+        }
+    }
+
+    /// <summary>Closes the connection; calls still in flight fail with "ttrpc: closed".</summary>
+    public async ValueTask DisposeAsync()
+    {
+        lock (_idLock)
+        {
+            _closed = true;
+        }
+
+        await _closing.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+            // Already closed by the peer.
+        }
+
+        await _stream.DisposeAsync().ConfigureAwait(false);
+        await _receiveLoop.ConfigureAwait(false);
+        _writer.Dispose();
+        _closing.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "ttrpc client: ignoring {Type} frame for unknown stream {StreamId}")]
+    private static partial void LogUnknownStream(ILogger logger, uint streamId, FrameType type);
+}
