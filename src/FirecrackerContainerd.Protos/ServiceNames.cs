@@ -1,0 +1,23 @@
+namespace FirecrackerContainerd.Protos;
+
+/// <summary>The ttrpc service strings of the APIs whose messages this assembly holds (the proto package plus service name).</summary>
+public static class ServiceNames
+{
+    /// <summary>The shim Task API that containerd calls.</summary>
+    public const string TaskV2 = "containerd.task.v2.Task";
+
+    /// <summary>containerd's ttrpc events service that shims forward events to.</summary>
+    public const string Events = "containerd.services.events.ttrpc.v1.Events";
+
+    /// <summary>The fccontrol API (its proto file has no package).</summary>
+    public const string Firecracker = "Firecracker";
+
+    /// <summary>The agent's drive mounting service.</summary>
+    public const string DriveMounter = "DriveMounter";
+
+    /// <summary>The agent's IO proxy service.</summary>
+    public const string IOProxy = "IOProxy";
+
+    /// <summary>The agent's event long-poll service.</summary>
+    public const string EventBridge = "aws.firecracker.containerd.eventbridge.getter";
+}
