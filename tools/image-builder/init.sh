@@ -1,0 +1,60 @@
+#!/bin/busybox sh
+# /init of the guest initramfs: brings up the minimum a container agent needs, then hands the VM to
+# the agent (or to a command from the kernel command line) and powers the VM off when that ends.
+# Kernel command line switches read here (documented in docs/guest-image.md):
+#   fc.init=<path>          run this executable instead of the agent (no arguments)
+#   fc.init64=<base64>      run this shell script (base64 so it survives kernel command-line parsing)
+#   fc.debug=1              echo each step on the console
+
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+export HOME=/root
+
+log() { echo "fc-init: $*" > /dev/console; }
+fail() { log "FATAL: $*"; poweroff -f; }
+
+mount -t proc proc /proc || fail "mount /proc"
+log "start uptime=$(cut -d' ' -f1 /proc/uptime)"
+mount -t sysfs sysfs /sys || fail "mount /sys"
+mount -t devtmpfs devtmpfs /dev || fail "mount /dev"
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,gid=5,mode=0620 devpts /dev/pts || fail "mount /dev/pts"
+ln -sf pts/ptmx /dev/ptmx
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm || fail "mount /dev/shm"
+mount -t cgroup2 cgroup2 /sys/fs/cgroup || fail "mount /sys/fs/cgroup"
+mount -t tmpfs -o mode=1777 tmpfs /tmp || fail "mount /tmp"
+mount -t tmpfs -o mode=0755 tmpfs /run || fail "mount /run"
+hostname fc-guest
+
+# Modules are listed by the builder in dependency order; a module already built in is not listed.
+while read -r module; do
+    [ -n "$module" ] || continue
+    insmod "/lib/modules/$module" || log "insmod $module failed"
+done < /etc/fc-modules
+
+debug=0
+init_path=""
+init_script=""
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        fc.init=*) init_path="${arg#fc.init=}" ;;
+        fc.init64=*) init_script="${arg#fc.init64=}" ;;
+        fc.debug=1) debug=1 ;;
+    esac
+done
+[ "$debug" = 1 ] && log "modules: $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
+
+log "ready uptime=$(cut -d' ' -f1 /proc/uptime)"
+if [ -n "$init_script" ]; then
+    echo "$init_script" | base64 -d > /run/fc-init.sh || fail "fc.init64 is not valid base64"
+    sh /run/fc-init.sh
+    log "fc.init64 exited with $?"
+elif [ -n "$init_path" ]; then
+    "$init_path"
+    log "$init_path exited with $?"
+elif [ -x /sbin/fc-agent ]; then
+    exec /sbin/fc-agent
+else
+    log "no /sbin/fc-agent and no fc.init= on the kernel command line"
+fi
+sync
+poweroff -f
