@@ -1,0 +1,448 @@
+using System.Text.Json;
+using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Vmm.Firecracker.Api;
+using FirecrackerContainerd.Vmm.Firecracker.Jailer;
+using FirecrackerContainerd.Vmm.Firecracker.Telemetry;
+using FirecrackerContainerd.Vmm.Launch;
+using FirecrackerContainerd.Vmm.Machine;
+using Microsoft.Extensions.Logging;
+
+namespace FirecrackerContainerd.Vmm.Firecracker;
+
+/// <summary>A machine run by a Firecracker process we spawn and drive over its HTTP API socket.</summary>
+/// <remarks>
+/// Firecracker runs with the VM directory (or, jailed, the chroot root) as its working directory, and
+/// every path it is given there is relative (<c>firecracker.sock</c>, <c>fc-logs.fifo</c>, ...), which
+/// keeps socket paths far below the 108-byte limit however deep the VM directory is. The
+/// configuration order is the Go SDK's: logger, metrics, machine config, boot source, drives,
+/// network, vsock, then balloon and MMDS, then InstanceStart.
+/// </remarks>
+public sealed partial class FirecrackerMachine : IVirtualMachine
+{
+    private readonly FirecrackerOptions _options;
+    private readonly ILogger _logger;
+    private readonly string _workDir;
+    private readonly JailLayout? _jail;
+    private readonly TaskCompletionSource<VmExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SemaphoreSlim _lifecycle = new(1, 1);
+    private MachineSpec _spec;
+    private VmmProcess? _process;
+    private FirecrackerApiClient? _api;
+    private FirecrackerLogForwarder? _logs;
+    private FirecrackerMetricsReader? _metrics;
+    private bool _booted;
+
+    /// <summary>Creates the machine described by <paramref name="spec"/>, living in <paramref name="vmDir"/>; nothing runs until <see cref="StartAsync"/>.</summary>
+    public FirecrackerMachine(MachineSpec spec, VmDir vmDir, FirecrackerOptions options, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(logger);
+        MachineSpecValidator.ThrowIfInvalid(spec);
+        _spec = spec;
+        _options = options;
+        _logger = logger;
+        if (options.Jailer is { } jailer)
+        {
+            _jail = new JailLayout(jailer, spec.VmId, ResolveBinary(options.FirecrackerBinary));
+            _workDir = _jail.RootDir;
+        }
+        else
+        {
+            _workDir = Path.GetFullPath(vmDir.RootPath);
+        }
+    }
+
+    /// <inheritdoc/>
+    public string VmId => _spec.VmId;
+
+    /// <inheritdoc/>
+    public MachineSpec Spec => Volatile.Read(ref _spec);
+
+    /// <summary>The metrics reader, once started (its latest sample and counters).</summary>
+    public FirecrackerMetricsReader? Metrics => _metrics;
+
+    /// <summary>The Firecracker process id, once started.</summary>
+    public int? Pid => _process?.Pid;
+
+    /// <summary>Host path of the API socket.</summary>
+    public string ApiSocketPath => Path.Combine(_workDir, WellKnownNames.FirecrackerSockName);
+
+    /// <inheritdoc/>
+    public string? VsockHostPath => _spec.Vsock is { } v ? Path.GetFullPath(Path.Combine(_workDir, v.UdsPath.TrimStart('/'))) : null;
+
+    /// <inheritdoc/>
+    public Task<VmExit> Exited => _exited.Task;
+
+    /// <summary>The arguments Firecracker gets; all paths relative to its working directory.</summary>
+    internal static IReadOnlyList<string> FirecrackerArguments() => ["--api-sock", WellKnownNames.FirecrackerSockName];
+
+    /// <inheritdoc/>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await LaunchAsync(async api =>
+        {
+            var spec = Spec;
+            if (_jail is not null)
+            {
+                spec = _jail.StageSpec(spec);
+            }
+
+            await ConfigureAsync(api, spec, cancellationToken).ConfigureAwait(false);
+            await api.PutActionAsync(ActionType.InstanceStart, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+        LogBooted(_logger, VmId, _process!.Pid);
+    }
+
+    /// <inheritdoc/>
+    public async Task RestoreAsync(SnapshotLoad snapshot, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        await LaunchAsync(async api =>
+        {
+            var load = new ApiSnapshotLoadParams(
+                snapshot.SnapshotPath,
+                new ApiMemoryBackend("File", snapshot.MemFilePath),
+                snapshot.TrackDirtyPages,
+                snapshot.ResumeVm,
+                snapshot.VsockUdsPathOverride is null ? null : new ApiVsockOverride(snapshot.VsockUdsPathOverride));
+            await api.PutSnapshotLoadAsync(load, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async Task<MachineState> GetStateAsync(CancellationToken cancellationToken)
+    {
+        var info = await Api().DescribeInstanceAsync(cancellationToken).ConfigureAwait(false);
+        return info.State switch
+        {
+            "Not started" => MachineState.NotStarted,
+            "Running" => MachineState.Running,
+            "Paused" => MachineState.Paused,
+            _ => throw new InvalidDataException($"firecracker API GET / for vm \"{VmId}\" answered unknown state \"{info.State}\""),
+        };
+    }
+
+    /// <inheritdoc/>
+    public Task PauseAsync(CancellationToken cancellationToken) =>
+        Api().PatchVmAsync(new ApiVm(ApiVmState.Paused), cancellationToken);
+
+    /// <inheritdoc/>
+    public Task ResumeAsync(CancellationToken cancellationToken) =>
+        Api().PatchVmAsync(new ApiVm(ApiVmState.Resumed), cancellationToken);
+
+    /// <inheritdoc/>
+    public async Task PatchDriveAsync(string driveId, string hostPath, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(hostPath);
+        var updated = Spec.WithDriveHostPath(driveId, hostPath);
+        var pathForVmm = _jail is null ? hostPath : _jail.StageFile(hostPath, JailLayout.DriveName(driveId));
+        await Api().PatchDriveAsync(new ApiPartialDrive(driveId, pathForVmm), cancellationToken).ConfigureAwait(false);
+        Volatile.Write(ref _spec, updated);
+    }
+
+    /// <inheritdoc/>
+    public Task UpdateBalloonAsync(int amountMib, CancellationToken cancellationToken) =>
+        Api().PatchBalloonAsync(new ApiBalloonUpdate(amountMib), cancellationToken);
+
+    /// <inheritdoc/>
+    public Task SetMetadataAsync(JsonElement metadata, CancellationToken cancellationToken) =>
+        Api().PutMmdsAsync(RequireObject(metadata), cancellationToken);
+
+    /// <inheritdoc/>
+    public Task PatchMetadataAsync(JsonElement patch, CancellationToken cancellationToken) =>
+        Api().PatchMmdsAsync(RequireObject(patch), cancellationToken);
+
+    /// <inheritdoc/>
+    public Task FlushMetricsAsync(CancellationToken cancellationToken) =>
+        Api().PutActionAsync(ActionType.FlushMetrics, cancellationToken);
+
+    /// <inheritdoc/>
+    public Task CreateSnapshotAsync(SnapshotCreate snapshot, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        return Api().PutSnapshotCreateAsync(
+            new ApiSnapshotCreateParams(snapshot.SnapshotPath, snapshot.MemFilePath, snapshot.Type.ToString()), cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public async Task<VmExit> StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
+    {
+        var process = _process ?? throw new InvalidOperationException($"vm \"{VmId}\" was never started");
+        if (process.Exited.IsCompleted)
+        {
+            return await _exited.Task.ConfigureAwait(false);
+        }
+
+        if (_booted)
+        {
+            try
+            {
+                await Api().PutActionAsync(ActionType.SendCtrlAltDel, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is FirecrackerApiException or IOException or TimeoutException)
+            {
+                LogCtrlAltDelFailed(_logger, VmId, e.Message);
+            }
+
+            if (await process.WaitForExitAsync(gracePeriod, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return await _exited.Task.ConfigureAwait(false);
+            }
+
+            LogKilling(_logger, VmId, process.Pid, gracePeriod.TotalMilliseconds);
+        }
+
+        await process.KillAsync().ConfigureAwait(false);
+        return await _exited.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Kills Firecracker if it still runs, stops the FIFO readers and removes the API socket.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_process is not null)
+        {
+            await _process.DisposeAsync().ConfigureAwait(false);
+            await _exited.Task.ConfigureAwait(false);
+        }
+
+        _api?.Dispose();
+        if (_logs is not null)
+        {
+            await _logs.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_metrics is not null)
+        {
+            await _metrics.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _lifecycle.Dispose();
+    }
+
+    private static JsonElement RequireObject(JsonElement value) =>
+        value.ValueKind == JsonValueKind.Object
+            ? value
+            : throw new ArgumentException($"MMDS data must be a JSON object, not {value.ValueKind}", nameof(value));
+
+    /// <summary>Resolves a binary name on PATH; the jailer needs an absolute --exec-file.</summary>
+    internal static string ResolveBinary(string binary)
+    {
+        if (binary.Contains('/', StringComparison.Ordinal))
+        {
+            return Path.GetFullPath(binary);
+        }
+
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, binary);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return binary;
+    }
+
+    private FirecrackerApiClient Api() =>
+        _api ?? throw new InvalidOperationException($"vm \"{VmId}\" has no running Firecracker (start it first)");
+
+    private async Task LaunchAsync(Func<FirecrackerApiClient, Task> configure, CancellationToken cancellationToken)
+    {
+        await _lifecycle.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_process is not null)
+            {
+                throw new InvalidOperationException($"vm \"{VmId}\" was already started (pid {_process.Pid})");
+            }
+
+            MachineSpecValidator.ThrowIfInvalid(Spec, checkHostFiles: true);
+            PrepareWorkDir();
+            _process = await VmmProcess.StartAsync(VmId, BuildLaunch(), _logger, cancellationToken).ConfigureAwait(false);
+            _ = ObserveExitAsync(_process);
+            try
+            {
+                _api = new FirecrackerApiClient(VmId, ApiSocketPath, _options.RequestTimeout);
+                await WaitForApiAsync(_api, _process, cancellationToken).ConfigureAwait(false);
+                await _api.PutLoggerAsync(
+                    new ApiLogger(WellKnownNames.FirecrackerLogFifoName, _options.LogLevel, ShowLevel: true, ShowLogOrigin: false),
+                    cancellationToken).ConfigureAwait(false);
+                await _api.PutMetricsAsync(new ApiMetrics(WellKnownNames.FirecrackerMetricsFifoName), cancellationToken).ConfigureAwait(false);
+                await configure(_api).ConfigureAwait(false);
+                _booted = true;
+            }
+            catch
+            {
+                // A half-configured VMM is of no use to anyone; do not leave it behind.
+                await _process.KillAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+        finally
+        {
+            _lifecycle.Release();
+        }
+    }
+
+    private VmmLaunch BuildLaunch()
+    {
+        if (_options.Jailer is { } jailer)
+        {
+            return JailerCommand.Build(jailer, VmId, ResolveBinary(_options.FirecrackerBinary), FirecrackerArguments(), _options.SetprivPath);
+        }
+
+        return new VmmLaunch(_options.FirecrackerBinary, [.. FirecrackerArguments()], _workDir, _options.SetprivPath);
+    }
+
+    /// <summary>Removes a stale API socket and vsock socket (Firecracker refuses to bind over them) and starts the FIFO readers.</summary>
+    private void PrepareWorkDir()
+    {
+        _jail?.Create();
+        Directory.CreateDirectory(_workDir);
+        DeleteStaleSocket(ApiSocketPath);
+        if (VsockHostPath is { } vsock)
+        {
+            DeleteStaleSocket(vsock);
+        }
+
+        var logFifo = Path.Combine(_workDir, WellKnownNames.FirecrackerLogFifoName);
+        var metricsFifo = Path.Combine(_workDir, WellKnownNames.FirecrackerMetricsFifoName);
+        _jail?.CreateFifo(WellKnownNames.FirecrackerLogFifoName);
+        _jail?.CreateFifo(WellKnownNames.FirecrackerMetricsFifoName);
+        _logs = FirecrackerLogForwarder.Start(logFifo, VmId, _logger);
+        _metrics = FirecrackerMetricsReader.Start(metricsFifo, VmId, _logger);
+    }
+
+    private static void DeleteStaleSocket(string path)
+    {
+        var info = new FileInfo(path);
+        if (info.Exists || info.LinkTarget is not null)
+        {
+            File.Delete(path);
+        }
+    }
+
+    private async Task WaitForApiAsync(FirecrackerApiClient api, VmmProcess process, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.SocketReadyTimeout);
+        string lastError = "socket not created yet";
+        while (true)
+        {
+            if (process.Exited.IsCompleted)
+            {
+                var exit = await process.Exited.ConfigureAwait(false);
+                throw new IOException(
+                    $"firecracker for vm \"{VmId}\" exited with status {exit.ExitCode} before its API socket {ApiSocketPath} answered ({lastError})");
+            }
+
+            if (File.Exists(ApiSocketPath))
+            {
+                try
+                {
+                    await api.GetMachineConfigAsync(deadline.Token).ConfigureAwait(false);
+                    return;
+                }
+                catch (Exception e) when (e is IOException or TimeoutException or FirecrackerApiException or OperationCanceledException
+                                           && !cancellationToken.IsCancellationRequested)
+                {
+                    lastError = e.Message;
+                }
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(10), deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException(
+                    $"firecracker API socket {ApiSocketPath} of vm \"{VmId}\" did not answer within {_options.SocketReadyTimeout.TotalMilliseconds} ms ({lastError})");
+            }
+        }
+    }
+
+    /// <summary>Sends the pre-boot configuration of <paramref name="spec"/> in the Go SDK's order (logger and metrics come first, from the caller).</summary>
+    internal static async Task ConfigureAsync(FirecrackerApiClient api, MachineSpec spec, CancellationToken ct)
+    {
+        await api.PutMachineConfigAsync(
+            new ApiMachineConfiguration(spec.Machine.VcpuCount, spec.Machine.MemSizeMib, spec.Machine.Smt), ct).ConfigureAwait(false);
+        await api.PutBootSourceAsync(
+            new ApiBootSource(spec.Boot.KernelImagePath, spec.Boot.KernelArgs, spec.Boot.InitrdPath), ct).ConfigureAwait(false);
+        foreach (var drive in spec.Drives)
+        {
+            await api.PutDriveAsync(
+                new ApiDrive(drive.DriveId, drive.IsRoot, drive.HostPath, drive.IsReadOnly, drive.PartUuid,
+                    drive.CacheType == DriveCacheType.Writeback ? ApiCacheType.Writeback : ApiCacheType.Unsafe,
+                    ToApi(drive.RateLimiter)),
+                ct).ConfigureAwait(false);
+        }
+
+        foreach (var nic in spec.NetworkInterfaces)
+        {
+            await api.PutNetworkInterfaceAsync(
+                new ApiNetworkInterface(nic.IfaceId, nic.HostDevName, nic.GuestMac, ToApi(nic.RxRateLimiter), ToApi(nic.TxRateLimiter)),
+                ct).ConfigureAwait(false);
+        }
+
+        if (spec.Vsock is { } vsock)
+        {
+            await api.PutVsockAsync(new ApiVsock(vsock.GuestCid, vsock.UdsPath), ct).ConfigureAwait(false);
+        }
+
+        if (spec.Balloon is { } balloon)
+        {
+            await api.PutBalloonAsync(
+                new ApiBalloon(balloon.AmountMib, balloon.DeflateOnOom, balloon.StatsPollingIntervalSeconds), ct).ConfigureAwait(false);
+        }
+
+        if (spec.Mmds is { } mmds)
+        {
+            var ifaces = spec.NetworkInterfaces.Where(n => n.AllowMmds).Select(n => n.IfaceId).ToArray();
+            await api.PutMmdsConfigAsync(new ApiMmdsConfig(ifaces, mmds.Version.ToString(), mmds.Ipv4Address), ct).ConfigureAwait(false);
+            if (mmds.InitialMetadata is { } metadata)
+            {
+                await api.PutMmdsAsync(metadata, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static ApiRateLimiter? ToApi(RateLimiter? limiter) =>
+        limiter is null ? null : new ApiRateLimiter(ToApi(limiter.Bandwidth), ToApi(limiter.Ops));
+
+    private static ApiTokenBucket? ToApi(TokenBucket? bucket) =>
+        bucket is null ? null : new ApiTokenBucket(bucket.Size, bucket.RefillTimeMs, bucket.OneTimeBurst);
+
+    private async Task ObserveExitAsync(VmmProcess process)
+    {
+        var exit = await process.Exited.ConfigureAwait(false);
+        if (!exit.Killed && exit.ExitCode == 0)
+        {
+            LogExited(_logger, VmId, exit.Pid, exit.ExitCode);
+        }
+        else
+        {
+            LogExitedBadly(_logger, VmId, exit.Pid, exit.ExitCode, exit.Killed);
+        }
+
+        DeleteStaleSocket(ApiSocketPath);
+        _exited.TrySetResult(exit);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: firecracker pid {Pid} booted the guest")]
+    private static partial void LogBooted(ILogger logger, string vmId, int pid);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {VmId}: SendCtrlAltDel failed, going straight to the kill: {Error}")]
+    private static partial void LogCtrlAltDelFailed(ILogger logger, string vmId, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {VmId}: firecracker pid {Pid} did not exit within {GraceMs} ms of Ctrl-Alt-Del; sending SIGKILL")]
+    private static partial void LogKilling(ILogger logger, string vmId, int pid, double graceMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: firecracker pid {Pid} exited with status {ExitCode}")]
+    private static partial void LogExited(ILogger logger, string vmId, int pid, int exitCode);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {VmId}: firecracker pid {Pid} exited with status {ExitCode} (killed by us: {Killed})")]
+    private static partial void LogExitedBadly(ILogger logger, string vmId, int pid, int exitCode, bool killed);
+}

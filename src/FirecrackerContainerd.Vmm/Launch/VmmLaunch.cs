@@ -1,0 +1,27 @@
+using System.Collections.Immutable;
+
+namespace FirecrackerContainerd.Vmm.Launch;
+
+/// <summary>How to start one VMM process: the program, its arguments and the directory it runs in.</summary>
+/// <param name="FileName">The program (a path, or a name looked up on PATH).</param>
+/// <param name="Arguments">Its arguments, passed as an argv array (no shell).</param>
+/// <param name="WorkingDirectory">Its working directory; relative socket paths are resolved from here.</param>
+/// <param name="SetprivPath">
+/// util-linux <c>setpriv</c>, used to set PR_SET_PDEATHSIG=SIGKILL in the child before it execs the VMM,
+/// so the VMM dies with us; null starts the VMM directly (it may then outlive a crashed parent).
+/// </param>
+public sealed record VmmLaunch(
+    string FileName,
+    ImmutableArray<string> Arguments,
+    string WorkingDirectory,
+    string? SetprivPath = VmmLaunch.DefaultSetprivPath)
+{
+    /// <summary>Where Debian's util-linux installs setpriv.</summary>
+    public const string DefaultSetprivPath = "/usr/bin/setpriv";
+
+    /// <summary>The argv actually executed: setpriv's prefix, then the VMM and its arguments.</summary>
+    public ImmutableArray<string> CommandLine() =>
+        SetprivPath is null
+            ? [FileName, .. Arguments]
+            : [SetprivPath, "--pdeathsig", "KILL", "--", FileName, .. Arguments];
+}

@@ -1,0 +1,7 @@
+namespace FirecrackerContainerd.Vmm.Machine;
+
+/// <summary>A memory balloon that lets the host take memory back from the guest.</summary>
+/// <param name="AmountMib">Target balloon size in MiB (memory taken from the guest).</param>
+/// <param name="DeflateOnOom">Whether the guest may deflate the balloon under memory pressure.</param>
+/// <param name="StatsPollingIntervalSeconds">Statistics refresh interval; 0 disables statistics.</param>
+public sealed record BalloonDevice(int AmountMib, bool DeflateOnOom, int StatsPollingIntervalSeconds = 0);

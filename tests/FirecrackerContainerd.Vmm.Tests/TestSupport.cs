@@ -1,0 +1,123 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Text.Json;
+using FirecrackerContainerd.Vmm.Firecracker;
+using FirecrackerContainerd.Vmm.Machine;
+using Microsoft.Extensions.Logging;
+
+namespace FirecrackerContainerd.Vmm.Tests;
+
+/// <summary>A temporary directory with a short path (Unix sockets live in it), removed on dispose.</summary>
+public sealed class TempDir : IDisposable
+{
+    /// <summary>Creates a fresh directory under /tmp.</summary>
+    public TempDir() => Path = Directory.CreateTempSubdirectory("vmm-").FullName;
+
+    /// <summary>The directory's path.</summary>
+    public string Path { get; }
+
+    /// <summary>A path inside the directory.</summary>
+    public string Combine(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
+
+    /// <summary>Creates a file of <paramref name="bytes"/> bytes inside the directory and returns its path.</summary>
+    public string File(string name, int bytes = 4096)
+    {
+        var path = Combine(name);
+        System.IO.File.WriteAllBytes(path, new byte[bytes]);
+        return path;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A socket still being unlinked by an exiting process; the next run uses a new directory anyway.
+        }
+    }
+}
+
+/// <summary>An <see cref="ILogger"/> that keeps what it is given, for assertions.</summary>
+public sealed class ListLogger : ILogger
+{
+    private readonly ConcurrentQueue<(LogLevel Level, string Message)> _entries = new();
+
+    /// <summary>Everything logged so far.</summary>
+    public IReadOnlyList<(LogLevel Level, string Message)> Entries => [.. _entries];
+
+    /// <inheritdoc/>
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    /// <inheritdoc/>
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    /// <inheritdoc/>
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        _entries.Enqueue((logLevel, formatter(state, exception)));
+}
+
+/// <summary>Machine specs with real files behind them.</summary>
+public static class TestSpecs
+{
+    /// <summary>A spec using every device: root drive, two stub drives, a NIC with MMDS, vsock, balloon.</summary>
+    public static MachineSpec Full(TempDir dir, string vmId = "vm1") => new(
+        vmId,
+        new BootSource(dir.File("vmlinux"), dir.File("initrd.img"), "console=ttyS0 reboot=k panic=1"),
+        new MachineConfig(2, 256, Smt: false),
+        [
+            new Drive("root", dir.File("rootfs.ext4"), IsRoot: true, IsReadOnly: true),
+            new Drive("stub0", dir.File("stub0"), CacheType: DriveCacheType.Writeback,
+                RateLimiter: new RateLimiter(new TokenBucket(1 << 20, 100, 0), null)),
+            new Drive("stub1", dir.File("stub1")),
+        ],
+        new VsockDevice(3, "firecracker.vsock"),
+        [new NetworkInterface("eth0", "tap0", "02:fc:00:00:00:05", AllowMmds: true)],
+        new BalloonDevice(64, DeflateOnOom: true, StatsPollingIntervalSeconds: 1),
+        new MmdsConfig(MmdsVersion.V2, "169.254.169.254", JsonDocument.Parse("""{"latest":{"meta-data":{"vm-id":"vm1"}}}""").RootElement));
+
+    /// <summary>A spec with only a kernel and an initrd.</summary>
+    public static MachineSpec Minimal(TempDir dir, string vmId = "vm1") => new(
+        vmId, new BootSource(dir.File("vmlinux"), dir.File("initrd.img")), new MachineConfig(1, 128), ImmutableArray<Drive>.Empty);
+}
+
+/// <summary>Writes a shell script that runs this test assembly as a fake <c>firecracker</c>.</summary>
+public static class FakeFirecrackerBinary
+{
+    /// <summary>Creates the script in <paramref name="dir"/>; requests are appended to <paramref name="recordPath"/>.</summary>
+    public static string Write(TempDir dir, string recordPath, bool stubborn = false)
+    {
+        var dotnet = FirecrackerMachine.ResolveBinary("dotnet");
+        var assembly = typeof(FakeFirecracker.Program).Assembly.Location;
+        var path = dir.Combine(stubborn ? "firecracker-stubborn" : "firecracker");
+        System.IO.File.WriteAllText(path,
+            $"#!/bin/sh\nexec '{dotnet}' exec '{assembly}' {FakeFirecracker.Program.Verb} --record '{recordPath}'{(stubborn ? " --stubborn" : "")} \"$@\"\n");
+        System.IO.File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return path;
+    }
+
+    /// <summary>Reads the requests the fake recorded, as "METHOD /path status" lines, and every violation.</summary>
+    public static (IReadOnlyList<string> Requests, IReadOnlyList<string> Violations) ReadRecord(string recordPath)
+    {
+        var requests = new List<string>();
+        var violations = new List<string>();
+        if (!System.IO.File.Exists(recordPath))
+        {
+            return (requests, violations);
+        }
+
+        foreach (var line in System.IO.File.ReadAllLines(recordPath))
+        {
+            using var doc = JsonDocument.Parse(line);
+            var r = doc.RootElement;
+            requests.Add($"{r.GetProperty("Method").GetString()} {r.GetProperty("Path").GetString()} {r.GetProperty("Status").GetInt32()}");
+            violations.AddRange(r.GetProperty("Violations").EnumerateArray().Select(v => v.GetString()!));
+        }
+
+        return (requests, violations);
+    }
+}
