@@ -1,0 +1,94 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace FirecrackerContainerd.IntegrationTests;
+
+/// <summary>
+/// Builds a tiny OCI image layout tar from Debian's static busybox, so tests import an image without a registry.
+/// </summary>
+internal static class BusyboxImage
+{
+    public const string Name = "docker.io/library/fctest-busybox:latest";
+    private const string BusyboxPath = "/bin/busybox";
+
+    public static void Write(string tarPath)
+    {
+        if (!File.Exists(BusyboxPath))
+        {
+            throw new InvalidOperationException(
+                $"{BusyboxPath} is missing: install the Debian package busybox-static (apt-get install busybox-static) to build the test image");
+        }
+
+        byte[] layer = BuildLayer();
+        string layerDigest = Digest(layer);
+        byte[] config = Json(new
+        {
+            architecture = "amd64",
+            os = "linux",
+            config = new { Cmd = new[] { "/bin/sh" } },
+            rootfs = new { type = "layers", diff_ids = new[] { layerDigest } },
+        });
+        byte[] manifest = Json(new
+        {
+            schemaVersion = 2,
+            mediaType = "application/vnd.oci.image.manifest.v1+json",
+            config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = Digest(config), size = config.Length },
+            layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = layerDigest, size = layer.Length } },
+        });
+        var annotations = new Dictionary<string, string> { ["io.containerd.image.name"] = Name };
+        byte[] index = Json(new
+        {
+            schemaVersion = 2,
+            manifests = new[]
+            {
+                new
+                {
+                    mediaType = "application/vnd.oci.image.manifest.v1+json",
+                    digest = Digest(manifest),
+                    size = manifest.Length,
+                    annotations,
+                    platform = new { architecture = "amd64", os = "linux" },
+                },
+            },
+        });
+
+        using var file = File.Create(tarPath);
+        using var tar = new TarWriter(file, TarEntryFormat.Pax);
+        Add(tar, "oci-layout", Encoding.UTF8.GetBytes("{\"imageLayoutVersion\":\"1.0.0\"}"));
+        Add(tar, "index.json", index);
+        foreach (byte[] blob in new[] { layer, config, manifest })
+        {
+            Add(tar, "blobs/sha256/" + Digest(blob)["sha256:".Length..], blob);
+        }
+    }
+
+    private static byte[] BuildLayer()
+    {
+        using var buffer = new MemoryStream();
+        using (var tar = new TarWriter(buffer, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "bin/") { Mode = (UnixFileMode)0b111_101_101 });
+            byte[] busybox = File.ReadAllBytes(BusyboxPath);
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "bin/busybox")
+            {
+                Mode = (UnixFileMode)0b111_101_101,
+                DataStream = new MemoryStream(busybox),
+            });
+            foreach (string applet in new[] { "sh", "true", "echo", "sleep" })
+            {
+                tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox" });
+            }
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static void Add(TarWriter tar, string name, byte[] data) =>
+        tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(data) });
+
+    private static string Digest(byte[] data) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(data));
+
+    private static byte[] Json<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value);
+}

@@ -1,0 +1,229 @@
+using System.Diagnostics;
+using System.Text;
+using FirecrackerContainerd.Shim.Addressing;
+using FirecrackerContainerd.Shim.Lifecycle;
+
+namespace FirecrackerContainerd.IntegrationTests;
+
+/// <summary>
+/// A private containerd (Debian's /usr/bin/containerd) with its own root, state and sockets under a temp directory,
+/// CRI disabled, debug logging, and our shim first on its PATH. Stopping it stops every process it started and
+/// removes everything it left, so tests leave nothing behind.
+/// </summary>
+public sealed class ContainerdFixture : IAsyncLifetime
+{
+    /// <summary>The containerd binary the tests run against.</summary>
+    public const string ContainerdBinary = "/usr/bin/containerd";
+
+    /// <summary>The ctr binary the tests drive containerd with.</summary>
+    public const string CtrBinary = "/usr/bin/ctr";
+
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
+    private readonly StringBuilder _log = new();
+    private readonly Lock _logLock = new();
+    private readonly HashSet<(string Namespace, string Id)> _usedIds = [];
+    private Process? _containerd;
+    private bool _imageImported;
+
+    /// <summary>The private directory holding config, root, state, sockets and logs.</summary>
+    public string Directory { get; private set; } = string.Empty;
+
+    /// <summary>containerd's gRPC socket.</summary>
+    public string Address => Path.Combine(Directory, "c.sock");
+
+    /// <summary>containerd's ttrpc socket (the gRPC address plus ".ttrpc").</summary>
+    public string TtrpcAddress => Address + ".ttrpc";
+
+    /// <summary>containerd's state directory.</summary>
+    public string StateDirectory => Path.Combine(Directory, "state");
+
+    /// <summary>The directory put first on containerd's PATH, holding our shim.</summary>
+    public string ShimDirectory => Path.Combine(Directory, "bin");
+
+    /// <summary>The file our shim appends one line to per invocation.</summary>
+    public string InvocationLogPath => Path.Combine(Directory, "shim-invocations.log");
+
+    /// <summary>Everything containerd wrote to stdout and stderr so far (including our shim's log FIFO lines).</summary>
+    public string ContainerdLog
+    {
+        get
+        {
+            lock (_logLock)
+            {
+                return _log.ToString();
+            }
+        }
+    }
+
+    /// <summary>Lines our shim wrote to the invocation log so far.</summary>
+    public string InvocationLog => File.Exists(InvocationLogPath) ? File.ReadAllText(InvocationLogPath) : string.Empty;
+
+    /// <inheritdoc/>
+    public async Task InitializeAsync()
+    {
+        foreach (string binary in new[] { ContainerdBinary, CtrBinary })
+        {
+            if (!File.Exists(binary))
+            {
+                throw new InvalidOperationException(
+                    $"{binary} is missing: these tests run against the real containerd; install it with `apt-get install containerd`");
+            }
+        }
+
+        if (Interop.GetEffectiveUserId() != 0)
+        {
+            throw new InvalidOperationException("these tests start a private containerd and must run as root");
+        }
+
+        // Short path: containerd's sockets live here and Unix socket paths are limited to 108 bytes.
+        Directory = System.IO.Directory.CreateTempSubdirectory("fcctr-").FullName;
+        System.IO.Directory.CreateDirectory(ShimDirectory);
+        string shim = Path.Combine(AppContext.BaseDirectory, "containerd-shim-aws-firecracker");
+        if (!File.Exists(shim))
+        {
+            throw new InvalidOperationException($"the shim executable {shim} was not built next to the tests");
+        }
+
+        File.CreateSymbolicLink(Path.Combine(ShimDirectory, "containerd-shim-aws-firecracker"), shim);
+        string config = Path.Combine(Directory, "config.toml");
+        await File.WriteAllTextAsync(config, $"""
+            version = 2
+            root = "{Path.Combine(Directory, "root")}"
+            state = "{StateDirectory}"
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            [grpc]
+              address = "{Address}"
+            [debug]
+              level = "debug"
+            """);
+
+        var info = new ProcessStartInfo(ContainerdBinary)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Directory,
+        };
+        info.ArgumentList.Add("--config");
+        info.ArgumentList.Add(config);
+        info.Environment["PATH"] = ShimDirectory + ":" + (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin");
+        info.Environment[FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = InvocationLogPath;
+        _containerd = Process.Start(info) ?? throw new InvalidOperationException($"could not start {ContainerdBinary}");
+        _containerd.OutputDataReceived += (_, e) => AppendLog(e.Data);
+        _containerd.ErrorDataReceived += (_, e) => AppendLog(e.Data);
+        _containerd.BeginOutputReadLine();
+        _containerd.BeginErrorReadLine();
+
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            if (_containerd.HasExited)
+            {
+                throw new InvalidOperationException($"containerd exited with code {_containerd.ExitCode} at start-up:\n{ContainerdLog}");
+            }
+
+            if (File.Exists(TtrpcAddress) && (await CtrAsync("default", "version")).ExitCode == 0)
+            {
+                break;
+            }
+
+            if (clock.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                throw new TimeoutException($"containerd did not answer on {Address} within 30 s:\n{ContainerdLog}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Runs <c>ctr --address ... -n ns args</c>.</summary>
+    public Task<CommandResult> CtrAsync(string ns, params string[] args) =>
+        ProcessRunner.RunAsync(CtrBinary, ["--address", Address, "-n", ns, .. args], CommandTimeout);
+
+    /// <summary>Imports the busybox test image into <paramref name="ns"/> once, unpacked for the native snapshotter.</summary>
+    public async Task ImportBusyboxImageAsync(string ns)
+    {
+        if (_imageImported)
+        {
+            return;
+        }
+
+        string tar = Path.Combine(Directory, "busybox-oci.tar");
+        BusyboxImage.Write(tar);
+        var result = await CtrAsync(ns, "image", "import", "--snapshotter", "native", tar);
+        Assert.True(result.ExitCode == 0, $"ctr image import failed: {result.Output}");
+        _imageImported = true;
+    }
+
+    /// <summary>Remembers that a test used <paramref name="id"/>, so teardown can check and clear its shim socket.</summary>
+    public void NoteTaskId(string ns, string id) => _usedIds.Add((ns, id));
+
+    /// <summary>The filesystem path of our shim's socket for a task of this containerd.</summary>
+    public string ShimSocketPath(string ns, string id) =>
+        ShimSocketAddress.ToPath(ShimSocketAddress.For(Address, ns, id));
+
+    /// <summary>Pids of our shim processes serving this containerd.</summary>
+    public IReadOnlyList<int> ShimProcesses() => ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address);
+
+    /// <inheritdoc/>
+    public async Task DisposeAsync()
+    {
+        if (_containerd is { } containerd)
+        {
+            if (!containerd.HasExited)
+            {
+                _ = Interop.Kill(containerd.Id, Interop.SIGTERM);
+                using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+                try
+                {
+                    await containerd.WaitForExitAsync(wait.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    containerd.Kill(entireProcessTree: true);
+                    await containerd.WaitForExitAsync();
+                }
+            }
+
+            containerd.Dispose();
+        }
+
+        // Shims are not containerd's children once they daemonise: stop any of ours that outlived it.
+        foreach (int pid in ShimProcesses())
+        {
+            try
+            {
+                using var shim = Process.GetProcessById(pid);
+                shim.Kill();
+                await shim.WaitForExitAsync();
+            }
+            catch (ArgumentException)
+            {
+                // Already gone.
+            }
+        }
+
+        foreach (var (ns, id) in _usedIds)
+        {
+            ShimSocket.Remove(ShimSocketPath(ns, id));
+        }
+
+        if (Directory.Length > 0 && System.IO.Directory.Exists(Directory))
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+    }
+
+    private void AppendLog(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_logLock)
+        {
+            _log.AppendLine(line);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using FirecrackerContainerd.Protos;
+using FirecrackerContainerd.Protos.TaskV2;
+using FirecrackerContainerd.Shim.Addressing;
+using FirecrackerContainerd.Ttrpc.Client;
+using Google.Protobuf.WellKnownTypes;
+
+namespace FirecrackerContainerd.IntegrationTests;
+
+/// <summary>The shim executable's start and delete verbs run the way containerd runs them, without containerd.</summary>
+public sealed class ShimBinaryTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private readonly string _dir = Directory.CreateTempSubdirectory("fcshim-").FullName;
+    private readonly string _shim = Path.Combine(AppContext.BaseDirectory, "containerd-shim-aws-firecracker");
+
+    private string Address => Path.Combine(_dir, "containerd.sock");
+
+    private string Bundle => Path.Combine(_dir, "bundle");
+
+    public void Dispose()
+    {
+        foreach (int pid in ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address))
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            process.Kill();
+            process.WaitForExit();
+        }
+
+        File.Delete(ShimSocketAddress.ToPath(ShimSocketAddress.For(Address, "ns1", "t1")));
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task Start_prints_only_the_address_writes_the_address_file_and_a_second_start_reuses_the_daemon()
+    {
+        Directory.CreateDirectory(Bundle);
+        string expected = ShimSocketAddress.For(Address, "ns1", "t1");
+
+        var first = await ShimAsync("start");
+        var second = await ShimAsync("start");
+
+        Assert.Equal(0, first.ExitCode);
+        Assert.Equal(expected, first.Stdout);
+        Assert.Equal(string.Empty, first.Stderr);
+        Assert.Equal(expected, second.Stdout);
+        Assert.Equal(expected, await File.ReadAllTextAsync(Path.Combine(Bundle, "address")));
+        string socket = ShimSocketAddress.ToPath(expected);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
+        Assert.Single(ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address));
+
+        await using (var client = await TtrpcClient.ConnectUnixAsync(socket, CancellationToken.None))
+        {
+            var connect = await client.CallAsync(ServiceNames.TaskV2, "Connect", new ConnectRequest { Id = "t1" }, ConnectResponse.Parser);
+            Assert.Equal(ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address)[0], (int)connect.ShimPid);
+            await client.CallAsync(ServiceNames.TaskV2, "Shutdown", new ShutdownRequest { Id = "t1" }, Empty.Parser);
+        }
+
+        Assert.True(await Eventually.HoldsAsync(() => !File.Exists(socket)), "the daemon left its socket after Shutdown");
+        Assert.True(await Eventually.HoldsAsync(() => ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address).Count == 0),
+            "the daemon did not exit after Shutdown");
+    }
+
+    [Fact]
+    public async Task Delete_prints_a_DeleteResponse_and_nothing_else()
+    {
+        Directory.CreateDirectory(Bundle);
+
+        var result = await ShimAsync("-bundle", Bundle, "delete");
+
+        Assert.Equal(0, result.ExitCode);
+        var response = DeleteResponse.Parser.ParseFrom(result.StdoutBytes);
+        Assert.Equal(137u, response.ExitStatus);
+        Assert.NotEqual(0, response.ExitedAt.Seconds);
+    }
+
+    [Fact]
+    public async Task Start_with_an_invalid_id_fails_and_says_why()
+    {
+        Directory.CreateDirectory(Bundle);
+
+        var result = await ProcessRunner.RunAsync(_shim,
+            ["-namespace", "ns1", "-address", Address, "-publish-binary", "/usr/bin/containerd", "-id", "../x", "start"], Timeout, Bundle);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("identifier \"../x\" must match", result.Output);
+    }
+
+    private Task<CommandResult> ShimAsync(params string[] tail) =>
+        ProcessRunner.RunAsync(_shim,
+            ["-namespace", "ns1", "-address", Address, "-publish-binary", "/usr/bin/containerd", "-id", "t1", .. tail], Timeout, Bundle,
+            stdin: []);
+}

@@ -1,0 +1,31 @@
+namespace FirecrackerContainerd.IntegrationTests;
+
+/// <summary>containerd as the client: it starts our shim, calls its Task service and deletes it.</summary>
+[Collection(PrivateContainerd.Name)]
+public class ShimWithContainerdTests(ContainerdFixture containerd)
+{
+    private const string Namespace = "fctest";
+
+    [Fact]
+    public async Task Ctr_run_fails_with_our_Create_message_and_leaves_no_shim_socket_or_address_file()
+    {
+        const string id = "run1";
+        containerd.NoteTaskId(Namespace, id);
+        await containerd.ImportBusyboxImageAsync(Namespace);
+
+        var run = await containerd.CtrAsync(Namespace, "run", "--runtime", "aws.firecracker", "--snapshotter", "native", BusyboxImage.Name, id, "true");
+        await containerd.CtrAsync(Namespace, "container", "rm", id);
+
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("the microVM runtime is not available yet", run.Output);
+        Assert.Contains("failed precondition", run.Output);
+        Assert.Contains($"verb=start ns={Namespace} id={id} ", containerd.InvocationLog);
+        Assert.True(await Eventually.HoldsAsync(() => containerd.InvocationLog.Contains($"verb=delete ns={Namespace} id={id} ", StringComparison.Ordinal)),
+            $"containerd never ran our delete; shim invocations:\n{containerd.InvocationLog}\ncontainerd log:\n{containerd.ContainerdLog}");
+        Assert.Contains("refusing Create of task run1: no microVM runtime", containerd.ContainerdLog);
+        Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses().Count == 0), "a shim process outlived its task");
+        Assert.False(File.Exists(containerd.ShimSocketPath(Namespace, id)), "the shim socket was left under /run/containerd/s");
+        string bundle = Path.Combine(containerd.StateDirectory, "io.containerd.runtime.v2.task", Namespace, id);
+        Assert.True(await Eventually.HoldsAsync(() => !File.Exists(Path.Combine(bundle, "address"))), "the bundle address file was left");
+    }
+}
