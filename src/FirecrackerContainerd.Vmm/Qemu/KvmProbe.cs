@@ -1,0 +1,175 @@
+using System.Collections.Immutable;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Vmm.Machine;
+
+namespace FirecrackerContainerd.Vmm.Qemu;
+
+/// <summary>The accelerator a probe chose, and why.</summary>
+/// <param name="Accelerator">KVM when a probe boot reached the guest's /init under it, else TCG.</param>
+/// <param name="Reason">A sentence for logs and users.</param>
+/// <param name="FromCache">Whether the verdict was read from the cache rather than measured now.</param>
+public sealed record KvmVerdict(QemuAccelerator Accelerator, string Reason, bool FromCache);
+
+/// <summary>
+/// Decides between KVM and TCG by proof, not by the presence of /dev/kvm: some nested KVMs open fine
+/// but cannot run a stock kernel. A probe boots the real kernel and initramfs under KVM, bounded in
+/// time, and KVM is chosen only when the guest's /init reports in. The verdict is cached per host
+/// kernel, QEMU version and guest kernel, because a failing probe costs its whole time bound.
+/// </summary>
+public sealed class KvmProbe
+{
+    /// <summary>The line the probe's guest prints once its /init runs.</summary>
+    internal const string Marker = "fc-kvm-probe-ok";
+
+    private readonly string _cacheDir;
+    private readonly string _qemuBinary;
+    private readonly TimeSpan _bound;
+
+    /// <summary>Creates a probe that caches verdicts in <paramref name="cacheDir"/>.</summary>
+    public KvmProbe(string cacheDir, string qemuBinary = QemuOptions.DefaultQemuBinary, TimeSpan bound = default)
+    {
+        _cacheDir = cacheDir;
+        _qemuBinary = qemuBinary;
+        _bound = bound == default ? TimeSpan.FromSeconds(30) : bound;
+    }
+
+    /// <summary>The verdict for booting <paramref name="kernel"/> with <paramref name="initrd"/> on this host.</summary>
+    public async Task<KvmVerdict> DecideAsync(string kernel, string initrd, CancellationToken cancellationToken)
+    {
+        if (!File.Exists("/dev/kvm"))
+        {
+            return new KvmVerdict(QemuAccelerator.Tcg, "/dev/kvm does not exist: using TCG", FromCache: false);
+        }
+
+        string key = await CacheKeyAsync(kernel, cancellationToken).ConfigureAwait(false);
+        string cacheFile = Path.Combine(_cacheDir, $"kvm-probe-{key}.json");
+        if (TryReadCache(cacheFile) is { } cached)
+        {
+            return cached with { FromCache = true };
+        }
+
+        KvmVerdict verdict = await ProbeAsync(kernel, initrd, cancellationToken).ConfigureAwait(false);
+        Directory.CreateDirectory(_cacheDir);
+        string temp = cacheFile + $".{Environment.ProcessId}.tmp";
+        await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(new Dictionary<string, string>
+        {
+            ["accelerator"] = verdict.Accelerator.ToString(),
+            ["reason"] = verdict.Reason,
+        }), cancellationToken).ConfigureAwait(false);
+        File.Move(temp, cacheFile, overwrite: true);
+        return verdict;
+    }
+
+    private async Task<KvmVerdict> ProbeAsync(string kernel, string initrd, CancellationToken cancellationToken)
+    {
+        string dir = Directory.CreateTempSubdirectory("fc-kvm-probe-").FullName;
+        try
+        {
+            string script = Convert.ToBase64String(Encoding.ASCII.GetBytes($"echo {Marker} > /dev/console\n"));
+            var spec = new MachineSpec(
+                "kvm-probe",
+                new BootSource(kernel, initrd, $"reboot=k panic=-1 fc.init64={script}"),
+                new MachineConfig(1, 256),
+                ImmutableArray<Drive>.Empty);
+            var console = new ConsoleCapture(Marker);
+            var options = new QemuOptions(_qemuBinary, Accelerator: QemuAccelerator.Kvm, StartTimeout: _bound);
+            await using var machine = new QemuMachine(spec, new VmDir(dir), options, console);
+            var watch = Stopwatch.StartNew();
+            try
+            {
+                await machine.StartAsync(cancellationToken).ConfigureAwait(false);
+                Task finished = await Task.WhenAny(console.Seen, machine.Exited, Task.Delay(_bound, cancellationToken)).ConfigureAwait(false);
+                if (finished == console.Seen)
+                {
+                    return new KvmVerdict(QemuAccelerator.Kvm, $"a KVM probe boot reached /init in {watch.Elapsed.TotalSeconds:0.0} s", false);
+                }
+
+                return finished == machine.Exited
+                    ? new KvmVerdict(QemuAccelerator.Tcg, $"under KVM QEMU exited with status {(await machine.Exited.ConfigureAwait(false)).ExitCode} before /init: using TCG", false)
+                    : new KvmVerdict(QemuAccelerator.Tcg, $"under KVM the guest did not reach /init within {_bound.TotalSeconds:0} s: using TCG", false);
+            }
+            catch (Exception e) when (e is IOException or TimeoutException or QmpException)
+            {
+                return new KvmVerdict(QemuAccelerator.Tcg, $"QEMU could not start under KVM ({e.Message}): using TCG", false);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private async Task<string> CacheKeyAsync(string kernel, CancellationToken cancellationToken)
+    {
+        string hostKernel = (await File.ReadAllTextAsync("/proc/sys/kernel/osrelease", cancellationToken).ConfigureAwait(false)).Trim();
+        var qemuInfo = new FileInfo(ResolveOnPath(_qemuBinary));
+        byte[] guestKernel;
+        await using (FileStream file = File.OpenRead(kernel))
+        {
+            guestKernel = await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false);
+        }
+
+        string material = $"{hostKernel}\n{qemuInfo.FullName}\n{qemuInfo.Length}\n{qemuInfo.LastWriteTimeUtc:O}\n{Convert.ToHexString(guestKernel)}";
+        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(material)))[..16].ToLowerInvariant();
+    }
+
+    private static KvmVerdict? TryReadCache(string path)
+    {
+        try
+        {
+            using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(path));
+            string? accelerator = doc.RootElement.GetProperty("accelerator").GetString();
+            string reason = doc.RootElement.GetProperty("reason").GetString() ?? string.Empty;
+            return Enum.TryParse(accelerator, out QemuAccelerator parsed) ? new KvmVerdict(parsed, reason, true) : null;
+        }
+        catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    private static string ResolveOnPath(string binary)
+    {
+        if (binary.Contains('/', StringComparison.Ordinal))
+        {
+            return binary;
+        }
+
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':'))
+        {
+            string candidate = Path.Combine(dir, binary);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        throw new FileNotFoundException($"{binary} is not on PATH (Debian package qemu-system-x86)", binary);
+    }
+
+    /// <summary>A logger that watches the VMM's console output for one line.</summary>
+    private sealed class ConsoleCapture(string marker) : Microsoft.Extensions.Logging.ILogger
+    {
+        private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Seen => _seen.Task;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            ArgumentNullException.ThrowIfNull(formatter);
+            if (formatter(state, exception).Contains(marker, StringComparison.Ordinal))
+            {
+                _seen.TrySetResult();
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text.Json;
+using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Vmm.Launch;
+using FirecrackerContainerd.Vmm.Machine;
+using Microsoft.Extensions.Logging;
+
+namespace FirecrackerContainerd.Vmm.Qemu;
+
+/// <summary>
+/// A machine run by QEMU, controlled over QMP, with its vsock served by our vhost-user device so the
+/// host reaches the guest through the same hybrid socket (CONNECT/OK) as with Firecracker.
+/// Both processes run in the VM directory, are owned by us and die with us.
+/// </summary>
+public sealed partial class QemuMachine : IVirtualMachine
+{
+    private readonly VmDir _vmDir;
+    private readonly QemuOptions _options;
+    private readonly ILogger _logger;
+    private readonly TaskCompletionSource<VmExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private VmmProcess? _qemu;
+    private VmmProcess? _vsockDevice;
+    private QmpClient? _qmp;
+    private int _driveGeneration;
+    private int _disposed;
+
+    /// <summary>Creates the machine; nothing runs until <see cref="StartAsync"/>.</summary>
+    public QemuMachine(MachineSpec spec, VmDir vmDir, QemuOptions options, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(logger);
+        Spec = spec;
+        _vmDir = vmDir;
+        _options = options;
+        _logger = logger;
+    }
+
+    /// <inheritdoc/>
+    public string VmId => Spec.VmId;
+
+    /// <inheritdoc/>
+    public MachineSpec Spec { get; private set; }
+
+    /// <inheritdoc/>
+    public Task<VmExit> Exited => _exited.Task;
+
+    /// <inheritdoc/>
+    public string? VsockHostPath => Spec.Vsock is { } vsock ? Path.Combine(_vmDir.RootPath, vsock.UdsPath) : null;
+
+    /// <summary>The QEMU process id, once started.</summary>
+    public int? Pid => _qemu?.Pid;
+
+    /// <summary>The QMP socket path.</summary>
+    public string QmpSocketPath => Path.Combine(_vmDir.RootPath, QemuCommandLine.QmpSocketName);
+
+    /// <inheritdoc/>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_qemu is not null)
+        {
+            throw new InvalidOperationException($"vm \"{VmId}\" was already started");
+        }
+
+        MachineSpecValidator.ThrowIfInvalid(Spec, checkHostFiles: true);
+        _vmDir.Mkdir();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.EffectiveStartTimeout);
+        try
+        {
+            if (Spec.Vsock is { } vsock)
+            {
+                await StartVsockDeviceAsync(vsock, timeout.Token).ConfigureAwait(false);
+            }
+
+            DeleteIfPresent(QmpSocketPath);
+            var launch = new VmmLaunch(
+                _options.QemuBinary, QemuCommandLine.Arguments(Spec, _options.Accelerator), _vmDir.RootPath);
+            _qemu = await VmmProcess.StartAsync(VmId, launch, _logger, timeout.Token).ConfigureAwait(false);
+            _ = ObserveExitAsync(_qemu);
+            _qmp = await ConnectQmpAsync(timeout.Token).ConfigureAwait(false);
+            LogStarted(_logger, VmId, _qemu.Pid, _options.Accelerator);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            await DisposeAsync().ConfigureAwait(false);
+            throw new TimeoutException(
+                $"vm \"{VmId}\": QEMU did not come up within {_options.EffectiveStartTimeout.TotalSeconds:0} s in {_vmDir.RootPath}");
+        }
+        catch
+        {
+            await DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public Task RestoreAsync(SnapshotLoad snapshot, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"vm \"{VmId}\": the QEMU driver does not restore snapshots (use the Firecracker driver)");
+
+    /// <inheritdoc/>
+    public async Task<MachineState> GetStateAsync(CancellationToken cancellationToken)
+    {
+        JsonElement status = await Qmp.ExecuteAsync("query-status", cancellationToken).ConfigureAwait(false);
+        string? state = status.ValueKind == JsonValueKind.Object && status.TryGetProperty("status", out JsonElement s) ? s.GetString() : null;
+        return state switch
+        {
+            "running" => MachineState.Running,
+            "prelaunch" or "inmigrate" => MachineState.NotStarted,
+            "paused" or "suspended" or "debug" or "io-error" or "watchdog" or "guest-panicked" or "shutdown" => MachineState.Paused,
+            _ => throw new InvalidDataException($"vm \"{VmId}\": QEMU reported an unknown run state \"{state}\""),
+        };
+    }
+
+    /// <inheritdoc/>
+    public Task PauseAsync(CancellationToken cancellationToken) => Qmp.ExecuteAsync("stop", cancellationToken);
+
+    /// <inheritdoc/>
+    public Task ResumeAsync(CancellationToken cancellationToken) => Qmp.ExecuteAsync("cont", cancellationToken);
+
+    /// <summary>
+    /// Swaps the file behind drive <paramref name="driveId"/>: a new file node is added, the drive's raw node
+    /// is reopened on it, and a same-size resize makes the guest re-read the disk's capacity.
+    /// </summary>
+    public async Task PatchDriveAsync(string driveId, string hostPath, CancellationToken cancellationToken)
+    {
+        Drive drive = Spec.Drives.FirstOrDefault(d => d.DriveId == driveId)
+            ?? throw new ArgumentException($"vm \"{VmId}\" has no drive \"{driveId}\"", nameof(driveId));
+        if (!File.Exists(hostPath))
+        {
+            throw new FileNotFoundException($"vm \"{VmId}\": drive \"{driveId}\" backing file {hostPath} does not exist", hostPath);
+        }
+
+        string oldFileNode = _driveGeneration == 0 ? $"{driveId}-file" : $"{driveId}-file{_driveGeneration}";
+        string newFileNode = $"{driveId}-file{Interlocked.Increment(ref _driveGeneration)}";
+        await Qmp.ExecuteAsync("blockdev-add", w =>
+        {
+            w.WriteString("driver", "file");
+            w.WriteString("node-name", newFileNode);
+            w.WriteString("filename", hostPath);
+            w.WriteBoolean("read-only", drive.IsReadOnly);
+        }, cancellationToken).ConfigureAwait(false);
+        await Qmp.ExecuteAsync("blockdev-reopen", w =>
+        {
+            w.WriteStartArray("options");
+            w.WriteStartObject();
+            w.WriteString("driver", "raw");
+            w.WriteString("node-name", driveId);
+            w.WriteString("file", newFileNode);
+            w.WriteBoolean("read-only", drive.IsReadOnly);
+            w.WriteEndObject();
+            w.WriteEndArray();
+        }, cancellationToken).ConfigureAwait(false);
+        await Qmp.ExecuteAsync("blockdev-del", w => w.WriteString("node-name", oldFileNode), cancellationToken).ConfigureAwait(false);
+        long size = new FileInfo(hostPath).Length;
+        await Qmp.ExecuteAsync("block_resize", w =>
+        {
+            w.WriteString("node-name", driveId);
+            w.WriteNumber("size", size);
+        }, cancellationToken).ConfigureAwait(false);
+        Spec = Spec.WithDriveHostPath(driveId, hostPath);
+    }
+
+    /// <inheritdoc/>
+    public Task UpdateBalloonAsync(int amountMib, CancellationToken cancellationToken)
+    {
+        if (Spec.Balloon is null)
+        {
+            throw new InvalidOperationException($"vm \"{VmId}\" has no balloon device");
+        }
+
+        if (amountMib < 0 || amountMib >= Spec.Machine.MemSizeMib)
+        {
+            throw new ArgumentOutOfRangeException(nameof(amountMib), amountMib,
+                $"vm \"{VmId}\": the balloon must stay between 0 and {Spec.Machine.MemSizeMib} MiB");
+        }
+
+        // Firecracker sizes the balloon; QEMU sets the guest's remaining memory.
+        long target = (long)(Spec.Machine.MemSizeMib - amountMib) << 20;
+        return Qmp.ExecuteAsync("balloon", w => w.WriteNumber("value", target), cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task SetMetadataAsync(JsonElement metadata, CancellationToken cancellationToken) => NoMetadataService();
+
+    /// <inheritdoc/>
+    public Task PatchMetadataAsync(JsonElement patch, CancellationToken cancellationToken) => NoMetadataService();
+
+    /// <inheritdoc/>
+    public Task FlushMetricsAsync(CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"vm \"{VmId}\": QEMU has no metrics stream to flush");
+
+    /// <inheritdoc/>
+    public Task CreateSnapshotAsync(SnapshotCreate snapshot, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"vm \"{VmId}\": the QEMU driver does not create snapshots (use the Firecracker driver)");
+
+    /// <summary>
+    /// Asks the guest to power off (ACPI), waits at most <paramref name="gracePeriod"/>, then ends QEMU
+    /// with QMP quit and, if that fails too, SIGKILL.
+    /// </summary>
+    public async Task<VmExit> StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
+    {
+        VmmProcess qemu = _qemu ?? throw new InvalidOperationException($"vm \"{VmId}\" was not started");
+        if (!_exited.Task.IsCompleted && _qmp is not null)
+        {
+            await TryQmpAsync("system_powerdown", cancellationToken).ConfigureAwait(false);
+            if (await qemu.WaitForExitAsync(gracePeriod, cancellationToken).ConfigureAwait(false) is null)
+            {
+                await TryQmpAsync("quit", cancellationToken).ConfigureAwait(false);
+                if (await qemu.WaitForExitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false) is null)
+                {
+                    await qemu.KillAsync().ConfigureAwait(false);
+                }
+            }
+        }
+
+        return await _exited.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Kills QEMU and the vsock device if they still run and removes their sockets.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (_qmp is not null)
+        {
+            await _qmp.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_qemu is not null)
+        {
+            await _qemu.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_vsockDevice is not null)
+        {
+            await _vsockDevice.DisposeAsync().ConfigureAwait(false);
+        }
+
+        DeleteIfPresent(QmpSocketPath);
+        DeleteIfPresent(Path.Combine(_vmDir.RootPath, QemuCommandLine.VhostUserVsockSocketName));
+        if (Spec.Vsock is { } vsock)
+        {
+            DeleteIfPresent(Path.Combine(_vmDir.RootPath, vsock.UdsPath));
+        }
+    }
+
+    private QmpClient Qmp => _qmp ?? throw new InvalidOperationException($"vm \"{VmId}\" is not running");
+
+    private Task NoMetadataService() =>
+        throw new NotSupportedException($"vm \"{VmId}\": QEMU has no metadata service (MMDS); use the Firecracker driver");
+
+    private async Task StartVsockDeviceAsync(VsockDevice vsock, CancellationToken cancellationToken)
+    {
+        string binary = _options.VsockDeviceBinary
+            ?? throw new InvalidOperationException($"vm \"{VmId}\" has a vsock device but no vhost-user vsock device binary is configured");
+        string socket = Path.Combine(_vmDir.RootPath, QemuCommandLine.VhostUserVsockSocketName);
+        DeleteIfPresent(socket);
+        DeleteIfPresent(Path.Combine(_vmDir.RootPath, vsock.UdsPath));
+        var launch = new VmmLaunch(binary, ImmutableArray.Create(
+            "--socket", QemuCommandLine.VhostUserVsockSocketName,
+            "--uds-path", vsock.UdsPath,
+            "--guest-cid", vsock.GuestCid.ToString(CultureInfo.InvariantCulture)), _vmDir.RootPath);
+        _vsockDevice = await VmmProcess.StartAsync(VmId, launch, _logger, cancellationToken).ConfigureAwait(false);
+        while (!File.Exists(socket))
+        {
+            if (_vsockDevice.Exited.IsCompleted)
+            {
+                VmExit exit = await _vsockDevice.Exited.ConfigureAwait(false);
+                throw new IOException($"vm \"{VmId}\": the vsock device {binary} exited with status {exit.ExitCode} before creating {socket}");
+            }
+
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<QmpClient> ConnectQmpAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_exited.Task.IsCompleted)
+            {
+                VmExit exit = await _exited.Task.ConfigureAwait(false);
+                throw new IOException($"vm \"{VmId}\": QEMU exited with status {exit.ExitCode} before its QMP socket answered");
+            }
+
+            if (File.Exists(QmpSocketPath))
+            {
+                try
+                {
+                    return await QmpClient.ConnectAsync(QmpSocketPath, cancellationToken).ConfigureAwait(false);
+                }
+                catch (SocketException)
+                {
+                    // Bound but not yet listening; try again.
+                }
+            }
+
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ObserveExitAsync(VmmProcess qemu)
+    {
+        VmExit exit = await qemu.Exited.ConfigureAwait(false);
+        if (_vsockDevice is not null)
+        {
+            await _vsockDevice.KillAsync().ConfigureAwait(false);
+        }
+
+        LogExited(_logger, VmId, exit.Pid, exit.ExitCode, exit.Killed);
+        _exited.TrySetResult(exit);
+    }
+
+    private async Task TryQmpAsync(string command, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Qmp.ExecuteAsync(command, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or QmpException)
+        {
+            // QEMU may exit before it answers "quit" or a power-off; the exit is what we wait for.
+        }
+    }
+
+    private static void DeleteIfPresent(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: QEMU started, pid {Pid}, accelerator {Accelerator}")]
+    private static partial void LogStarted(ILogger logger, string vmId, int pid, QemuAccelerator accelerator);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: QEMU pid {Pid} exited with status {ExitCode} (killed: {Killed})")]
+    private static partial void LogExited(ILogger logger, string vmId, int pid, int exitCode, bool killed);
+}

@@ -1,0 +1,29 @@
+namespace FirecrackerContainerd.Vmm.Qemu;
+
+/// <summary>How guest instructions run under QEMU.</summary>
+public enum QemuAccelerator
+{
+    /// <summary>Software emulation (TCG): slow, works everywhere.</summary>
+    Tcg,
+
+    /// <summary>Hardware virtualisation; only where a probe boot proved it works.</summary>
+    Kvm,
+}
+
+/// <summary>Host-side settings of the QEMU driver (the machine itself is described by a MachineSpec).</summary>
+/// <param name="QemuBinary">qemu-system-x86_64, by path or name on PATH.</param>
+/// <param name="VsockDeviceBinary">The vhost-user vsock device executable (fc-vhost-vsock), or null when no VM needs vsock.</param>
+/// <param name="Accelerator">KVM or TCG.</param>
+/// <param name="StartTimeout">How long the VMM and the device get to create their sockets.</param>
+public sealed record QemuOptions(
+    string QemuBinary = QemuOptions.DefaultQemuBinary,
+    string? VsockDeviceBinary = null,
+    QemuAccelerator Accelerator = QemuAccelerator.Tcg,
+    TimeSpan StartTimeout = default)
+{
+    /// <summary>The QEMU system emulator for x86_64 guests.</summary>
+    public const string DefaultQemuBinary = "qemu-system-x86_64";
+
+    /// <summary>The start timeout, 30 s unless set.</summary>
+    public TimeSpan EffectiveStartTimeout => StartTimeout == default ? TimeSpan.FromSeconds(30) : StartTimeout;
+}

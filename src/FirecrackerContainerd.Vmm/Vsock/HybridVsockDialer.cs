@@ -1,0 +1,105 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+
+namespace FirecrackerContainerd.Vmm.Vsock;
+
+/// <summary>Bounds of one dial through a hybrid vsock socket.</summary>
+/// <param name="Timeout">How long to keep trying in all (the guest may still be booting).</param>
+/// <param name="RetryInterval">Pause between attempts.</param>
+/// <param name="AckTimeout">How long one attempt waits for the "OK" line.</param>
+public sealed record HybridVsockDialOptions(TimeSpan Timeout, TimeSpan RetryInterval, TimeSpan AckTimeout)
+{
+    /// <summary>30 s in all, an attempt every 100 ms, 5 s for each acknowledgement.</summary>
+    public static HybridVsockDialOptions Default { get; } =
+        new(TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(5));
+}
+
+/// <summary>
+/// Connects from the host to a guest vsock port through Firecracker's hybrid vsock: connect to the VMM's
+/// Unix socket, write <c>CONNECT &lt;port&gt;\n</c>, read <c>OK &lt;host port&gt;\n</c>. The same protocol is
+/// served by Firecracker and by our vhost-user device for QEMU.
+/// </summary>
+public static class HybridVsockDialer
+{
+    /// <summary>The acknowledgement is "OK " and a 32-bit port number: never longer than this.</summary>
+    private const int MaxAckBytes = 16;
+
+    /// <summary>Dials guest port <paramref name="port"/> through <paramref name="udsPath"/>, retrying until the options' timeout.</summary>
+    public static async Task<Socket> DialAsync(
+        string udsPath, uint port, HybridVsockDialOptions? options, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(udsPath);
+        options ??= HybridVsockDialOptions.Default;
+        DateTime deadline = DateTime.UtcNow + options.Timeout;
+        string lastError = "no attempt was made";
+        int attempts = 0;
+        while (true)
+        {
+            attempts++;
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                attempt.CancelAfter(options.AckTimeout);
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(udsPath), attempt.Token).ConfigureAwait(false);
+                byte[] request = Encoding.ASCII.GetBytes($"CONNECT {port.ToString(CultureInfo.InvariantCulture)}\n");
+                await socket.SendAsync(request, SocketFlags.None, attempt.Token).ConfigureAwait(false);
+                string ack = await ReadAckAsync(socket, attempt.Token).ConfigureAwait(false);
+                if (IsOk(ack))
+                {
+                    return socket;
+                }
+
+                lastError = $"unexpected answer \"{ack}\"";
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                lastError = $"no acknowledgement within {options.AckTimeout.TotalSeconds:0.#} s";
+            }
+            catch (Exception e) when (e is SocketException or IOException)
+            {
+                lastError = e.Message;
+            }
+
+            socket.Dispose();
+            if (DateTime.UtcNow + options.RetryInterval >= deadline)
+            {
+                throw new TimeoutException(
+                    $"dial vsock port {port} through {udsPath}: gave up after {attempts} attempts in {options.Timeout.TotalSeconds:0.#} s: {lastError}");
+            }
+
+            await Task.Delay(options.RetryInterval, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    // One byte at a time: whatever the guest sends right after the acknowledgement belongs to the caller.
+    private static async Task<string> ReadAckAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        var line = new StringBuilder();
+        byte[] one = new byte[1];
+        while (line.Length < MaxAckBytes)
+        {
+            int n = await socket.ReceiveAsync(one, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                throw new IOException(line.Length == 0
+                    ? "the VMM closed the connection (is the guest listening on that port?)"
+                    : $"the VMM closed the connection after \"{line}\"");
+            }
+
+            if (one[0] == '\n')
+            {
+                return line.ToString();
+            }
+
+            line.Append(one[0] is >= 0x20 and < 0x7f ? (char)one[0] : '?');
+        }
+
+        throw new IOException($"acknowledgement longer than {MaxAckBytes} bytes: \"{line}\"");
+    }
+
+    private static bool IsOk(string ack) =>
+        ack.StartsWith("OK ", StringComparison.Ordinal)
+        && uint.TryParse(ack.AsSpan(3), NumberStyles.None, CultureInfo.InvariantCulture, out _);
+}

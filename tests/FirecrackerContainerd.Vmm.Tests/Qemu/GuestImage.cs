@@ -1,0 +1,58 @@
+using System.Diagnostics;
+
+namespace FirecrackerContainerd.Vmm.Tests.Qemu;
+
+/// <summary>The guest kernel and initramfs, built (or found in the cache) by tools/image-builder.</summary>
+internal sealed record GuestImage(string Directory)
+{
+    private static readonly SemaphoreSlim BuildLock = new(1, 1);
+
+    public string Kernel => Path.Combine(Directory, "vmlinuz");
+
+    public string Initrd => Path.Combine(Directory, "initrd.img");
+
+    /// <summary>Runs the image builder (cached by input hash) with an optional agent; fails the test with the builder's output.</summary>
+    public static async Task<GuestImage> BuildAsync(string? agent, CancellationToken cancellationToken)
+    {
+        string builder = Path.Combine(RepoRoot(), "tools", "image-builder", "build");
+        var info = new ProcessStartInfo(builder) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (agent is not null)
+        {
+            info.ArgumentList.Add("--agent");
+            info.ArgumentList.Add(agent);
+        }
+
+        await BuildLock.WaitAsync(cancellationToken);
+        try
+        {
+            using Process process = Process.Start(info)!;
+            Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+            Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+            await process.WaitForExitAsync(cancellationToken);
+            if (process.ExitCode != 0)
+            {
+                Assert.Fail($"tools/image-builder/build failed with status {process.ExitCode}:\n{await stderr}");
+            }
+
+            return new GuestImage((await stdout).Trim());
+        }
+        finally
+        {
+            BuildLock.Release();
+        }
+    }
+
+    /// <summary>The repository root: the nearest parent holding the solution file.</summary>
+    public static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "FirecrackerContainerd.slnx")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"no FirecrackerContainerd.slnx above {AppContext.BaseDirectory}");
+    }
+}

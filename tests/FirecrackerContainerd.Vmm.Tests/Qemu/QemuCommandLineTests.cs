@@ -1,0 +1,44 @@
+using System.Collections.Immutable;
+using FirecrackerContainerd.Vmm.Machine;
+using FirecrackerContainerd.Vmm.Qemu;
+
+namespace FirecrackerContainerd.Vmm.Tests.Qemu;
+
+public class QemuCommandLineTests
+{
+    private static readonly MachineSpec Spec = new(
+        "vm1",
+        new BootSource("/k/vmlinuz", "/k/initrd.img", "quiet"),
+        new MachineConfig(2, 512),
+        ImmutableArray.Create(new Drive("stub0", "/d/stub,0", IsReadOnly: true)),
+        new VsockDevice(3, "firecracker.vsock"));
+
+    [Fact]
+    public void Tcg_guests_get_the_tsc_rate_and_the_console()
+    {
+        Assert.Equal("console=ttyS0 tsc_early_khz=2000000 quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Tcg));
+        Assert.Equal("console=ttyS0 quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Kvm));
+    }
+
+    [Fact]
+    public void Guest_memory_is_a_shared_memfd_for_the_vhost_user_device()
+    {
+        ImmutableArray<string> argv = QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg);
+        Assert.Equal("memory-backend-memfd,id=mem,size=512M,share=on", After(argv, "-object"));
+        Assert.Equal("microvm,acpi=on,memory-backend=mem", After(argv, "-M"));
+        Assert.Equal("tcg,thread=multi", After(argv, "-accel"));
+        Assert.Equal("virtio-mmio.force-legacy=false", After(argv, "-global"));
+        Assert.Contains("-no-reboot", argv);
+        Assert.Contains("vhost-user-vsock-device,chardev=vsock", argv);
+    }
+
+    [Fact]
+    public void Drive_paths_with_commas_are_escaped_and_read_only_is_kept()
+    {
+        ImmutableArray<string> argv = QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg);
+        Assert.Contains("driver=file,node-name=stub0-file,filename=/d/stub,,0,readonly=on,cache.direct=off", argv);
+        Assert.Contains("virtio-blk-device,drive=stub0,serial=stub0", argv);
+    }
+
+    private static string After(ImmutableArray<string> argv, string flag) => argv[argv.IndexOf(flag) + 1];
+}
