@@ -1,0 +1,446 @@
+using System.Buffers.Binary;
+using FirecrackerContainerd.Vsock.Packet;
+using FirecrackerContainerd.Vsock.Virtio;
+using Microsoft.Extensions.Logging;
+
+namespace FirecrackerContainerd.Vsock.VhostUser;
+
+/// <summary>The back-end side of one vhost-user connection for a vsock device: negotiates features,
+/// maps guest memory, collects the vring configuration and starts the virtio queues once RX and TX
+/// are fully described.</summary>
+internal sealed partial class VhostUserSession : IDisposable
+{
+    /// <summary>RX, TX and event queues.</summary>
+    public const int QueueCount = 3;
+
+    private const int RxQueue = 0;
+    private const int TxQueue = 1;
+
+    /// <summary>VIRTIO_F_VERSION_1 (modern device) and the vhost-user protocol-features bit.</summary>
+    public const ulong OfferedFeatures = (1ul << 32) | (1ul << VhostUserProtocol.FeatureProtocolFeatures);
+
+    public const ulong OfferedProtocolFeatures =
+        (1ul << VhostUserProtocol.ProtocolFeatureConfig) | (1ul << VhostUserProtocol.ProtocolFeatureReplyAck);
+
+    private readonly VhostUserChannel channel;
+    private readonly ulong guestCid;
+    private readonly object gate;
+    private readonly IVsockBackend backend;
+    private readonly Action onActivated;
+    private readonly Action onDeactivated;
+    private readonly ILogger logger;
+    private readonly VringConfig[] vrings = [new(), new(), new()];
+    private ulong protocolFeatures;
+    private GuestMemory? memory;
+    private VirtioVsockQueues? queues;
+    private KickWatcher? rxKick;
+    private KickWatcher? txKick;
+
+    public VhostUserSession(VhostUserChannel channel, ulong guestCid, object gate, IVsockBackend backend,
+        Action onActivated, Action onDeactivated, ILogger logger)
+    {
+        this.channel = channel;
+        this.guestCid = guestCid;
+        this.gate = gate;
+        this.backend = backend;
+        this.onActivated = onActivated;
+        this.onDeactivated = onDeactivated;
+        this.logger = logger;
+    }
+
+    /// <summary>The running queues, or null while the device is stopped. Read under the device lock.</summary>
+    public VirtioVsockQueues? Queues => queues;
+
+    /// <summary>Serves messages until the front-end disconnects.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (await channel.ReadAsync(cancellationToken).ConfigureAwait(false) is { } message)
+        {
+            LogMessage(message.Request, message.Payload.Length, message.Fds.Length);
+            await HandleAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task HandleAsync(VhostUserMessage message, CancellationToken cancellationToken)
+    {
+        bool replied = false;
+        switch (message.Request)
+        {
+            case VhostUserRequest.GetFeatures:
+                await channel.ReplyU64Async(message.Request, OfferedFeatures, cancellationToken).ConfigureAwait(false);
+                replied = true;
+                break;
+            case VhostUserRequest.SetFeatures:
+                ulong features = message.ReadU64();
+                if ((features & ~OfferedFeatures) != 0)
+                {
+                    throw new VhostUserProtocolException($"SET_FEATURES: front-end acked features 0x{features:x} beyond the offered 0x{OfferedFeatures:x}");
+                }
+                break;
+            case VhostUserRequest.GetProtocolFeatures:
+                await channel.ReplyU64Async(message.Request, OfferedProtocolFeatures, cancellationToken).ConfigureAwait(false);
+                replied = true;
+                break;
+            case VhostUserRequest.SetProtocolFeatures:
+                protocolFeatures = message.ReadU64() & OfferedProtocolFeatures;
+                break;
+            case VhostUserRequest.SetOwner:
+                break;
+            case VhostUserRequest.ResetOwner:
+            case VhostUserRequest.ResetDevice:
+                Stop();
+                break;
+            case VhostUserRequest.SetMemTable:
+                SetMemTable(message);
+                break;
+            case VhostUserRequest.SetVringNum:
+            {
+                (uint index, uint num) = message.ReadVringState();
+                Vring(index).Num = num;
+                break;
+            }
+            case VhostUserRequest.SetVringAddr:
+                SetVringAddr(message);
+                break;
+            case VhostUserRequest.SetVringBase:
+            {
+                (uint index, uint num) = message.ReadVringState();
+                Vring(index).Base = (ushort)num;
+                break;
+            }
+            case VhostUserRequest.GetVringBase:
+            {
+                (uint index, _) = message.ReadVringState();
+                ushort next = StopRing(index);
+                byte[] state = new byte[8];
+                BinaryPrimitives.WriteUInt32LittleEndian(state, index);
+                BinaryPrimitives.WriteUInt32LittleEndian(state.AsSpan(4), next);
+                await channel.ReplyAsync(message.Request, state, cancellationToken).ConfigureAwait(false);
+                replied = true;
+                break;
+            }
+            case VhostUserRequest.SetVringKick:
+            case VhostUserRequest.SetVringCall:
+            case VhostUserRequest.SetVringErr:
+                SetVringFile(message);
+                break;
+            case VhostUserRequest.SetVringEnable:
+            {
+                (uint index, uint enable) = message.ReadVringState();
+                Vring(index).Enabled = enable != 0;
+                break;
+            }
+            case VhostUserRequest.GetConfig:
+                await channel.ReplyAsync(message.Request, ReadConfig(message), cancellationToken).ConfigureAwait(false);
+                replied = true;
+                break;
+            case VhostUserRequest.GetQueueNum:
+                await channel.ReplyU64Async(message.Request, QueueCount, cancellationToken).ConfigureAwait(false);
+                replied = true;
+                break;
+            case VhostUserRequest.GetMaxMemSlots:
+                await channel.ReplyU64Async(message.Request, VhostUserProtocol.MaxMemoryRegions, cancellationToken).ConfigureAwait(false);
+                replied = true;
+                break;
+            default:
+                // Config writes (the CID is read-only), dirty logging and anything not negotiated.
+                LogIgnored(message.Request);
+                break;
+        }
+        foreach (int fd in message.Fds.Where(fd => fd >= 0))
+        {
+            Interop.CloseQuietly(fd);
+        }
+        if (!replied && message.NeedsReply && (protocolFeatures & (1ul << VhostUserProtocol.ProtocolFeatureReplyAck)) != 0)
+        {
+            await channel.ReplyU64Async(message.Request, 0, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private VringConfig Vring(uint index) =>
+        index < QueueCount ? vrings[index] : throw new VhostUserProtocolException($"queue index {index} out of range (device has {QueueCount})");
+
+    private byte[] ReadConfig(VhostUserMessage message)
+    {
+        // offset u32, size u32, flags u32, then size bytes of config space.
+        if (message.Payload.Length < 12)
+        {
+            throw new VhostUserProtocolException($"GET_CONFIG: payload of {message.Payload.Length} bytes");
+        }
+        uint offset = BinaryPrimitives.ReadUInt32LittleEndian(message.Payload);
+        uint size = BinaryPrimitives.ReadUInt32LittleEndian(message.Payload.AsSpan(4));
+        if (size > VhostUserProtocol.MaxConfigSize || message.Payload.Length != 12 + size)
+        {
+            throw new VhostUserProtocolException($"GET_CONFIG: size {size} with a payload of {message.Payload.Length} bytes");
+        }
+        byte[] reply = (byte[])message.Payload.Clone();
+        Span<byte> config = stackalloc byte[8];
+        // virtio_vsock_config: guest_cid le64.
+        BinaryPrimitives.WriteUInt64LittleEndian(config, guestCid);
+        for (uint i = 0; i < size; i++)
+        {
+            ulong position = (ulong)offset + i;
+            reply[12 + i] = position < 8 ? config[(int)position] : (byte)0;
+        }
+        return reply;
+    }
+
+    private void SetMemTable(VhostUserMessage message)
+    {
+        byte[] p = message.Payload;
+        if (p.Length < 8)
+        {
+            throw new VhostUserProtocolException($"SET_MEM_TABLE: payload of {p.Length} bytes");
+        }
+        uint count = BinaryPrimitives.ReadUInt32LittleEndian(p);
+        if (count == 0 || count > VhostUserProtocol.MaxMemoryRegions || p.Length != 8 + (count * VhostUserProtocol.MemoryRegionSize)
+            || message.Fds.Length != count)
+        {
+            throw new VhostUserProtocolException($"SET_MEM_TABLE: {count} regions, {p.Length} bytes, {message.Fds.Length} descriptors");
+        }
+        var regions = new List<GuestMemoryRegion>();
+        var mappings = new List<(nint Address, ulong Length)>();
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                ReadOnlySpan<byte> r = p.AsSpan(8 + (i * VhostUserProtocol.MemoryRegionSize));
+                ulong guestAddress = BinaryPrimitives.ReadUInt64LittleEndian(r);
+                ulong size = BinaryPrimitives.ReadUInt64LittleEndian(r[8..]);
+                ulong userAddress = BinaryPrimitives.ReadUInt64LittleEndian(r[16..]);
+                ulong mmapOffset = BinaryPrimitives.ReadUInt64LittleEndian(r[24..]);
+                if (size == 0 || mmapOffset > long.MaxValue - size || guestAddress > ulong.MaxValue - size || userAddress > ulong.MaxValue - size)
+                {
+                    throw new VhostUserProtocolException($"SET_MEM_TABLE: region {i} (guest 0x{guestAddress:x}, size 0x{size:x}, offset 0x{mmapOffset:x}) is impossible");
+                }
+                ulong length = size + mmapOffset;
+                nint address = Interop.MapShared(message.Fds[i], length, $"guest memory region {i} (0x{guestAddress:x}, {size} bytes)");
+                mappings.Add((address, length));
+                regions.Add(new GuestMemoryRegion(guestAddress, size, userAddress, address + (nint)mmapOffset));
+            }
+        }
+        catch
+        {
+            Unmap(mappings);
+            throw;
+        }
+        Stop();
+        lock (gate)
+        {
+            memory?.Dispose();
+            memory = new GuestMemory(regions, () => Unmap(mappings));
+        }
+        TryStart();
+    }
+
+    private static void Unmap(List<(nint Address, ulong Length)> mappings)
+    {
+        foreach ((nint address, ulong length) in mappings)
+        {
+            _ = Interop.Munmap(address, (nuint)length);
+        }
+    }
+
+    private void SetVringAddr(VhostUserMessage message)
+    {
+        // index u32, flags u32, descriptor u64, used u64, available u64, log u64.
+        message.RequireSize(40);
+        VringConfig vring = Vring(BinaryPrimitives.ReadUInt32LittleEndian(message.Payload));
+        vring.DescUser = BinaryPrimitives.ReadUInt64LittleEndian(message.Payload.AsSpan(8));
+        vring.UsedUser = BinaryPrimitives.ReadUInt64LittleEndian(message.Payload.AsSpan(16));
+        vring.AvailUser = BinaryPrimitives.ReadUInt64LittleEndian(message.Payload.AsSpan(24));
+        vring.HasAddresses = true;
+    }
+
+    private void SetVringFile(VhostUserMessage message)
+    {
+        ulong value = message.ReadU64();
+        uint index = (uint)(value & VhostUserProtocol.VringIndexMask);
+        VringConfig vring = Vring(index);
+        bool noFd = (value & VhostUserProtocol.VringNoFdMask) != 0;
+        if (!noFd && message.Fds.Length != 1)
+        {
+            throw new VhostUserProtocolException($"{message.Request}: expected one descriptor, got {message.Fds.Length}");
+        }
+        int fd = noFd ? -1 : message.Fds[0];
+        if (fd >= 0)
+        {
+            // Ownership moves to the vring; keep HandleAsync from closing it.
+            message.Fds[0] = -1;
+        }
+        switch (message.Request)
+        {
+            case VhostUserRequest.SetVringKick:
+                if (index is RxQueue or TxQueue)
+                {
+                    Stop();
+                }
+                Interop.CloseQuietly(vring.KickFd);
+                vring.KickFd = fd;
+                TryStart();
+                break;
+            case VhostUserRequest.SetVringCall:
+                lock (gate)
+                {
+                    vring.Call?.Dispose();
+                    vring.Call = fd >= 0 ? new CallNotifier(fd) : null;
+                }
+                break;
+            default:
+                Interop.CloseQuietly(fd);
+                break;
+        }
+    }
+
+    private void TryStart()
+    {
+        VringConfig rxConfig = vrings[RxQueue];
+        VringConfig txConfig = vrings[TxQueue];
+        lock (gate)
+        {
+            if (queues is not null || memory is null || !rxConfig.Ready || !txConfig.Ready)
+            {
+                return;
+            }
+            VirtqueueLayout? rxLayout = VirtqueueLayout.Create(memory, rxConfig.Num, rxConfig.DescUser, rxConfig.AvailUser, rxConfig.UsedUser);
+            VirtqueueLayout? txLayout = VirtqueueLayout.Create(memory, txConfig.Num, txConfig.DescUser, txConfig.AvailUser, txConfig.UsedUser);
+            if (rxLayout is null || txLayout is null)
+            {
+                throw new VhostUserProtocolException($"vring addresses or sizes (rx {rxConfig.Num}, tx {txConfig.Num}) are outside guest memory or invalid");
+            }
+            queues = new VirtioVsockQueues(
+                new SplitVirtqueue(memory, rxLayout.Value, rxConfig.Base),
+                new SplitVirtqueue(memory, txLayout.Value, txConfig.Base),
+                new VsockPacketValidator(guestCid),
+                backend,
+                () => rxConfig.Call?.Signal(),
+                () => txConfig.Call?.Signal(),
+                LogQueueProblem);
+        }
+        rxKick = new KickWatcher(rxConfig.KickFd, "vsock-rx-kick", () => OnKick(RxQueue));
+        txKick = new KickWatcher(txConfig.KickFd, "vsock-tx-kick", () => OnKick(TxQueue));
+        LogStarted(guestCid, rxConfig.Num, txConfig.Num);
+        onActivated();
+        OnKick(TxQueue);
+    }
+
+    private void OnKick(int queue)
+    {
+        try
+        {
+            lock (gate)
+            {
+                if (queue == TxQueue)
+                {
+                    queues?.ProcessTx();
+                }
+                else
+                {
+                    queues?.ProcessRx();
+                }
+            }
+        }
+#pragma warning disable CA1031 // A fault in one packet must not take the device (and every connection) down.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            LogKickFailed(e, queue);
+        }
+    }
+
+    /// <summary>Stops the queues if <paramref name="index"/> is one of them; returns the ring's next index.</summary>
+    private ushort StopRing(uint index)
+    {
+        VringConfig vring = Vring(index);
+        ushort next = vring.Base;
+        lock (gate)
+        {
+            if (queues is not null && index is RxQueue or TxQueue)
+            {
+                next = index == RxQueue ? queues.Rx.NextAvail : queues.Tx.NextAvail;
+            }
+        }
+        if (index is RxQueue or TxQueue)
+        {
+            Stop();
+            vring.Base = next;
+            // A restart brings a new kick descriptor.
+            Interop.CloseQuietly(vring.KickFd);
+            vring.KickFd = -1;
+        }
+        return next;
+    }
+
+    private void Stop()
+    {
+        bool wasRunning;
+        lock (gate)
+        {
+            wasRunning = queues is not null;
+            if (wasRunning)
+            {
+                vrings[RxQueue].Base = queues!.Rx.NextAvail;
+                vrings[TxQueue].Base = queues.Tx.NextAvail;
+            }
+            queues = null;
+        }
+        // Joined outside the lock: a watcher may be waiting for it.
+        rxKick?.Dispose();
+        txKick?.Dispose();
+        rxKick = null;
+        txKick = null;
+        if (wasRunning)
+        {
+            onDeactivated();
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        lock (gate)
+        {
+            foreach (VringConfig vring in vrings)
+            {
+                Interop.CloseQuietly(vring.KickFd);
+                vring.KickFd = -1;
+                vring.Call?.Dispose();
+                vring.Call = null;
+            }
+            memory?.Dispose();
+            memory = null;
+        }
+    }
+
+    private void LogQueueProblem(string problem) => LogGuestFault(problem);
+
+    /// <summary>What the front-end told us about one vring.</summary>
+    private sealed class VringConfig
+    {
+        public uint Num { get; set; }
+        public ulong DescUser { get; set; }
+        public ulong AvailUser { get; set; }
+        public ulong UsedUser { get; set; }
+        public bool HasAddresses { get; set; }
+        public ushort Base { get; set; }
+        public int KickFd { get; set; } = -1;
+        public CallNotifier? Call { get; set; }
+        public bool Enabled { get; set; }
+        public bool Ready => Num > 0 && HasAddresses && KickFd >= 0;
+    }
+
+    [LoggerMessage(Level = LogLevel.Trace, Message = "vhost-user {Request}: {Size} bytes, {Fds} descriptors")]
+    private partial void LogMessage(VhostUserRequest request, int size, int fds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "vhost-user {Request} ignored")]
+    private partial void LogIgnored(VhostUserRequest request);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vsock device started: guest cid {GuestCid}, rx queue {RxSize}, tx queue {TxSize}")]
+    private partial void LogStarted(ulong guestCid, uint rxSize, uint txSize);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "guest fault: {Problem}")]
+    private partial void LogGuestFault(string problem);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "processing queue {Queue} failed")]
+    private partial void LogKickFailed(Exception exception, int queue);
+}
