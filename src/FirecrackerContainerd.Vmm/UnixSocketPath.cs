@@ -1,37 +1,70 @@
+using System.Globalization;
 using System.Text;
 
 namespace FirecrackerContainerd.Vmm;
 
-/// <summary>Chooses a path to connect to a Unix socket that fits in <c>sockaddr_un</c> (108 bytes with the NUL).</summary>
+/// <summary>A path to connect to a Unix socket that fits in <c>sockaddr_un</c> (108 bytes with the NUL), however deep the socket lies.</summary>
 /// <remarks>
-/// VM directories can be deep, so the VMM binds its sockets relative to the VM directory. A client
-/// in another working directory uses the absolute path when it fits, else a path relative to its
-/// own working directory when that fits, else it fails with both paths in the message.
+/// VM directories can be deep (a 76-character namespace and a 76-character VM id alone exceed the
+/// limit), so the VMM binds its sockets relative to its working directory. A client elsewhere uses,
+/// in order: the absolute path when it fits; the path relative to its own working directory when
+/// that fits; else <c>/proc/self/fd/&lt;n&gt;/&lt;name&gt;</c> through an O_PATH descriptor of the
+/// socket's directory, which this object holds open until disposed.
 /// </remarks>
-public static class UnixSocketPath
+public sealed class UnixSocketPath : IDisposable
 {
     /// <summary>The longest path sockaddr_un.sun_path holds (108 bytes including the terminating NUL).</summary>
     public const int MaxPathBytes = 107;
 
-    /// <summary>Returns a path to <paramref name="absolutePath"/> short enough for connect(2).</summary>
-    public static string ForConnect(string absolutePath)
+    private const int O_PATH = 0x200000;
+    private const int O_DIRECTORY = 0x10000;
+
+    private int _directoryFd;
+
+    private UnixSocketPath(string socketPath, string connectPath, int directoryFd)
     {
-        ArgumentException.ThrowIfNullOrEmpty(absolutePath);
-        if (Fits(absolutePath))
+        SocketPath = socketPath;
+        ConnectPath = connectPath;
+        _directoryFd = directoryFd;
+    }
+
+    /// <summary>The socket's full path.</summary>
+    public string SocketPath { get; }
+
+    /// <summary>A path to the same socket short enough for connect(2); valid while this object is not disposed.</summary>
+    public string ConnectPath { get; }
+
+    /// <summary>Chooses a connectable path for the socket at <paramref name="socketPath"/>.</summary>
+    public static UnixSocketPath For(string socketPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(socketPath);
+        var full = Path.GetFullPath(socketPath);
+        if (Fits(full))
         {
-            return absolutePath;
+            return new UnixSocketPath(full, full, -1);
         }
 
-        var relative = Path.GetRelativePath(Environment.CurrentDirectory, absolutePath);
+        var relative = Path.GetRelativePath(Environment.CurrentDirectory, full);
         if (Fits(relative))
         {
-            return relative;
+            return new UnixSocketPath(full, relative, -1);
         }
 
-        throw new PathTooLongException(
-            $"unix socket \"{absolutePath}\" is longer than {MaxPathBytes} bytes, and so is its path \"{relative}\" relative to the working directory \"{Environment.CurrentDirectory}\"");
+        var directory = Path.GetDirectoryName(full)!;
+        var fd = Interop.Open(directory, O_PATH | O_DIRECTORY);
+        var viaFd = "/proc/self/fd/" + fd.ToString(CultureInfo.InvariantCulture) + "/" + Path.GetFileName(full);
+        if (!Fits(viaFd))
+        {
+            Interop.CloseQuietly(fd);
+            throw new PathTooLongException($"unix socket \"{full}\" has a file name too long to connect to ({viaFd})");
+        }
+
+        return new UnixSocketPath(full, viaFd, fd);
     }
 
     /// <summary>True when <paramref name="path"/> fits in sockaddr_un.</summary>
     public static bool Fits(string path) => Encoding.UTF8.GetByteCount(path) <= MaxPathBytes;
+
+    /// <summary>Closes the directory descriptor, if one was needed.</summary>
+    public void Dispose() => Interop.CloseQuietly(Interlocked.Exchange(ref _directoryFd, -1));
 }

@@ -106,6 +106,32 @@ public class FifoReaderTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_failing_sink_does_not_stop_the_draining()
+    {
+        using var dir = new TempDir();
+        var fifo = dir.Combine("fc-logs.fifo");
+        var seen = new List<string>();
+        var reader = FifoLineReader.Start(fifo, (line, _) =>
+        {
+            var text = Encoding.UTF8.GetString(line.Span);
+            lock (seen)
+            {
+                seen.Add(text);
+            }
+
+            return text == "bad" ? throw new InvalidOperationException("sink broke") : ValueTask.CompletedTask;
+        });
+        await using (reader)
+        {
+            await WriteAllAsync(fifo, "one\nbad\ntwo\n");
+            await WaitForAsync(() => { lock (seen) { return seen.Count >= 3; } });
+        }
+
+        Assert.Equal(["one", "bad", "two"], seen);
+        Assert.Equal(1, reader.ConsumerErrors);
+    }
+
+    [Fact]
     public async Task Metrics_lines_are_parsed_and_malformed_ones_counted_without_stopping_the_reader()
     {
         using var dir = new TempDir();

@@ -74,6 +74,75 @@ public class FirecrackerMachineProcessTests
     }
 
     [Fact]
+    public async Task A_vm_directory_deeper_than_the_socket_path_limit_still_works()
+    {
+        using var dir = new TempDir();
+        using var cts = new CancellationTokenSource(Patience);
+        var ns = new string('n', 76);
+        var vmDirPath = Directory.CreateDirectory(dir.Combine($"{ns}#{new string('v', 76)}")).FullName;
+        Assert.True(vmDirPath.Length > UnixSocketPath.MaxPathBytes);
+        var record = dir.Combine("requests.jsonl");
+        await using var machine = new FirecrackerMachine(
+            TestSpecs.Full(dir, "vm7"), new VmDir(vmDirPath), Options(FakeFirecrackerBinary.Write(dir, record)), new ListLogger());
+
+        await machine.StartAsync(cts.Token);
+        var state = await machine.GetStateAsync(cts.Token);
+        var exit = await machine.StopAsync(TimeSpan.FromSeconds(30), cts.Token);
+
+        Assert.Equal(MachineState.Running, state);
+        Assert.True(exit.IsClean);
+        Assert.Equal(Path.Combine(vmDirPath, "firecracker.vsock"), machine.VsockHostPath);
+        Assert.Empty(FakeFirecrackerBinary.ReadRecord(record).Violations);
+    }
+
+    [Fact]
+    public async Task Jailed_start_stages_files_into_the_chroot_and_talks_to_the_socket_inside_it()
+    {
+        using var dir = new TempDir();
+        using var cts = new CancellationTokenSource(Patience);
+        var record = dir.Combine("requests.jsonl");
+        var firecracker = FakeFirecrackerBinary.Write(dir, record);
+        // Stands in for the jailer: no chroot or privilege drop, but the same arguments and the same
+        // working directory (the jail root) for the Firecracker it execs.
+        var jailer = dir.Combine("jailer");
+        File.WriteAllText(jailer, """
+            #!/bin/sh
+            while [ $# -gt 0 ]; do
+              case "$1" in
+                --id) id=$2; shift 2;;
+                --exec-file) exe=$2; shift 2;;
+                --chroot-base-dir) base=$2; shift 2;;
+                --) shift; break;;
+                *) shift 2;;
+              esac
+            done
+            cd "$base/$(basename "$exe")/$id/root" && exec "$exe" "$@"
+            """.ReplaceLineEndings("\n"));
+        File.SetUnixFileMode(jailer, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var options = Options(firecracker) with
+        {
+            Jailer = new Firecracker.Jailer.JailerOptions(Uid: 0, Gid: 0, ChrootBaseDir: dir.Combine("jail"), JailerBinary: jailer),
+        };
+        var spec = TestSpecs.Full(dir, "vm8");
+        await using var machine = new FirecrackerMachine(spec, new VmDir(dir.Combine("unused")), options, new ListLogger());
+
+        await machine.StartAsync(cts.Token);
+        var image = dir.File("container.ext4", 8192);
+        await machine.PatchDriveAsync("stub1", image, cts.Token);
+        var exit = await machine.StopAsync(TimeSpan.FromSeconds(30), cts.Token);
+
+        var root = dir.Combine("jail", "firecracker", "vm8", "root");
+        Assert.True(exit.IsClean);
+        Assert.Equal(Path.Combine(root, "firecracker.vsock"), machine.VsockHostPath);
+        Assert.Equal(8192, new FileInfo(Path.Combine(root, "drive_stub1")).Length);
+        Assert.Equal("/kernel", FakeFirecrackerBinary.Body(record, "PUT", "/boot-source").GetProperty("kernel_image_path").GetString());
+        Assert.Equal("/drive_root", FakeFirecrackerBinary.Body(record, "PUT", "/drives/root").GetProperty("path_on_host").GetString());
+        Assert.Equal("/drive_stub1", FakeFirecrackerBinary.Body(record, "PATCH", "/drives/stub1").GetProperty("path_on_host").GetString());
+        Assert.Equal("fc-logs.fifo", FakeFirecrackerBinary.Body(record, "PUT", "/logger").GetProperty("log_path").GetString());
+        Assert.Empty(FakeFirecrackerBinary.ReadRecord(record).Violations);
+    }
+
+    [Fact]
     public async Task A_vmm_that_ignores_ctrl_alt_del_is_killed_after_the_bounded_wait()
     {
         using var dir = new TempDir();

@@ -100,6 +100,21 @@ public static class FakeFirecrackerBinary
         return path;
     }
 
+    /// <summary>Reads the body the fake recorded for the first <paramref name="method"/> on <paramref name="path"/>.</summary>
+    public static JsonElement Body(string recordPath, string method, string path)
+    {
+        foreach (var line in System.IO.File.ReadAllLines(recordPath))
+        {
+            var r = JsonDocument.Parse(line).RootElement;
+            if (r.GetProperty("Method").GetString() == method && r.GetProperty("Path").GetString() == path)
+            {
+                return JsonDocument.Parse(r.GetProperty("Body").GetString()!).RootElement;
+            }
+        }
+
+        throw new InvalidOperationException($"no {method} {path} in {recordPath}");
+    }
+
     /// <summary>Reads the requests the fake recorded, as "METHOD /path status" lines, and every violation.</summary>
     public static (IReadOnlyList<string> Requests, IReadOnlyList<string> Violations) ReadRecord(string recordPath)
     {

@@ -41,12 +41,15 @@ public class VmmSelectorTests
     }
 
     [Fact]
-    public async Task Qemu_is_chosen_when_kvm_does_not_work_and_the_reason_says_so()
+    public async Task Qemu_is_chosen_when_kvm_does_not_work_and_the_reason_is_returned_and_logged()
     {
-        var choice = await new VmmSelector(new FixedProbe(false), Found).SelectAsync("auto", "firecracker", default);
+        var logger = new ListLogger();
+
+        var choice = await new VmmSelector(new FixedProbe(false), Found, logger).SelectAsync("auto", "firecracker", default);
 
         Assert.Equal(VmmKind.Qemu, choice.Kind);
         Assert.Contains("emulation failure", choice.Reason, StringComparison.Ordinal);
+        Assert.Contains(logger.Entries, e => e.Message.Contains("Qemu", StringComparison.Ordinal) && e.Message.Contains("emulation failure", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using FirecrackerContainerd.Vmm.Firecracker;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace FirecrackerContainerd.Vmm.Selection;
 
@@ -18,21 +20,24 @@ public enum VmmKind
 public sealed record VmmChoice(VmmKind Kind, string Reason);
 
 /// <summary>Chooses Firecracker when it is configured or allowed, its binary exists and KVM works; otherwise QEMU.</summary>
-public sealed class VmmSelector
+public sealed partial class VmmSelector
 {
     /// <summary>Configuration value that lets the selector decide.</summary>
     public const string Auto = "auto";
 
     private readonly IKvmProbe _kvm;
     private readonly Func<string, string?> _findBinary;
+    private readonly ILogger _logger;
 
     /// <summary>Creates a selector using <paramref name="kvm"/> and, for tests, a custom binary lookup.</summary>
     /// <param name="kvm">The KVM probe.</param>
     /// <param name="findBinary">Returns the full path of a binary name or path, or null when missing; defaults to PATH lookup.</param>
-    public VmmSelector(IKvmProbe kvm, Func<string, string?>? findBinary = null)
+    /// <param name="logger">Receives the choice and its reason.</param>
+    public VmmSelector(IKvmProbe kvm, Func<string, string?>? findBinary = null, ILogger? logger = null)
     {
         _kvm = kvm;
         _findBinary = findBinary ?? FindExecutable;
+        _logger = logger ?? NullLogger.Instance;
     }
 
     /// <summary>Selects the driver for configuration value <paramref name="configured"/> (<c>auto</c>, <c>firecracker</c> or <c>qemu</c>).</summary>
@@ -40,6 +45,14 @@ public sealed class VmmSelector
     /// <param name="firecrackerBinary">The Firecracker binary setting (name on PATH or path).</param>
     /// <param name="cancellationToken">Cancels the KVM probe.</param>
     public async Task<VmmChoice> SelectAsync(string configured, string firecrackerBinary, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(configured);
+        var choice = await DecideAsync(configured, firecrackerBinary, cancellationToken).ConfigureAwait(false);
+        LogChoice(_logger, choice.Kind, choice.Reason);
+        return choice;
+    }
+
+    private async Task<VmmChoice> DecideAsync(string configured, string firecrackerBinary, CancellationToken cancellationToken)
     {
         switch (configured.ToLowerInvariant())
         {
@@ -81,4 +94,7 @@ public sealed class VmmSelector
             ? candidate
             : null;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "VMM driver {Kind} selected: {Reason}")]
+    private static partial void LogChoice(ILogger logger, VmmKind kind, string reason);
 }

@@ -24,18 +24,20 @@ public sealed class FirecrackerApiClient : IDisposable
     private static readonly MediaTypeHeaderValue JsonMediaType = new("application/json");
 
     private readonly HttpClient _http;
+    private readonly UnixSocketPath _socket;
     private readonly TimeSpan _requestTimeout;
 
     /// <summary>Creates a client for the API socket at <paramref name="socketPath"/> of machine <paramref name="vmId"/>.</summary>
     /// <param name="vmId">Machine id, named in every error.</param>
-    /// <param name="socketPath">Path of the API socket (made short enough for connect by <see cref="UnixSocketPath"/>).</param>
+    /// <param name="socketPath">Path of the API socket, of any length (see <see cref="UnixSocketPath"/>).</param>
     /// <param name="requestTimeout">Bound on each request, on top of the caller's cancellation.</param>
     public FirecrackerApiClient(string vmId, string socketPath, TimeSpan requestTimeout)
     {
         VmId = vmId;
         SocketPath = socketPath;
         _requestTimeout = requestTimeout;
-        var connectPath = UnixSocketPath.ForConnect(Path.GetFullPath(socketPath));
+        _socket = UnixSocketPath.For(socketPath);
+        var connectPath = _socket.ConnectPath;
         var handler = new SocketsHttpHandler
         {
             ConnectCallback = async (_, ct) =>
@@ -142,7 +144,11 @@ public sealed class FirecrackerApiClient : IDisposable
         GetAsync("/", FirecrackerJsonContext.Default.ApiInstanceInfo, ct);
 
     /// <inheritdoc/>
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        _http.Dispose();
+        _socket.Dispose();
+    }
 
     /// <summary>Firecracker accepts only letters, digits and '_' in path ids; anything else is refused before it is sent.</summary>
     private string PathId(string id) =>

@@ -38,6 +38,7 @@ public sealed class FifoLineReader : IAsyncDisposable
     private long _linesRead;
     private long _linesDropped;
     private long _linesTruncated;
+    private long _consumerErrors;
     private long _bytesRead;
     private int _disposed;
 
@@ -61,6 +62,9 @@ public sealed class FifoLineReader : IAsyncDisposable
 
     /// <summary>Lines cut at <see cref="MaxLineBytes"/>.</summary>
     public long TruncatedLines => Interlocked.Read(ref _linesTruncated);
+
+    /// <summary>Lines whose consumer threw; the reader goes on with the next line.</summary>
+    public long ConsumerErrors => Interlocked.Read(ref _consumerErrors);
 
     /// <summary>Bytes taken out of the FIFO.</summary>
     public long BytesRead => Interlocked.Read(ref _bytesRead);
@@ -207,7 +211,15 @@ public sealed class FifoLineReader : IAsyncDisposable
         await foreach (var line in _queue.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
         {
             Interlocked.Add(ref _queuedBytes, -line.Length);
-            await _consumer(line, _stop.Token).ConfigureAwait(false);
+            try
+            {
+                await _consumer(line, _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // A sink failure must not stop the draining, or Firecracker's lines would pile up unread.
+                Interlocked.Increment(ref _consumerErrors);
+            }
         }
     }
 }
