@@ -26,8 +26,9 @@ public class ClientTests
         await using var harness = ServerHarness.Start(services);
         await using var client = await harness.ConnectClientAsync();
 
+        // Calls start from many threads at once, so the client must keep ids increasing on the wire (the server checks).
         var calls = Enumerable.Range(0, 400)
-            .Select(i => client.CallAsync(Echo, "Say", new StringValue { Value = i.ToString(System.Globalization.CultureInfo.InvariantCulture) }, StringValue.Parser))
+            .Select(i => Task.Run(() => client.CallAsync(Echo, "Say", new StringValue { Value = i.ToString(System.Globalization.CultureInfo.InvariantCulture) }, StringValue.Parser)))
             .ToArray();
         var answers = await Task.WhenAll(calls);
 

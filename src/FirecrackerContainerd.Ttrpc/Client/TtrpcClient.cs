@@ -85,7 +85,7 @@ public sealed partial class TtrpcClient : IAsyncDisposable
         {
             Service = service,
             Method = method,
-            Payload = ByteString.CopyFrom(payload.Span),
+            Payload = UnsafeByteOperations.UnsafeWrap(payload),
             TimeoutNano = options.Timeout is { } timeout ? timeout.Ticks * 100 : 0,
         };
         foreach (var (key, value) in options.Metadata.Pairs())
@@ -106,31 +106,11 @@ public sealed partial class TtrpcClient : IAsyncDisposable
             : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
 
         var answer = new TaskCompletionSource<Frame>(TaskCreationOptions.RunContinuationsAsynchronously);
-        uint streamId;
-        lock (_idLock)
-        {
-            if (_closed)
-            {
-                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage);
-            }
-
-            streamId = _nextStreamId;
-            _nextStreamId += 2;
-            _pending[streamId] = answer;
-        }
-
+        uint streamId = 0; // never a client stream id
         Frame frame;
         try
         {
-            try
-            {
-                await _writer.WriteAsync(streamId, FrameType.Request, FrameFlagBits.None, body, linked.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
-            {
-                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage, e);
-            }
-
+            streamId = await SendRequestAsync(body, answer, linked.Token).ConfigureAwait(false);
             frame = await answer.Task.WaitAsync(linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (deadline?.IsCancellationRequested == true && !cancellationToken.IsCancellationRequested)
@@ -143,6 +123,54 @@ public sealed partial class TtrpcClient : IAsyncDisposable
         }
 
         return Decode(service, method, frame);
+    }
+
+    /// <summary>
+    /// Allocates the next stream id and queues the request under one lock, so ids reach the wire in increasing
+    /// order (a ttrpc 1.2 server refuses an id lower than one it has seen), then waits for the write.
+    /// </summary>
+    private async Task<uint> SendRequestAsync(byte[] body, TaskCompletionSource<Frame> answer, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        uint streamId;
+        QueuedFrame queued;
+        lock (_idLock)
+        {
+            if (_closed)
+            {
+                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage);
+            }
+
+            streamId = _nextStreamId;
+            try
+            {
+                queued = _writer.Enqueue(streamId, FrameType.Request, FrameFlagBits.None, body);
+            }
+            catch (IOException e)
+            {
+                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage, e);
+            }
+
+            _nextStreamId += 2;
+            _pending[streamId] = answer;
+        }
+
+        try
+        {
+            if (queued.MustFlush)
+            {
+                await _writer.FlushQueuedAsync().ConfigureAwait(false);
+            }
+
+            await queued.Written.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or NotSupportedException or InvalidOperationException)
+        {
+            _pending.TryRemove(streamId, out _);
+            throw new TtrpcException(StatusCode.Unavailable, ClosedMessage, e);
+        }
+
+        return streamId;
     }
 
     private static ReadOnlyMemory<byte> Decode(string service, string method, Frame frame)

@@ -74,7 +74,17 @@ internal sealed partial class ServerConnection : IDisposable
         await _closed.CancelAsync().ConfigureAwait(false);
     }
 
-    public void StopReading() => _stopReading.Cancel();
+    public void StopReading()
+    {
+        try
+        {
+            _stopReading.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The connection ended on its own while the server was stopping.
+        }
+    }
 
     public Task InFlightAsync() => Task.WhenAll(_inFlight.Values);
 

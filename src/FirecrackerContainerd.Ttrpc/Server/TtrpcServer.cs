@@ -159,8 +159,8 @@ public sealed partial class TtrpcServer : IAsyncDisposable
         {
             // After a graceful stop of reading, answers still in flight go out before the socket closes.
             await connection.InFlightAsync().ConfigureAwait(false);
-            connection.Dispose();
             _connections.TryRemove(connection, out _);
+            connection.Dispose();
             done.TrySetResult();
         }
     }
