@@ -1,49 +1,63 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using FirecrackerContainerd.Agent;
+using FirecrackerContainerd.Agent.Drives;
+using FirecrackerContainerd.Agent.Events;
+using FirecrackerContainerd.Agent.Oci;
+using FirecrackerContainerd.Agent.Processes;
+using FirecrackerContainerd.Agent.Stdio;
+using FirecrackerContainerd.Agent.Tasks;
 using FirecrackerContainerd.Ttrpc.Server;
 using FirecrackerContainerd.Ttrpc.Transport;
 
-// The in-guest agent. In the VM it listens on AF_VSOCK port 10789; --unix PATH serves on a Unix socket
-// instead (for running it on a host).
-uint port = 10789;
-string? unixPath = null;
-for (int i = 0; i < args.Length; i++)
+// The in-guest agent. In the VM it serves ttrpc on AF_VSOCK port 10789 and takes stdio connections on
+// vsock ports; --unix PATH serves on a Unix socket instead and --stdio-dir DIR takes stdio on Unix sockets
+// (for running it outside a VM).
+AgentOptions options;
+try
 {
-    switch (args[i])
-    {
-        case "--vsock-port" when i + 1 < args.Length && uint.TryParse(args[i + 1], out uint p):
-            port = p;
-            i++;
-            break;
-        case "--unix" when i + 1 < args.Length:
-            unixPath = args[++i];
-            break;
-        default:
-            await Console.Error.WriteLineAsync($"fc-agent: unknown argument \"{args[i]}\"; usage: fc-agent [--vsock-port N | --unix PATH]");
-            return 2;
-    }
+    options = AgentOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    await Console.Error.WriteLineAsync($"fc-agent: {e.Message}\nusage: fc-agent [--vsock-port N | --unix PATH] [--stdio-dir DIR] [--runtime crun|runc|PATH] [--bundle-root DIR] [--state-root DIR]");
+    return 2;
 }
 
 string[] searchPath = (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin:/usr/sbin:/sbin").Split(':');
-string[] runtimes = ["crun", "runc"];
-runtimes = runtimes
-    .Where(r => searchPath.Any(d => File.Exists(Path.Combine(d, r))))
-    .ToArray();
+string? Locate(string name) => name.Contains('/', StringComparison.Ordinal)
+    ? (File.Exists(name) ? name : null)
+    : searchPath.Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+string[] runtimes = new[] { options.Runtime, "crun", "runc" }.Distinct().Where(r => Locate(r) is not null).ToArray();
+if (runtimes.Length == 0 || Locate(options.Runtime) is not { } runtimeBinary)
+{
+    await Console.Error.WriteLineAsync($"fc-agent: OCI runtime \"{options.Runtime}\" not found on PATH");
+    return 1;
+}
+
+Interop_BecomeSubreaper();
+using var reaper = new ChildReaper();
+var events = new EventQueue();
+IStdioTransport stdio = options.StdioDirectory is { } dir ? new UnixStdioTransport(dir) : new VsockStdioTransport();
 var registry = new TtrpcServiceRegistry();
 new AgentService("/proc", runtimes).Register(registry);
+events.Register(registry);
+using var tasks = new TaskService(new OciRuntime(runtimeBinary, options.StateRoot, reaper), reaper, stdio, events, options.BundleRoot);
+tasks.Register(registry);
+DriveMounter.Scan().Register(registry);
+
 await using var server = new TtrpcServer(registry);
 using var stop = new CancellationTokenSource();
-using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
-    System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
-    {
-        context.Cancel = true;
-        stop.Cancel();
-    });
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+{
+    context.Cancel = true;
+    stop.Cancel();
+});
 
-if (unixPath is not null)
+if (options.UnixPath is { } unixPath)
 {
     using Socket listener = UnixSocketTransport.Listen(unixPath);
-    await Console.Error.WriteLineAsync($"fc-agent: serving on unix {unixPath}");
+    await Console.Error.WriteLineAsync($"fc-agent: serving on unix {unixPath} with {runtimeBinary}");
     try
     {
         await server.ServeAsync(listener, stop.Token);
@@ -55,8 +69,8 @@ if (unixPath is not null)
     return 0;
 }
 
-using VsockListener vsock = VsockListener.Listen(port);
-await Console.Error.WriteLineAsync($"fc-agent: serving on vsock port {port}");
+using VsockListener vsock = VsockListener.Listen(options.VsockPort);
+await Console.Error.WriteLineAsync($"fc-agent: serving on vsock port {options.VsockPort} with {runtimeBinary}");
 using var acceptStopped = stop.Token.Register(vsock.Dispose);
 var acceptThread = new Thread(() =>
 {
@@ -76,3 +90,5 @@ catch (OperationCanceledException)
 }
 
 return 0;
+
+static void Interop_BecomeSubreaper() => FirecrackerContainerd.Agent.Native.Interop.BecomeSubreaper();

@@ -1,0 +1,139 @@
+using FirecrackerContainerd.Agent.Native;
+using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Protos.Agent;
+using FirecrackerContainerd.Ttrpc;
+using FirecrackerContainerd.Ttrpc.Server;
+using Google.Protobuf.WellKnownTypes;
+
+namespace FirecrackerContainerd.Agent.Drives;
+
+/// <summary>
+/// Mounts the drives the host patched (container rootfs images). Stub drives are recognised by their
+/// content at start, before any patch, so a drive id maps to its block device for the VM's lifetime.
+/// </summary>
+internal sealed class DriveMounter
+{
+    /// <summary>The ttrpc service name.</summary>
+    public const string ServiceName = "DriveMounter";
+
+    private const nuint BLKFLSBUF = 0x1261;
+    private const ulong MS_RDONLY = 1;
+
+    private readonly Dictionary<string, string> _devices;
+    private readonly Dictionary<string, string> _mounted = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+
+    private DriveMounter(Dictionary<string, string> devices)
+    {
+        _devices = devices;
+    }
+
+    /// <summary>Stub drive ids found, mapped to their devices.</summary>
+    public IReadOnlyDictionary<string, string> Devices => _devices;
+
+    /// <summary>Reads the first sector of every virtio block device under <paramref name="sysBlock"/>.</summary>
+    public static DriveMounter Scan(string sysBlock = "/sys/block", string dev = "/dev")
+    {
+        var devices = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (Directory.Exists(sysBlock))
+        {
+            foreach (string entry in Directory.EnumerateFileSystemEntries(sysBlock, "vd*").Order(StringComparer.Ordinal))
+            {
+                string device = Path.Combine(dev, Path.GetFileName(entry));
+                try
+                {
+                    using FileStream file = File.OpenRead(device);
+                    byte[] sector = new byte[StubDrive.SectorSize];
+                    int n = file.ReadAtLeast(sector, sector.Length, throwOnEndOfStream: false);
+                    if (StubDrive.IsStubDrive(sector.AsSpan(0, n)))
+                    {
+                        devices[StubDrive.ParseContent(sector.AsSpan(0, n))] = device;
+                    }
+                }
+                catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"fc-agent: skipping {device}: {e.Message}");
+                }
+            }
+        }
+
+        return new DriveMounter(devices);
+    }
+
+    public void Register(TtrpcServiceRegistry registry)
+    {
+        registry
+            .AddUnary<MountDriveRequest, Empty>(ServiceName, "MountDrive", MountDriveRequest.Parser, (r, _) => Task.FromResult(Mount(r)))
+            .AddUnary<UnmountDriveRequest, Empty>(ServiceName, "UnmountDrive", UnmountDriveRequest.Parser, (r, _) => Task.FromResult(Unmount(r)));
+    }
+
+    private Empty Mount(MountDriveRequest request)
+    {
+        if (!Path.IsPathRooted(request.DestinationPath) || request.DestinationPath.Split('/').Contains(".."))
+        {
+            throw new TtrpcException(StatusCode.InvalidArgument, $"mount drive {request.DriveID}: destination \"{request.DestinationPath}\" must be an absolute path without ..");
+        }
+
+        lock (_gate)
+        {
+            if (!_devices.TryGetValue(request.DriveID, out string? device))
+            {
+                throw new TtrpcException(StatusCode.NotFound, $"mount drive {request.DriveID}: no such stub drive (found: {string.Join(", ", _devices.Keys)})");
+            }
+
+            if (_mounted.ContainsKey(request.DriveID))
+            {
+                throw new TtrpcException(StatusCode.AlreadyExists, $"mount drive {request.DriveID}: already mounted");
+            }
+
+            // The buffer cache may still hold the stub's first sector: drop it before reading the new image.
+            int fd = Interop.Open(device, Interop.O_RDONLY);
+            try
+            {
+                Interop.Ioctl(fd, BLKFLSBUF, device);
+            }
+            finally
+            {
+                Interop.Close(fd);
+            }
+
+            ulong flags = request.Options.Contains("ro") ? MS_RDONLY : 0;
+            string data = string.Join(',', request.Options.Where(o => o is not ("ro" or "rw")));
+            Directory.CreateDirectory(request.DestinationPath);
+            try
+            {
+                Interop.Mount(device, request.DestinationPath, request.FilesytemType.Length == 0 ? "ext4" : request.FilesytemType, flags, data.Length == 0 ? null : data);
+            }
+            catch (IOException e)
+            {
+                throw new TtrpcException(StatusCode.Internal, $"mount drive {request.DriveID}: {e.Message}", e);
+            }
+
+            _mounted[request.DriveID] = request.DestinationPath;
+            return new Empty();
+        }
+    }
+
+    private Empty Unmount(UnmountDriveRequest request)
+    {
+        lock (_gate)
+        {
+            if (!_mounted.TryGetValue(request.DriveID, out string? target))
+            {
+                throw new TtrpcException(StatusCode.NotFound, $"unmount drive {request.DriveID}: not mounted");
+            }
+
+            try
+            {
+                Interop.Unmount(target);
+            }
+            catch (IOException e)
+            {
+                throw new TtrpcException(StatusCode.Internal, $"unmount drive {request.DriveID}: {e.Message}", e);
+            }
+
+            _mounted.Remove(request.DriveID);
+            return new Empty();
+        }
+    }
+}

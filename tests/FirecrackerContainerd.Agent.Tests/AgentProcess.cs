@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using FirecrackerContainerd.Ttrpc.Client;
+
+namespace FirecrackerContainerd.Agent.Tests;
+
+/// <summary>
+/// The agent run as its own process on this host (ttrpc and stdio on Unix sockets, runc as the OCI
+/// runtime, bundles under a temp dir), the way the VM runs it, minus the VM.
+/// </summary>
+internal sealed class AgentProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private AgentProcess(Process process, string root, TtrpcClient client)
+    {
+        _process = process;
+        Root = root;
+        Client = client;
+    }
+
+    public string Root { get; }
+
+    public string BundleRoot => Path.Combine(Root, "bundles");
+
+    public string StdioDirectory => Path.Combine(Root, "stdio");
+
+    public TtrpcClient Client { get; }
+
+    public static async Task<AgentProcess> StartAsync(CancellationToken cancellationToken)
+    {
+        string runc = RequireOnPath("runc", "runc");
+        RequireOnPath("busybox", "busybox-static");
+        string root = Directory.CreateTempSubdirectory("fc-agent-").FullName;
+        Directory.CreateDirectory(Path.Combine(root, "bundles"));
+        Directory.CreateDirectory(Path.Combine(root, "stdio"));
+        string socket = Path.Combine(root, "agent.sock");
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string arg in new[]
+        {
+            Path.Combine(AppContext.BaseDirectory, "fc-agent.dll"), "--unix", socket, "--stdio-dir", Path.Combine(root, "stdio"),
+            "--runtime", runc, "--bundle-root", Path.Combine(root, "bundles"), "--state-root", Path.Combine(root, "state"),
+        })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        Process process = Process.Start(info)!;
+        _ = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        _ = process.StandardError.ReadToEndAsync(cancellationToken);
+        while (!File.Exists(socket))
+        {
+            if (process.HasExited)
+            {
+                Assert.Fail($"the agent exited with status {process.ExitCode} before serving");
+            }
+
+            await Task.Delay(20, cancellationToken);
+        }
+
+        TtrpcClient client = await TtrpcClient.ConnectUnixAsync(socket, cancellationToken);
+        return new AgentProcess(process, root, client);
+    }
+
+    /// <summary>Lays out a bundle whose rootfs is busybox, as the drive mount would in the VM.</summary>
+    public byte[] PrepareBundle(string id, params string[] args)
+    {
+        string rootfs = Path.Combine(BundleRoot, id, "rootfs");
+        Directory.CreateDirectory(Path.Combine(rootfs, "bin"));
+        foreach (string dir in new[] { "proc", "dev", "sys", "tmp", "etc" })
+        {
+            Directory.CreateDirectory(Path.Combine(rootfs, dir));
+        }
+
+        File.Copy(RequireOnPath("busybox", "busybox-static"), Path.Combine(rootfs, "bin", "busybox"));
+        foreach (string applet in new[] { "sh", "echo", "cat", "sleep", "id", "wc", "head", "true" })
+        {
+            File.CreateSymbolicLink(Path.Combine(rootfs, "bin", applet), "busybox");
+        }
+
+        return SpecJson(args);
+    }
+
+    /// <summary>A minimal OCI runtime spec running <paramref name="args"/>.</summary>
+    public static byte[] SpecJson(params string[] args)
+    {
+        var spec = new JsonObject
+        {
+            ["ociVersion"] = "1.0.2",
+            ["process"] = ProcessJson(args),
+            ["root"] = new JsonObject { ["path"] = "rootfs", ["readonly"] = false },
+            ["hostname"] = "container",
+            ["mounts"] = new JsonArray(
+                new JsonObject { ["destination"] = "/proc", ["type"] = "proc", ["source"] = "proc" },
+                new JsonObject { ["destination"] = "/dev", ["type"] = "tmpfs", ["source"] = "tmpfs", ["options"] = new JsonArray("nosuid", "strictatime", "mode=755", "size=65536k") }),
+            ["linux"] = new JsonObject
+            {
+                ["namespaces"] = new JsonArray(
+                    new JsonObject { ["type"] = "pid" },
+                    new JsonObject { ["type"] = "ipc" },
+                    new JsonObject { ["type"] = "uts" },
+                    new JsonObject { ["type"] = "mount" }),
+            },
+        };
+        return System.Text.Encoding.UTF8.GetBytes(spec.ToJsonString());
+    }
+
+    public static JsonObject ProcessJson(params string[] args) => new()
+    {
+        ["terminal"] = false,
+        ["user"] = new JsonObject { ["uid"] = 0, ["gid"] = 0 },
+        ["args"] = new JsonArray(args.Select(a => (JsonNode)a).ToArray()),
+        ["env"] = new JsonArray("PATH=/bin"),
+        ["cwd"] = "/",
+    };
+
+    public async ValueTask DisposeAsync()
+    {
+        await Client.DisposeAsync();
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+        try
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    internal static string RequireOnPath(string name, string package)
+    {
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':').Append("/usr/sbin").Append("/bin"))
+        {
+            string candidate = Path.Combine(dir, name);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        Assert.Fail($"{name} is not installed: run scripts/install-deps (Debian package {package})");
+        return string.Empty;
+    }
+}
