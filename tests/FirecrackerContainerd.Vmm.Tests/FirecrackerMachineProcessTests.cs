@@ -143,6 +143,32 @@ public class FirecrackerMachineProcessTests
     }
 
     [Fact]
+    public async Task Restore_loads_a_snapshot_into_a_fresh_firecracker_instead_of_configuring_it()
+    {
+        using var dir = new TempDir();
+        using var cts = new CancellationTokenSource(Patience);
+        var record = dir.Combine("requests.jsonl");
+        var vmDir = new VmDir(Directory.CreateDirectory(dir.Combine("default#vm9")).FullName);
+        await using var machine = new FirecrackerMachine(
+            TestSpecs.Minimal(dir, "vm9"), vmDir, Options(FakeFirecrackerBinary.Write(dir, record)), new ListLogger());
+
+        await machine.RestoreAsync(
+            new SnapshotLoad(dir.Combine("snap"), dir.Combine("mem"), ResumeVm: true, VsockUdsPathOverride: "firecracker.vsock"), cts.Token);
+        var state = await machine.GetStateAsync(cts.Token);
+        var exit = await machine.StopAsync(TimeSpan.FromSeconds(30), cts.Token);
+
+        Assert.Equal(MachineState.Running, state);
+        Assert.True(exit.IsClean);
+        var (requests, violations) = FakeFirecrackerBinary.ReadRecord(record);
+        Assert.Empty(violations);
+        Assert.Equal(["PUT /logger 204", "PUT /metrics 204", "PUT /snapshot/load 204", "GET / 200", "PUT /actions 204"],
+            requests.Where(r => r != "GET /machine-config 200"));
+        var load = FakeFirecrackerBinary.Body(record, "PUT", "/snapshot/load");
+        Assert.Equal("File", load.GetProperty("mem_backend").GetProperty("backend_type").GetString());
+        Assert.Equal(dir.Combine("mem"), load.GetProperty("mem_backend").GetProperty("backend_path").GetString());
+    }
+
+    [Fact]
     public async Task A_vmm_that_ignores_ctrl_alt_del_is_killed_after_the_bounded_wait()
     {
         using var dir = new TempDir();

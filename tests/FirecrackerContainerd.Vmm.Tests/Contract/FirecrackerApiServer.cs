@@ -38,9 +38,21 @@ public sealed class FirecrackerApiServer : IAsyncDisposable
     private int _metricsFd = -1;
 
     /// <summary>Listens on <paramref name="socketPath"/>; relative FIFO paths are resolved from <paramref name="baseDir"/>.</summary>
-    public FirecrackerApiServer(string socketPath, SwaggerContract contract, string baseDir)
+    /// <param name="socketPath">Where to listen.</param>
+    /// <param name="contract">The API description requests are checked against.</param>
+    /// <param name="baseDir">Directory relative FIFO paths are resolved from (the VMM's working directory).</param>
+    /// <param name="requestHandled">Sees every request as it is answered; given here so that not even the first request is missed.</param>
+    /// <param name="actionHandled">Sees every action after it is answered.</param>
+    public FirecrackerApiServer(
+        string socketPath,
+        SwaggerContract contract,
+        string baseDir,
+        Action<RecordedRequest, IReadOnlyList<string>>? requestHandled = null,
+        Action<string>? actionHandled = null)
     {
         _contract = contract;
+        RequestHandled = requestHandled;
+        ActionHandled = actionHandled;
         _baseDir = baseDir;
         SocketPath = socketPath;
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -59,10 +71,10 @@ public sealed class FirecrackerApiServer : IAsyncDisposable
     public IReadOnlyList<string> Violations => [.. _violations];
 
     /// <summary>Called for every request once it is answered, and for every violation (as a request with status 0).</summary>
-    public Action<RecordedRequest, IReadOnlyList<string>>? RequestHandled { get; set; }
+    public Action<RecordedRequest, IReadOnlyList<string>>? RequestHandled { get; }
 
     /// <summary>Called after an action (e.g. "SendCtrlAltDel") was answered.</summary>
-    public Action<string>? ActionHandled { get; set; }
+    public Action<string>? ActionHandled { get; }
 
     /// <summary>The instance state, as GET / reports it.</summary>
     public string State

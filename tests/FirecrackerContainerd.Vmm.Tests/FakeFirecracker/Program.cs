@@ -46,9 +46,11 @@ public static class Program
 
         var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var recordLock = new object();
-        await using var server = new FirecrackerApiServer(socket, SwaggerContract.LoadDefault(), Environment.CurrentDirectory)
-        {
-            RequestHandled = (request, violations) =>
+        await using var server = new FirecrackerApiServer(
+            socket,
+            SwaggerContract.LoadDefault(),
+            Environment.CurrentDirectory,
+            requestHandled: (request, violations) =>
             {
                 if (record is null)
                 {
@@ -61,14 +63,13 @@ public static class Program
                     File.AppendAllText(record, line + "\n");
                 }
             },
-        };
-        server.ActionHandled = action =>
-        {
-            if (action == "SendCtrlAltDel" && !stubborn)
+            actionHandled: action =>
             {
-                exit.TrySetResult();
-            }
-        };
+                if (action == "SendCtrlAltDel" && !stubborn)
+                {
+                    exit.TrySetResult();
+                }
+            });
         await Console.Out.WriteLineAsync($"fake firecracker listening on {socket}");
         await exit.Task;
         return 0;
