@@ -69,7 +69,9 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     public string ApiSocketPath => Path.Combine(_workDir, WellKnownNames.FirecrackerSockName);
 
     /// <inheritdoc/>
-    public string? VsockHostPath => _spec.Vsock is { } v ? Path.GetFullPath(Path.Combine(_workDir, v.UdsPath.TrimStart('/'))) : null;
+    public string? VsockHostPath => _spec.Vsock is { } v
+        ? _jail?.HostPath(v.UdsPath) ?? Path.GetFullPath(v.UdsPath, _workDir)
+        : null;
 
     /// <inheritdoc/>
     public Task<VmExit> Exited => _exited.Task;
