@@ -21,6 +21,7 @@ internal static partial class Interop
     internal const short POLLOUT = 0x4;
     internal const short POLLERR = 0x8;
     internal const short POLLHUP = 0x10;
+    internal const short POLLNVAL = 0x20;
 
     internal const int SIGKILL = 9;
     internal const int SIGTERM = 15;

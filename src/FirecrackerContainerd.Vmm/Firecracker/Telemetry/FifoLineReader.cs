@@ -134,6 +134,11 @@ public sealed class FifoLineReader : IAsyncDisposable
                     break;
                 }
 
+                if ((fds[0].Revents & (Interop.POLLERR | Interop.POLLNVAL)) != 0)
+                {
+                    throw new IOException($"poll {_path}: the FIFO reports an error (revents 0x{fds[0].Revents:x})");
+                }
+
                 int n;
                 while ((n = Interop.Read(_fd, chunk, _path)) > 0)
                 {
