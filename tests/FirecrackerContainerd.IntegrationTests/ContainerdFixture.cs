@@ -12,11 +12,17 @@ namespace FirecrackerContainerd.IntegrationTests;
 /// </summary>
 public sealed class ContainerdFixture : IAsyncLifetime
 {
-    /// <summary>The containerd binary the tests run against.</summary>
-    public const string ContainerdBinary = "/usr/bin/containerd";
+    /// <summary>Environment variable that points the tests at another containerd binary (e.g. 1.7 or 2.x unpacked with dpkg -x).</summary>
+    public const string ContainerdBinaryVariable = "FIRECRACKER_CONTAINERD_TEST_CONTAINERD";
 
-    /// <summary>The ctr binary the tests drive containerd with.</summary>
-    public const string CtrBinary = "/usr/bin/ctr";
+    /// <summary>Environment variable that points the tests at the matching ctr binary.</summary>
+    public const string CtrBinaryVariable = "FIRECRACKER_CONTAINERD_TEST_CTR";
+
+    /// <summary>The containerd binary the tests run against: Debian's unless overridden.</summary>
+    public static string ContainerdBinary { get; } = Environment.GetEnvironmentVariable(ContainerdBinaryVariable) is { Length: > 0 } c ? c : "/usr/bin/containerd";
+
+    /// <summary>The ctr binary the tests drive containerd with: Debian's unless overridden.</summary>
+    public static string CtrBinary { get; } = Environment.GetEnvironmentVariable(CtrBinaryVariable) is { Length: > 0 } c ? c : "/usr/bin/ctr";
 
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
     private readonly StringBuilder _log = new();
@@ -66,7 +72,8 @@ public sealed class ContainerdFixture : IAsyncLifetime
             if (!File.Exists(binary))
             {
                 throw new InvalidOperationException(
-                    $"{binary} is missing: these tests run against the real containerd; install it with `apt-get install containerd`");
+                    $"{binary} is missing: these tests run against the real containerd; install it with `apt-get install containerd` " +
+                    $"(or set {ContainerdBinaryVariable} and {CtrBinaryVariable})");
             }
         }
 
@@ -95,6 +102,10 @@ public sealed class ContainerdFixture : IAsyncLifetime
               address = "{Address}"
             [debug]
               level = "debug"
+            # containerd 1.7+ imports through the transfer service, which only unpacks for platforms listed here.
+            [[plugins."io.containerd.transfer.v1.local".unpack_config]]
+              platform = "linux/amd64"
+              snapshotter = "native"
             """);
 
         var info = new ProcessStartInfo(ContainerdBinary)

@@ -61,6 +61,40 @@ public sealed class ShimBinaryTests : IDisposable
     }
 
     [Fact]
+    public async Task Daemon_exits_on_SIGTERM_and_removes_its_socket()
+    {
+        Directory.CreateDirectory(Bundle);
+        var start = await ShimAsync("start");
+        string socket = ShimSocketAddress.ToPath(start.Stdout);
+        int daemon = Assert.Single(ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address));
+
+        Assert.Equal(0, Interop.Kill(daemon, Interop.SIGTERM));
+
+        Assert.True(await Eventually.HoldsAsync(() => ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address).Count == 0),
+            "the daemon ignored SIGTERM");
+        Assert.False(File.Exists(socket), "the daemon left its socket after SIGTERM");
+    }
+
+    [Fact]
+    public async Task Start_replaces_a_stale_socket_left_by_a_dead_shim()
+    {
+        Directory.CreateDirectory(Bundle);
+        string socket = ShimSocketAddress.ToPath(ShimSocketAddress.For(Address, "ns1", "t1"));
+        using (var dead = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
+        {
+            // .NET unlinks the path it bound on dispose; moving the file away first leaves a stale socket behind.
+            dead.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socket + ".bound"));
+            File.Move(socket + ".bound", socket);
+        }
+
+        var start = await ShimAsync("start");
+
+        Assert.Equal(0, start.ExitCode);
+        await using var client = await TtrpcClient.ConnectUnixAsync(socket, CancellationToken.None);
+        await client.CallAsync(ServiceNames.TaskV2, "Shutdown", new ShutdownRequest { Id = "t1" }, Empty.Parser);
+    }
+
+    [Fact]
     public async Task Delete_prints_a_DeleteResponse_and_nothing_else()
     {
         Directory.CreateDirectory(Bundle);
