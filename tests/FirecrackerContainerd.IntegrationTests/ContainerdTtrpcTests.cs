@@ -29,6 +29,17 @@ public class ContainerdTtrpcTests(ContainerdFixture containerd)
     }
 
     [Fact]
+    public async Task Hundreds_of_concurrent_Forwards_on_one_connection_all_succeed()
+    {
+        await using var client = await TtrpcClient.ConnectUnixAsync(containerd.TtrpcAddress, CancellationToken.None);
+
+        // containerd 1.7+ runs a ttrpc 1.2 server, which drops a connection whose stream ids go backwards.
+        await Task.WhenAll(Enumerable.Range(0, 300).Select(i => Task.Run(() => client.CallAsync(ServiceNames.Events, "Forward",
+            EventPublisher.BuildForward(Namespace, "/tasks/oom", new TaskOOM { ContainerId = "burst" + i }, DateTimeOffset.UtcNow),
+            Empty.Parser, new TtrpcCallOptions { Timeout = TimeSpan.FromSeconds(30) }))));
+    }
+
+    [Fact]
     public async Task Unknown_service_on_containerd_answers_code_12_service_foo()
     {
         await using var client = await TtrpcClient.ConnectUnixAsync(containerd.TtrpcAddress, CancellationToken.None);

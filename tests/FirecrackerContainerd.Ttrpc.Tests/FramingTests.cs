@@ -90,6 +90,34 @@ public class FramingTests
         Assert.Contains("exceed maximum message size of 4194304", e.Message);
     }
 
+    [Fact]
+    public async Task Concurrent_writers_never_interleave_frames()
+    {
+        var wire = new MemoryStream();
+        using (var writer = new FrameWriter(wire))
+        {
+            await Task.WhenAll(Enumerable.Range(0, 500).Select(i => Task.Run(async () =>
+            {
+                var body = new byte[1 + (i % 37)];
+                Array.Fill(body, (byte)i);
+                await writer.WriteAsync((uint)(2 * i + 1), FrameType.Response, FrameFlagBits.None, body, CancellationToken.None);
+            })));
+        }
+
+        wire.Position = 0;
+        var reader = new FrameReader(wire);
+        var seen = new HashSet<uint>();
+        while (await reader.ReadAsync(CancellationToken.None) is { } frame)
+        {
+            int i = (int)(frame.Header.StreamId - 1) / 2;
+            Assert.Equal(1 + (i % 37), frame.Payload.Length);
+            Assert.All(frame.Payload.ToArray(), b => Assert.Equal((byte)i, b));
+            Assert.True(seen.Add(frame.Header.StreamId));
+        }
+
+        Assert.Equal(500, seen.Count);
+    }
+
     /// <summary>Hands out at most one byte per read, the worst split a socket can produce.</summary>
     private sealed class OneByteStream(byte[] data) : MemoryStream(data)
     {
