@@ -7,7 +7,7 @@ using Google.Protobuf.WellKnownTypes;
 namespace FirecrackerContainerd.IntegrationTests;
 
 /// <summary>The shim executable's start and delete verbs run the way containerd runs them, without containerd.</summary>
-public sealed class ShimBinaryTests : IDisposable
+public sealed class ShimBinaryTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
     private readonly string _dir = Directory.CreateTempSubdirectory("fcshim-").FullName;
@@ -17,13 +17,22 @@ public sealed class ShimBinaryTests : IDisposable
 
     private string Bundle => Path.Combine(_dir, "bundle");
 
-    public void Dispose()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
     {
         foreach (int pid in ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address))
         {
-            using var process = System.Diagnostics.Process.GetProcessById(pid);
-            process.Kill();
-            process.WaitForExit();
+            try
+            {
+                using var process = System.Diagnostics.Process.GetProcessById(pid);
+                process.Kill();
+                await process.WaitForExitAsync();
+            }
+            catch (ArgumentException)
+            {
+                // Exited on its own meanwhile.
+            }
         }
 
         File.Delete(ShimSocketAddress.ToPath(ShimSocketAddress.For(Address, "ns1", "t1")));

@@ -36,8 +36,12 @@ public sealed class FifoLoggerProvider : ILoggerProvider, IAsyncDisposable
     /// <inheritdoc/>
     public ILogger CreateLogger(string categoryName) => new LineLogger(this);
 
-    /// <inheritdoc/>
-    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+    /// <summary>Stops taking lines and closes the sink at once; lines still queued are dropped.</summary>
+    public void Dispose()
+    {
+        _lines.Writer.TryComplete();
+        _sink.Dispose();
+    }
 
     /// <summary>Flushes queued lines (briefly) and closes the sink.</summary>
     public async ValueTask DisposeAsync()
