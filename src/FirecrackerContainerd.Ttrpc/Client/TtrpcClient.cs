@@ -33,7 +33,8 @@ public sealed partial class TtrpcClient : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(connectedSocket);
         _socket = connectedSocket;
         _stream = new NetworkStream(connectedSocket, ownsSocket: true);
-        _writer = new FrameWriter(_stream);
+        // A failed write leaves calls that only queued their frame waiting: ending the connection fails them all.
+        _writer = new FrameWriter(_stream, _ => ShutdownSocket());
         _logger = logger ?? NullLogger.Instance;
         _receiveLoop = Task.Run(ReceiveLoopAsync);
     }
@@ -101,17 +102,17 @@ public sealed partial class TtrpcClient : IAsyncDisposable
         }
 
         using var deadline = options.Timeout is { } limit ? new CancellationTokenSource(limit) : null;
-        using var linked = deadline is null
-            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken)
-            : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        // Without a timeout the caller's token is used as is: no per-call linked source to allocate.
+        using var linked = deadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        var callToken = linked?.Token ?? cancellationToken;
 
         var answer = new TaskCompletionSource<Frame>(TaskCreationOptions.RunContinuationsAsynchronously);
         uint streamId = 0; // never a client stream id
         Frame frame;
         try
         {
-            streamId = await SendRequestAsync(body, answer, linked.Token).ConfigureAwait(false);
-            frame = await answer.Task.WaitAsync(linked.Token).ConfigureAwait(false);
+            streamId = await SendRequestAsync(body, answer, callToken).ConfigureAwait(false);
+            frame = await answer.Task.WaitAsync(callToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (deadline?.IsCancellationRequested == true && !cancellationToken.IsCancellationRequested)
         {
@@ -127,13 +128,13 @@ public sealed partial class TtrpcClient : IAsyncDisposable
 
     /// <summary>
     /// Allocates the next stream id and queues the request under one lock, so ids reach the wire in increasing
-    /// order (a ttrpc 1.2 server refuses an id lower than one it has seen), then waits for the write.
+    /// order (a ttrpc 1.2 server refuses an id lower than one it has seen); writes the queue if it was idle.
     /// </summary>
     private async Task<uint> SendRequestAsync(byte[] body, TaskCompletionSource<Frame> answer, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         uint streamId;
-        QueuedFrame queued;
+        bool mustFlush;
         lock (_idLock)
         {
             if (_closed)
@@ -144,7 +145,7 @@ public sealed partial class TtrpcClient : IAsyncDisposable
             streamId = _nextStreamId;
             try
             {
-                queued = _writer.Enqueue(streamId, FrameType.Request, FrameFlagBits.None, body);
+                mustFlush = _writer.Enqueue(streamId, FrameType.Request, FrameFlagBits.None, body);
             }
             catch (IOException e)
             {
@@ -157,12 +158,10 @@ public sealed partial class TtrpcClient : IAsyncDisposable
 
         try
         {
-            if (queued.MustFlush)
+            if (mustFlush)
             {
                 await _writer.FlushQueuedAsync().ConfigureAwait(false);
             }
-
-            await queued.Written.ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or NotSupportedException or InvalidOperationException)
         {
@@ -256,19 +255,24 @@ public sealed partial class TtrpcClient : IAsyncDisposable
         }
 
         await _closing.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (SocketException)
-        {
-            // Already closed by the peer.
-        }
+        ShutdownSocket();
 
         await _stream.DisposeAsync().ConfigureAwait(false);
         await _receiveLoop.ConfigureAwait(false);
         _writer.Dispose();
         _closing.Dispose();
+    }
+
+    private void ShutdownSocket()
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already closed.
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "ttrpc client: ignoring {Type} frame for unknown stream {StreamId}")]

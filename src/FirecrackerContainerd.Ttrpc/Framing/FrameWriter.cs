@@ -4,48 +4,51 @@ namespace FirecrackerContainerd.Ttrpc.Framing;
 
 /// <summary>
 /// Writes whole frames to a byte stream so concurrent senders never interleave bytes. Frames queued while a
-/// write is under way go out together in the next write (group commit), so many concurrent answers cost few
-/// system calls; each sender's task completes once the write holding its frame is done.
+/// write is under way go out together in the next write (group commit), so many concurrent senders cost few
+/// system calls. The sender that finds the queue idle writes until it is empty; the others return as soon as
+/// their frame is queued. A failed write is reported to the owner (which closes the connection), because
+/// senders that only queued are not waiting for it.
 /// </summary>
 public sealed class FrameWriter : IDisposable
 {
     private readonly Stream _stream;
+    private readonly Action<Exception>? _onFailure;
     private readonly Lock _lock = new();
     private ArrayBufferWriter<byte> _pending = new(64 * 1024);
     private ArrayBufferWriter<byte> _spare = new(64 * 1024);
-    private TaskCompletionSource _pendingWritten = NewBatch();
     private bool _flushing;
     private Exception? _failure;
 
     /// <summary>Writes to <paramref name="stream"/>; the caller keeps ownership of it.</summary>
-    public FrameWriter(Stream stream)
+    /// <param name="stream">The connection.</param>
+    /// <param name="onFailure">Called once when a write fails, so the owner can tear the connection down.</param>
+    public FrameWriter(Stream stream, Action<Exception>? onFailure = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         _stream = stream;
-    }
-
-    /// <summary>Writes one frame (header and body together) and waits until it is written.</summary>
-    /// <exception cref="ArgumentException">The body is larger than <see cref="FrameHeader.MaxDataLength"/>.</exception>
-    /// <remarks>Once a frame is queued it is written even if <paramref name="cancellationToken"/> fires; a half-written frame would break the stream.</remarks>
-    public async ValueTask WriteAsync(uint streamId, FrameType type, FrameFlagBits flags, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        var queued = Enqueue(streamId, type, flags, payload);
-        if (queued.MustFlush)
-        {
-            await FlushQueuedAsync().ConfigureAwait(false);
-        }
-
-        await queued.Written.ConfigureAwait(false);
+        _onFailure = onFailure;
     }
 
     /// <summary>
-    /// Queues one frame without waiting. Frames go on the wire in the order they are queued. When
-    /// <see cref="QueuedFrame.MustFlush"/> is set the caller must call <see cref="FlushQueuedAsync"/>.
+    /// Queues one frame (header and body together) and, if no write is under way, writes the queue until it is
+    /// empty. Frames reach the wire in the order they were queued.
+    /// </summary>
+    /// <exception cref="ArgumentException">The body is larger than <see cref="FrameHeader.MaxDataLength"/>.</exception>
+    /// <exception cref="IOException">This or an earlier write on the stream failed.</exception>
+    /// <remarks>Once a frame is queued it is written even if <paramref name="cancellationToken"/> fires; a half-written frame would break the stream.</remarks>
+    public ValueTask WriteAsync(uint streamId, FrameType type, FrameFlagBits flags, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Enqueue(streamId, type, flags, payload) ? FlushQueuedAsync() : ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Queues one frame without writing. Returns true when the queue was idle: the caller must then call
+    /// <see cref="FlushQueuedAsync"/>.
     /// </summary>
     /// <exception cref="ArgumentException">The body is larger than <see cref="FrameHeader.MaxDataLength"/>.</exception>
     /// <exception cref="IOException">An earlier write on this stream failed.</exception>
-    public QueuedFrame Enqueue(uint streamId, FrameType type, FrameFlagBits flags, ReadOnlyMemory<byte> payload)
+    public bool Enqueue(uint streamId, FrameType type, FrameFlagBits flags, ReadOnlyMemory<byte> payload)
     {
         if (payload.Length > FrameHeader.MaxDataLength)
         {
@@ -65,35 +68,33 @@ public sealed class FrameWriter : IDisposable
             _pending.Write(payload.Span);
             bool mustFlush = !_flushing;
             _flushing = true;
-            return new QueuedFrame(_pendingWritten.Task, mustFlush);
+            return mustFlush;
         }
     }
 
     /// <summary>Writes queued frames, batch after batch, until none are left.</summary>
-    public async Task FlushQueuedAsync()
+    /// <exception cref="IOException">A write failed; the queue is dropped and later writes fail too.</exception>
+    public async ValueTask FlushQueuedAsync()
     {
         while (true)
         {
             ArrayBufferWriter<byte> batch;
-            TaskCompletionSource batchWritten;
             lock (_lock)
             {
-                if (_pending.WrittenCount == 0)
+                if (_pending.WrittenCount == 0 || _failure is not null)
                 {
                     _flushing = false;
                     return;
                 }
 
                 batch = _pending;
-                batchWritten = _pendingWritten;
                 _pending = _spare;
-                _pendingWritten = NewBatch();
+                _spare = batch;
             }
 
             try
             {
                 await _stream.WriteAsync(batch.WrittenMemory, CancellationToken.None).ConfigureAwait(false);
-                batchWritten.TrySetResult();
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException or InvalidOperationException
                                       or System.Net.Sockets.SocketException)
@@ -101,15 +102,16 @@ public sealed class FrameWriter : IDisposable
                 lock (_lock)
                 {
                     _failure ??= e;
+                    _pending.ResetWrittenCount();
+                    _flushing = false;
                 }
 
-                batchWritten.TrySetException(e);
+                _onFailure?.Invoke(e);
+                throw new IOException($"ttrpc: connection write failed: {e.Message}", e);
             }
-
-            batch.ResetWrittenCount();
-            lock (_lock)
+            finally
             {
-                _spare = batch;
+                batch.ResetWrittenCount();
             }
         }
     }
@@ -122,11 +124,4 @@ public sealed class FrameWriter : IDisposable
             _failure ??= new ObjectDisposedException(nameof(FrameWriter));
         }
     }
-
-    private static TaskCompletionSource NewBatch() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
-
-/// <summary>A frame in the write queue.</summary>
-/// <param name="Written">Completes when the write holding the frame is done (faults if it failed).</param>
-/// <param name="MustFlush">The caller started the queue and must call <see cref="FrameWriter.FlushQueuedAsync"/>.</param>
-public readonly record struct QueuedFrame(Task Written, bool MustFlush);

@@ -14,8 +14,8 @@ namespace FirecrackerContainerd.Ttrpc.Server;
 /// </summary>
 internal sealed partial class ServerConnection : IDisposable
 {
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Socket? _socket;
+    private readonly Stream _stream;
     private readonly FrameWriter _writer;
     private readonly TtrpcServiceRegistry _services;
     private readonly TtrpcServerOptions _options;
@@ -29,10 +29,17 @@ internal sealed partial class ServerConnection : IDisposable
     private int _closedFlag;
 
     public ServerConnection(Socket socket, TtrpcServiceRegistry services, TtrpcServerOptions options, ILogger logger, CancellationToken hardStop)
+        : this(new NetworkStream(socket, ownsSocket: true), socket, services, options, logger, hardStop)
+    {
+    }
+
+    /// <summary>A connection on any full-duplex stream (an AF_VSOCK socket .NET cannot wrap as a Socket, say); <paramref name="socket"/>, when known, gives peer credentials.</summary>
+    public ServerConnection(Stream stream, Socket? socket, TtrpcServiceRegistry services, TtrpcServerOptions options, ILogger logger, CancellationToken hardStop)
     {
         _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: true);
-        _writer = new FrameWriter(_stream);
+        _stream = stream;
+        // Answers are only queued by most handlers; if the connection cannot be written, end it.
+        _writer = new FrameWriter(_stream, _ => Close());
         _services = services;
         _options = options;
         _logger = logger;
@@ -41,7 +48,7 @@ internal sealed partial class ServerConnection : IDisposable
 
     public async Task RunAsync()
     {
-        if (_socket.AddressFamily == AddressFamily.Unix)
+        if (_socket is { AddressFamily: AddressFamily.Unix })
         {
             _peer = PeerCredentials.Of(_socket);
             if (_options.RequireSameUser && !_peer.Value.IsSameUserAsThisProcess())
@@ -111,7 +118,7 @@ internal sealed partial class ServerConnection : IDisposable
 
         try
         {
-            _socket.Shutdown(SocketShutdown.Both);
+            _socket?.Shutdown(SocketShutdown.Both);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -244,20 +251,18 @@ internal sealed partial class ServerConnection : IDisposable
     private async Task RunHandlerAsync(Request request, TtrpcMethod method, TtrpcStreamCall? stream, uint streamId)
     {
         await Task.Yield();
-        using var deadline = new CancellationTokenSource();
-        if (request.TimeoutNano > 0)
-        {
-            deadline.CancelAfter(TimeSpan.FromTicks(Math.Max(1, request.TimeoutNano / 100)));
-        }
-
-        using var callToken = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token, deadline.Token);
-        var metadata = new TtrpcMetadata();
+        // Most calls carry no deadline and no metadata: then nothing extra is allocated for them.
+        using var deadline = request.TimeoutNano > 0
+            ? new CancellationTokenSource(TimeSpan.FromTicks(Math.Max(1, request.TimeoutNano / 100)))
+            : null;
+        using var callToken = deadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(_closed.Token, deadline.Token);
+        var metadata = request.Metadata.Count == 0 ? TtrpcMetadata.Empty : new TtrpcMetadata();
         foreach (var pair in request.Metadata)
         {
             metadata.Add(pair.Key, pair.Value);
         }
 
-        var context = new TtrpcCallContext(request.Service, request.Method, streamId, metadata, _peer, callToken.Token);
+        var context = new TtrpcCallContext(request.Service, request.Method, streamId, metadata, _peer, callToken?.Token ?? _closed.Token);
         var response = new Response();
         try
         {
@@ -275,7 +280,7 @@ internal sealed partial class ServerConnection : IDisposable
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            var (code, message) = StatusMapping.FromException(e, deadline.IsCancellationRequested);
+            var (code, message) = StatusMapping.FromException(e, deadline?.IsCancellationRequested == true);
             response = new Response { Status = new Status { Code = (int)code, Message = message } };
             if (code is StatusCode.Unknown or StatusCode.Internal)
             {

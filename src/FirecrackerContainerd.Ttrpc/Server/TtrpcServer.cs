@@ -62,6 +62,26 @@ public sealed partial class TtrpcServer : IAsyncDisposable
     }
 
     /// <summary>
+    /// Serves one connected full-duplex stream until it closes (for transports .NET has no <see cref="Socket"/> for,
+    /// such as AF_VSOCK inside a guest); the server owns the stream from now on. No peer credentials are checked.
+    /// </summary>
+    public Task ServeConnectionAsync(Stream connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        lock (_lock)
+        {
+            if (_shuttingDown)
+            {
+                connection.Dispose();
+                return Task.CompletedTask;
+            }
+
+            var served = new ServerConnection(connection, null, _services, _options, _logger, _hardStop.Token);
+            return RunConnectionAsync(served);
+        }
+    }
+
+    /// <summary>
     /// Stops accepting, lets calls in flight finish (cancelling them if <paramref name="cancellationToken"/> fires first),
     /// then closes every connection.
     /// </summary>
