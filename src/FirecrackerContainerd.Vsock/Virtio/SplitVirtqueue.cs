@@ -46,6 +46,7 @@ internal sealed unsafe class SplitVirtqueue
     private const ushort DescFlagNext = 1;
     private const ushort DescFlagWrite = 2;
     private const ushort DescFlagIndirect = 4;
+    private const ushort AvailFlagNoInterrupt = 1;
 
     private readonly GuestMemory memory;
     private readonly VirtqueueLayout layout;
@@ -96,6 +97,18 @@ internal sealed unsafe class SplitVirtqueue
         nextUsed++;
         // The entry must be visible before the index that publishes it.
         Volatile.Write(ref *(ushort*)(layout.UsedRing + 2), nextUsed);
+    }
+
+    /// <summary>False while the driver asks not to be interrupted (VIRTQ_AVAIL_F_NO_INTERRUPT); the Linux
+    /// driver re-checks the used ring when it turns interrupts back on, so skipping is safe and spares
+    /// an emulated guest an interrupt per packet.</summary>
+    public bool DriverWantsInterrupt
+    {
+        get
+        {
+            Interlocked.MemoryBarrier();
+            return (Volatile.Read(ref *(ushort*)layout.AvailRing) & AvailFlagNoInterrupt) == 0;
+        }
     }
 
     private ushort ReadAvailIndex() => Volatile.Read(ref *(ushort*)(layout.AvailRing + 2));

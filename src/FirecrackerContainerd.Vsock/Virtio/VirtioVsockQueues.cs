@@ -58,7 +58,7 @@ internal sealed class VirtioVsockQueues(SplitVirtqueue rx, SplitVirtqueue tx, Vs
         {
             report($"tx queue stopped: {reason}");
         }
-        if (used)
+        if (used && tx.DriverWantsInterrupt)
         {
             signalTx();
         }
@@ -95,7 +95,7 @@ internal sealed class VirtioVsockQueues(SplitVirtqueue rx, SplitVirtqueue tx, Vs
         {
             report($"rx queue stopped: {reason}");
         }
-        if (used)
+        if (used && rx.DriverWantsInterrupt)
         {
             signalRx();
         }

@@ -96,6 +96,9 @@ internal sealed class DriverQueue
         ram.WriteU16(AvailRing + 2, availIdx);
     }
 
+    /// <summary>Sets the avail ring flags (bit 0: the driver asks for no interrupts).</summary>
+    public void SetAvailFlags(ushort flags) => ram.WriteU16(AvailRing, flags);
+
     /// <summary>Publishes an arbitrary available index (what a broken driver might do).</summary>
     public void PublishAvailIndex(ushort index) => ram.WriteU16(AvailRing + 2, index);
 

@@ -72,6 +72,20 @@ public sealed class VirtioVsockQueuesTests : IDisposable
     }
 
     [Fact]
+    public void No_interrupt_is_sent_while_the_driver_has_interrupts_suppressed()
+    {
+        WriteHeader(Buffers, new VsockHeader(GuestCid, 2, 1000, 52, 0, 1, VsockOp.CreditUpdate, 0, 65536, 0));
+        txDriver.SetDescriptor(0, Buffers, VsockHeader.Size, 0);
+        txDriver.SetAvailFlags(1);
+        txDriver.MakeAvailable(0);
+
+        queues.ProcessTx();
+
+        Assert.Single(txDriver.TakeUsed());
+        Assert.Equal(0, txSignals);
+    }
+
+    [Fact]
     public void A_tx_chain_outside_guest_memory_is_returned_and_nothing_reaches_the_backend()
     {
         txDriver.SetDescriptor(0, 0xdead_0000_0000, VsockHeader.Size, 0);
