@@ -5,6 +5,7 @@ using System.Text.Json;
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Vmm.Launch;
 using FirecrackerContainerd.Vmm.Machine;
+using FirecrackerContainerd.Vsock;
 using Microsoft.Extensions.Logging;
 
 namespace FirecrackerContainerd.Vmm.Qemu;
@@ -22,6 +23,9 @@ public sealed partial class QemuMachine : IVirtualMachine
     private readonly TaskCompletionSource<VmExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private VmmProcess? _qemu;
     private VmmProcess? _vsockDevice;
+    private Task _inProcessDevice = Task.CompletedTask;
+    private CancellationTokenSource? _inProcessDeviceStop;
+    private readonly List<UnixSocketPath> _socketPaths = [];
     private QmpClient? _qmp;
     private int _driveGeneration;
     private int _disposed;
@@ -242,6 +246,14 @@ public sealed partial class QemuMachine : IVirtualMachine
             await _vsockDevice.DisposeAsync().ConfigureAwait(false);
         }
 
+        await StopInProcessDeviceAsync().ConfigureAwait(false);
+        foreach (UnixSocketPath path in _socketPaths)
+        {
+            path.Dispose();
+        }
+
+        _inProcessDeviceStop?.Dispose();
+
         DeleteIfPresent(QmpSocketPath);
         DeleteIfPresent(Path.Combine(_vmDir.RootPath, QemuCommandLine.VhostUserVsockSocketName));
         if (Spec.Vsock is { } vsock)
@@ -257,11 +269,14 @@ public sealed partial class QemuMachine : IVirtualMachine
 
     private async Task StartVsockDeviceAsync(VsockDevice vsock, CancellationToken cancellationToken)
     {
-        string binary = _options.VsockDeviceBinary
-            ?? throw new InvalidOperationException($"vm \"{VmId}\" has a vsock device but no vhost-user vsock device binary is configured");
         string socket = Path.Combine(_vmDir.RootPath, QemuCommandLine.VhostUserVsockSocketName);
         DeleteIfPresent(socket);
         DeleteIfPresent(Path.Combine(_vmDir.RootPath, vsock.UdsPath));
+        if (_options.VsockDeviceBinary is not { } binary)
+        {
+            await StartInProcessVsockDeviceAsync(vsock, socket, cancellationToken).ConfigureAwait(false);
+            return;
+        }
         var launch = new VmmLaunch(binary, ImmutableArray.Create(
             "--socket", QemuCommandLine.VhostUserVsockSocketName,
             "--uds-path", vsock.UdsPath,
@@ -276,6 +291,28 @@ public sealed partial class QemuMachine : IVirtualMachine
             }
 
             await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    // The device lives in this process; its sockets are reached through paths short enough for sockaddr_un.
+    private async Task StartInProcessVsockDeviceAsync(VsockDevice vsock, string socket, CancellationToken cancellationToken)
+    {
+        UnixSocketPath vhost = UnixSocketPath.For(socket);
+        _socketPaths.Add(vhost);
+        UnixSocketPath uds = UnixSocketPath.For(Path.Combine(_vmDir.RootPath, vsock.UdsPath));
+        _socketPaths.Add(uds);
+        var device = new VhostUserVsockDevice(new VhostUserVsockOptions(vhost.ConnectPath, uds.ConnectPath, vsock.GuestCid), _logger);
+        _inProcessDeviceStop = new CancellationTokenSource();
+        _inProcessDevice = Task.Run(() => device.RunAsync(_inProcessDeviceStop.Token), CancellationToken.None);
+        while (!File.Exists(socket))
+        {
+            if (_inProcessDevice.IsCompleted)
+            {
+                await _inProcessDevice.ConfigureAwait(false);
+                throw new IOException($"vm \"{VmId}\": the vsock device stopped before creating {socket}");
+            }
+
+            await Task.Delay(10, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -313,8 +350,26 @@ public sealed partial class QemuMachine : IVirtualMachine
             await _vsockDevice.KillAsync().ConfigureAwait(false);
         }
 
+        await StopInProcessDeviceAsync().ConfigureAwait(false);
+
         LogExited(_logger, VmId, exit.Pid, exit.ExitCode, exit.Killed);
         _exited.TrySetResult(exit);
+    }
+
+    private async Task StopInProcessDeviceAsync()
+    {
+        if (_inProcessDeviceStop is { } stop)
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await _inProcessDevice.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException or InvalidDataException)
+            {
+                LogDeviceFailed(_logger, VmId, e.Message);
+            }
+        }
     }
 
     private async Task TryQmpAsync(string command, CancellationToken cancellationToken)
@@ -342,6 +397,9 @@ public sealed partial class QemuMachine : IVirtualMachine
 
     [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: QEMU started, pid {Pid}, accelerator {Accelerator}")]
     private static partial void LogStarted(ILogger logger, string vmId, int pid, QemuAccelerator accelerator);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {VmId}: the vsock device ended with an error: {Error}")]
+    private static partial void LogDeviceFailed(ILogger logger, string vmId, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: QEMU pid {Pid} exited with status {ExitCode} (killed: {Killed})")]
     private static partial void LogExited(ILogger logger, string vmId, int pid, int exitCode, bool killed);

@@ -12,7 +12,7 @@ public enum QemuAccelerator
 
 /// <summary>Host-side settings of the QEMU driver (the machine itself is described by a MachineSpec).</summary>
 /// <param name="QemuBinary">qemu-system-x86_64, by path or name on PATH.</param>
-/// <param name="VsockDeviceBinary">The vhost-user vsock device executable (fc-vhost-vsock), or null when no VM needs vsock.</param>
+/// <param name="VsockDeviceBinary">The vhost-user vsock device executable (fc-vhost-vsock) to run beside QEMU, or null to serve the device in this process.</param>
 /// <param name="Accelerator">KVM or TCG.</param>
 /// <param name="StartTimeout">How long the VMM and the device get to create their sockets.</param>
 public sealed record QemuOptions(

@@ -32,6 +32,7 @@ public static class HybridVsockDialer
         ArgumentException.ThrowIfNullOrEmpty(udsPath);
         options ??= HybridVsockDialOptions.Default;
         DateTime deadline = DateTime.UtcNow + options.Timeout;
+        using UnixSocketPath path = UnixSocketPath.For(udsPath);
         string lastError = "no attempt was made";
         int attempts = 0;
         while (true)
@@ -42,7 +43,7 @@ public static class HybridVsockDialer
             {
                 using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 attempt.CancelAfter(options.AckTimeout);
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(udsPath), attempt.Token).ConfigureAwait(false);
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path.ConnectPath), attempt.Token).ConfigureAwait(false);
                 byte[] request = Encoding.ASCII.GetBytes($"CONNECT {port.ToString(CultureInfo.InvariantCulture)}\n");
                 await socket.SendAsync(request, SocketFlags.None, attempt.Token).ConfigureAwait(false);
                 string ack = await ReadAckAsync(socket, attempt.Token).ConfigureAwait(false);
