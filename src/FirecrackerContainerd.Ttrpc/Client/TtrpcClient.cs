@@ -10,8 +10,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace FirecrackerContainerd.Ttrpc.Client;
 
 /// <summary>
-/// A ttrpc client on one connection: many unary calls in flight at once, matched to their answers by
-/// stream id (odd, increasing).
+/// A ttrpc client on one connection: many calls in flight at once, matched to their answers by
+/// stream id (odd, increasing). Unary calls, plus ttrpc 1.2 streams through <see cref="OpenStreamAsync"/>.
 /// </summary>
 public sealed partial class TtrpcClient : IAsyncDisposable
 {
@@ -20,6 +20,7 @@ public sealed partial class TtrpcClient : IAsyncDisposable
     private readonly NetworkStream _stream;
     private readonly FrameWriter _writer;
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<Frame>> _pending = new();
+    private readonly ConcurrentDictionary<uint, TtrpcClientStreamCall> _streams = new();
     private readonly CancellationTokenSource _closing = new();
     private readonly Task _receiveLoop;
     private readonly ILogger _logger;
@@ -82,6 +83,104 @@ public sealed partial class TtrpcClient : IAsyncDisposable
             throw new TtrpcException(StatusCode.DeadlineExceeded, "context deadline exceeded");
         }
 
+        byte[] body = BuildRequest(service, method, payload, options);
+
+        using var deadline = options.Timeout is { } limit ? new CancellationTokenSource(limit) : null;
+        // Without a timeout the caller's token is used as is: no per-call linked source to allocate.
+        using var linked = deadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        var callToken = linked?.Token ?? cancellationToken;
+
+        var answer = new TaskCompletionSource<Frame>(TaskCreationOptions.RunContinuationsAsynchronously);
+        uint streamId = 0; // never a client stream id
+        Frame frame;
+        try
+        {
+            streamId = await SendRequestAsync(body, FrameFlagBits.None, id => _pending[id] = answer, callToken).ConfigureAwait(false);
+            frame = await answer.Task.WaitAsync(callToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (deadline?.IsCancellationRequested == true && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TtrpcException(StatusCode.DeadlineExceeded, "context deadline exceeded");
+        }
+        finally
+        {
+            _pending.TryRemove(streamId, out _);
+        }
+
+        return Decode(service, method, frame);
+    }
+
+    /// <summary>
+    /// Opens a ttrpc 1.2 stream to <paramref name="service"/>/<paramref name="method"/>. With
+    /// <paramref name="clientSends"/> the request says "remote open" and the caller sends messages with
+    /// <see cref="TtrpcClientStreamCall.SendAsync"/> then <see cref="TtrpcClientStreamCall.CloseSendAsync"/>; without it
+    /// <paramref name="request"/> is the only message and the request says "remote closed".
+    /// </summary>
+    public async Task<TtrpcClientStreamCall> OpenStreamAsync(
+        string service, string method, IMessage? request, bool clientSends,
+        TtrpcCallOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(service);
+        ArgumentException.ThrowIfNullOrEmpty(method);
+        byte[] body = BuildRequest(service, method, request?.ToByteArray() ?? ReadOnlyMemory<byte>.Empty, options ?? TtrpcCallOptions.Default);
+        TtrpcClientStreamCall? stream = null;
+        await SendRequestAsync(body, clientSends ? FrameFlagBits.RemoteOpen : FrameFlagBits.RemoteClosed, id =>
+        {
+            stream = new TtrpcClientStreamCall(id, _writer, () => _streams.TryRemove(id, out _));
+            _streams[id] = stream;
+        }, cancellationToken).ConfigureAwait(false);
+        return stream!;
+    }
+
+    /// <summary>
+    /// Allocates the next stream id and queues the request under one lock, so ids reach the wire in increasing
+    /// order (a ttrpc 1.2 server refuses an id lower than one it has seen); writes the queue if it was idle.
+    /// </summary>
+    private async Task<uint> SendRequestAsync(byte[] body, FrameFlagBits flags, Action<uint> register, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        uint streamId;
+        bool mustFlush;
+        lock (_idLock)
+        {
+            if (_closed)
+            {
+                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage);
+            }
+
+            streamId = _nextStreamId;
+            try
+            {
+                mustFlush = _writer.Enqueue(streamId, FrameType.Request, flags, body);
+            }
+            catch (IOException e)
+            {
+                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage, e);
+            }
+
+            _nextStreamId += 2;
+            register(streamId);
+        }
+
+        try
+        {
+            if (mustFlush)
+            {
+                await _writer.FlushQueuedAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or NotSupportedException or InvalidOperationException)
+        {
+            _pending.TryRemove(streamId, out _);
+            _streams.TryRemove(streamId, out _);
+            throw new TtrpcException(StatusCode.Unavailable, ClosedMessage, e);
+        }
+
+        return streamId;
+    }
+
+    private static byte[] BuildRequest(string service, string method, ReadOnlyMemory<byte> payload, TtrpcCallOptions options)
+    {
         var request = new Request
         {
             Service = service,
@@ -101,78 +200,10 @@ public sealed partial class TtrpcClient : IAsyncDisposable
                 $"message length {body.Length} exceed maximum message size of {FrameHeader.MaxDataLength}");
         }
 
-        using var deadline = options.Timeout is { } limit ? new CancellationTokenSource(limit) : null;
-        // Without a timeout the caller's token is used as is: no per-call linked source to allocate.
-        using var linked = deadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
-        var callToken = linked?.Token ?? cancellationToken;
-
-        var answer = new TaskCompletionSource<Frame>(TaskCreationOptions.RunContinuationsAsynchronously);
-        uint streamId = 0; // never a client stream id
-        Frame frame;
-        try
-        {
-            streamId = await SendRequestAsync(body, answer, callToken).ConfigureAwait(false);
-            frame = await answer.Task.WaitAsync(callToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (deadline?.IsCancellationRequested == true && !cancellationToken.IsCancellationRequested)
-        {
-            throw new TtrpcException(StatusCode.DeadlineExceeded, "context deadline exceeded");
-        }
-        finally
-        {
-            _pending.TryRemove(streamId, out _);
-        }
-
-        return Decode(service, method, frame);
+        return body;
     }
 
-    /// <summary>
-    /// Allocates the next stream id and queues the request under one lock, so ids reach the wire in increasing
-    /// order (a ttrpc 1.2 server refuses an id lower than one it has seen); writes the queue if it was idle.
-    /// </summary>
-    private async Task<uint> SendRequestAsync(byte[] body, TaskCompletionSource<Frame> answer, CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        uint streamId;
-        bool mustFlush;
-        lock (_idLock)
-        {
-            if (_closed)
-            {
-                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage);
-            }
-
-            streamId = _nextStreamId;
-            try
-            {
-                mustFlush = _writer.Enqueue(streamId, FrameType.Request, FrameFlagBits.None, body);
-            }
-            catch (IOException e)
-            {
-                throw new TtrpcException(StatusCode.Unavailable, ClosedMessage, e);
-            }
-
-            _nextStreamId += 2;
-            _pending[streamId] = answer;
-        }
-
-        try
-        {
-            if (mustFlush)
-            {
-                await _writer.FlushQueuedAsync().ConfigureAwait(false);
-            }
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or NotSupportedException or InvalidOperationException)
-        {
-            _pending.TryRemove(streamId, out _);
-            throw new TtrpcException(StatusCode.Unavailable, ClosedMessage, e);
-        }
-
-        return streamId;
-    }
-
-    private static ReadOnlyMemory<byte> Decode(string service, string method, Frame frame)
+    internal static ReadOnlyMemory<byte> Decode(string service, string method, Frame frame)
     {
         if (frame.Header.IsOversized)
         {
@@ -217,6 +248,10 @@ public sealed partial class TtrpcClient : IAsyncDisposable
                 {
                     call.TrySetResult(frame);
                 }
+                else if (_streams.TryGetValue(frame.Header.StreamId, out var stream))
+                {
+                    stream.Deliver(frame);
+                }
                 else
                 {
                     LogUnknownStream(_logger, frame.Header.StreamId, frame.Header.Type);
@@ -232,6 +267,13 @@ public sealed partial class TtrpcClient : IAsyncDisposable
             lock (_idLock)
             {
                 _closed = true;
+            }
+
+            foreach (var stream in _streams.Values)
+            {
+                stream.Fail(failure is null
+                    ? new TtrpcException(StatusCode.Unavailable, ClosedMessage)
+                    : new TtrpcException(StatusCode.Unavailable, ClosedMessage, failure));
             }
 
             foreach (var id in _pending.Keys)

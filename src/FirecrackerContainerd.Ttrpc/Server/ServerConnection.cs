@@ -24,20 +24,22 @@ internal sealed partial class ServerConnection : IDisposable
     private readonly CancellationTokenSource _closed;
     private readonly ConcurrentDictionary<uint, Task> _inFlight = new();
     private readonly ConcurrentDictionary<uint, TtrpcStreamCall> _openStreams = new();
+    private readonly PeerCredentials _self;
     private PeerCredentials? _peer;
     private uint _lastStreamId;
     private int _closedFlag;
 
-    public ServerConnection(Socket socket, TtrpcServiceRegistry services, TtrpcServerOptions options, ILogger logger, CancellationToken hardStop)
-        : this(new NetworkStream(socket, ownsSocket: true), socket, services, options, logger, hardStop)
+    public ServerConnection(Socket socket, TtrpcServiceRegistry services, TtrpcServerOptions options, PeerCredentials self, ILogger logger, CancellationToken hardStop)
+        : this(new NetworkStream(socket, ownsSocket: true), socket, services, options, self, logger, hardStop)
     {
     }
 
     /// <summary>A connection on any full-duplex stream (an AF_VSOCK socket .NET cannot wrap as a Socket, say); <paramref name="socket"/>, when known, gives peer credentials.</summary>
-    public ServerConnection(Stream stream, Socket? socket, TtrpcServiceRegistry services, TtrpcServerOptions options, ILogger logger, CancellationToken hardStop)
+    public ServerConnection(Stream stream, Socket? socket, TtrpcServiceRegistry services, TtrpcServerOptions options, PeerCredentials self, ILogger logger, CancellationToken hardStop)
     {
         _socket = socket;
         _stream = stream;
+        _self = self;
         // Answers are only queued by most handlers; if the connection cannot be written, end it.
         _writer = new FrameWriter(_stream, _ => Close());
         _services = services;
@@ -51,7 +53,7 @@ internal sealed partial class ServerConnection : IDisposable
         if (_socket is { AddressFamily: AddressFamily.Unix })
         {
             _peer = PeerCredentials.Of(_socket);
-            if (_options.RequireSameUser && !_peer.Value.IsSameUserAsThisProcess())
+            if (_options.RequireSameUser && !_peer.Value.IsSameUserAs(_self))
             {
                 LogRefusedPeer(_logger, _peer.Value.ProcessId, _peer.Value.UserId, _peer.Value.GroupId);
                 return;

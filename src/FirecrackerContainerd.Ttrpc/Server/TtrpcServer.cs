@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using FirecrackerContainerd.Ttrpc.Transport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -13,6 +14,7 @@ public sealed partial class TtrpcServer : IAsyncDisposable
 {
     private readonly TtrpcServiceRegistry _services;
     private readonly TtrpcServerOptions _options;
+    private readonly PeerCredentials _self = PeerCredentials.OfThisProcess();
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopAccepting = new();
     private readonly CancellationTokenSource _hardStop = new();
@@ -55,7 +57,7 @@ public sealed partial class TtrpcServer : IAsyncDisposable
                 return Task.CompletedTask;
             }
 
-            var served = new ServerConnection(connection, _services, _options, _logger, _hardStop.Token);
+            var served = new ServerConnection(connection, _services, _options, _self, _logger, _hardStop.Token);
             var run = RunConnectionAsync(served);
             return run;
         }
@@ -76,7 +78,7 @@ public sealed partial class TtrpcServer : IAsyncDisposable
                 return Task.CompletedTask;
             }
 
-            var served = new ServerConnection(connection, null, _services, _options, _logger, _hardStop.Token);
+            var served = new ServerConnection(connection, null, _services, _options, _self, _logger, _hardStop.Token);
             return RunConnectionAsync(served);
         }
     }

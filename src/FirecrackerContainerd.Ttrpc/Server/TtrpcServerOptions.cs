@@ -7,8 +7,8 @@ public sealed record TtrpcServerOptions
     public static TtrpcServerOptions Default { get; } = new();
 
     /// <summary>
-    /// Refuse Unix-socket peers whose effective uid/gid differ from ours (ttrpc's <c>UnixSocketRequireSameUser</c>).
-    /// Only applies to AF_UNIX connections.
+    /// Refuse Unix-socket peers whose effective uid/gid differ from ours (ttrpc's <c>UnixSocketRequireSameUser</c>),
+    /// as they were when the server was created. Only applies to AF_UNIX connections.
     /// </summary>
     public bool RequireSameUser { get; init; }
 }

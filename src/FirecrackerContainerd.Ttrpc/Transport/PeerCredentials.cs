@@ -30,7 +30,13 @@ public readonly record struct PeerCredentials(int ProcessId, uint UserId, uint G
             BinaryPrimitives.ReadUInt32LittleEndian(ucred[8..]));
     }
 
+    /// <summary>This process's pid and current effective uid and gid.</summary>
+    public static PeerCredentials OfThisProcess() =>
+        new(Environment.ProcessId, Interop.GetEffectiveUserId(), Interop.GetEffectiveGroupId());
+
     /// <summary>True when the peer runs with this process's effective uid and gid (ttrpc's same-user rule).</summary>
-    public bool IsSameUserAsThisProcess() =>
-        UserId == Interop.GetEffectiveUserId() && GroupId == Interop.GetEffectiveGroupId();
+    public bool IsSameUserAsThisProcess() => IsSameUserAs(OfThisProcess());
+
+    /// <summary>True when the peer has the effective uid and gid of <paramref name="other"/>.</summary>
+    public bool IsSameUserAs(PeerCredentials other) => UserId == other.UserId && GroupId == other.GroupId;
 }
