@@ -166,10 +166,8 @@ internal sealed class ProcessIo : IAsyncDisposable
             await using Stream connection = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
             await pipe.CopyToAsync(connection, RelayBufferBytes, _stop.Token).ConfigureAwait(false);
             await connection.FlushAsync(_stop.Token).ConfigureAwait(false);
-            if (connection is NetworkStream network)
-            {
-                network.Socket.Shutdown(SocketShutdown.Send);
-            }
+
+            // Closing the connection (end of the using) is the host's EOF.
         }
         catch (OperationCanceledException)
         {

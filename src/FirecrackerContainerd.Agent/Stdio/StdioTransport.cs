@@ -26,15 +26,18 @@ internal sealed class VsockStdioTransport : IStdioTransport
         public async Task<Stream> AcceptAsync(CancellationToken cancellationToken)
         {
             using CancellationTokenRegistration stop = cancellationToken.Register(listener.Dispose);
-            var accepted = new TaskCompletionSource<Socket?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var accepted = new TaskCompletionSource<Stream?>(TaskCreationOptions.RunContinuationsAsynchronously);
             var thread = new Thread(() => accepted.TrySetResult(listener.Accept())) { IsBackground = true, Name = $"stdio-accept-{listener.Port}" };
             thread.Start();
-            Socket? socket = await accepted.Task.ConfigureAwait(false);
+            Stream? connection = await accepted.Task.ConfigureAwait(false);
             listener.Dispose();
-            cancellationToken.ThrowIfCancellationRequested();
-            return socket is null
-                ? throw new IOException($"vsock port {listener.Port} closed before the host connected")
-                : new NetworkStream(socket, ownsSocket: true);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                connection?.Dispose();
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
+            return connection ?? throw new IOException($"vsock port {listener.Port} closed before the host connected");
         }
 
         public void Dispose() => listener.Dispose();

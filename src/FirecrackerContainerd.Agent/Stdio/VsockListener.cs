@@ -1,11 +1,11 @@
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
 namespace FirecrackerContainerd.Agent;
 
 /// <summary>
-/// A listening AF_VSOCK stream socket. .NET has no vsock address family, so the socket is made, bound
-/// and accepted through libc; each accepted connection is handed out as an ordinary <see cref="Socket"/>.
+/// A listening AF_VSOCK stream socket. .NET has no vsock address family (a <see cref="Socket"/> made from
+/// such a descriptor believes it is not connected), so the socket is made, bound and accepted through
+/// libc, and each accepted connection is handed out as a stream over its descriptor.
 /// </summary>
 internal sealed partial class VsockListener : IDisposable
 {
@@ -56,14 +56,14 @@ internal sealed partial class VsockListener : IDisposable
     }
 
     /// <summary>Waits (on the calling thread) for the next connection; null once the listener is closed.</summary>
-    public Socket? Accept()
+    public Stream? Accept()
     {
         while (Volatile.Read(ref _closed) == 0)
         {
             int fd = Accept4(_fd, 0, 0, SockCloexec);
             if (fd >= 0)
             {
-                return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+                return new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.ReadWrite, bufferSize: 0, isAsync: false);
             }
 
             int errno = Marshal.GetLastPInvokeError();

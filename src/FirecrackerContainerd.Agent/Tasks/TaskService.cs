@@ -504,15 +504,25 @@ internal sealed class TaskService : IDisposable
 
             // The exit is reported after the output reached the host, so the host's copy ends before the exit.
             await Task.WhenAny(process.Io.OutputDone, Task.Delay(OutputGrace)).ConfigureAwait(false);
-            process.SetExited(exit);
-            _events.Publish("/tasks/exit", new TaskExit
+
+            // Under the lock, so a process that exits at once is reported after its start, never before.
+            await _lock.WaitAsync().ConfigureAwait(false);
+            try
             {
-                ContainerId = process.ContainerId,
-                Id = process.ExecId.Length == 0 ? process.ContainerId : process.ExecId,
-                Pid = (uint)exit.Pid,
-                ExitStatus = (uint)exit.ExitStatus,
-                ExitedAt = Timestamp.FromDateTimeOffset(exit.ExitedAt),
-            });
+                process.SetExited(exit);
+                _events.Publish("/tasks/exit", new TaskExit
+                {
+                    ContainerId = process.ContainerId,
+                    Id = process.ExecId.Length == 0 ? process.ContainerId : process.ExecId,
+                    Pid = (uint)exit.Pid,
+                    ExitStatus = (uint)exit.ExitStatus,
+                    ExitedAt = Timestamp.FromDateTimeOffset(exit.ExitedAt),
+                });
+            }
+            finally
+            {
+                _lock.Release();
+            }
         });
     }
 

@@ -12,7 +12,7 @@ namespace FirecrackerContainerd.Vmm.Qemu;
 /// <param name="Accelerator">KVM when a probe boot reached the guest's /init under it, else TCG.</param>
 /// <param name="Reason">A sentence for logs and users.</param>
 /// <param name="FromCache">Whether the verdict was read from the cache rather than measured now.</param>
-public sealed record KvmVerdict(QemuAccelerator Accelerator, string Reason, bool FromCache);
+public sealed record AcceleratorVerdict(QemuAccelerator Accelerator, string Reason, bool FromCache);
 
 /// <summary>
 /// Decides between KVM and TCG by proof, not by the presence of /dev/kvm: some nested KVMs open fine
@@ -38,11 +38,11 @@ public sealed class KvmProbe
     }
 
     /// <summary>The verdict for booting <paramref name="kernel"/> with <paramref name="initrd"/> on this host.</summary>
-    public async Task<KvmVerdict> DecideAsync(string kernel, string initrd, CancellationToken cancellationToken)
+    public async Task<AcceleratorVerdict> DecideAsync(string kernel, string initrd, CancellationToken cancellationToken)
     {
         if (!File.Exists("/dev/kvm"))
         {
-            return new KvmVerdict(QemuAccelerator.Tcg, "/dev/kvm does not exist: using TCG", FromCache: false);
+            return new AcceleratorVerdict(QemuAccelerator.Tcg, "/dev/kvm does not exist: using TCG", FromCache: false);
         }
 
         string key = await CacheKeyAsync(kernel, cancellationToken).ConfigureAwait(false);
@@ -52,7 +52,7 @@ public sealed class KvmProbe
             return cached with { FromCache = true };
         }
 
-        KvmVerdict verdict = await ProbeAsync(kernel, initrd, cancellationToken).ConfigureAwait(false);
+        AcceleratorVerdict verdict = await ProbeAsync(kernel, initrd, cancellationToken).ConfigureAwait(false);
         Directory.CreateDirectory(_cacheDir);
         string temp = cacheFile + $".{Environment.ProcessId}.tmp";
         await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(new Dictionary<string, string>
@@ -64,7 +64,7 @@ public sealed class KvmProbe
         return verdict;
     }
 
-    private async Task<KvmVerdict> ProbeAsync(string kernel, string initrd, CancellationToken cancellationToken)
+    private async Task<AcceleratorVerdict> ProbeAsync(string kernel, string initrd, CancellationToken cancellationToken)
     {
         string dir = Directory.CreateTempSubdirectory("fc-kvm-probe-").FullName;
         try
@@ -85,16 +85,16 @@ public sealed class KvmProbe
                 Task finished = await Task.WhenAny(console.Seen, machine.Exited, Task.Delay(_bound, cancellationToken)).ConfigureAwait(false);
                 if (finished == console.Seen)
                 {
-                    return new KvmVerdict(QemuAccelerator.Kvm, $"a KVM probe boot reached /init in {watch.Elapsed.TotalSeconds:0.0} s", false);
+                    return new AcceleratorVerdict(QemuAccelerator.Kvm, $"a KVM probe boot reached /init in {watch.Elapsed.TotalSeconds:0.0} s", false);
                 }
 
                 return finished == machine.Exited
-                    ? new KvmVerdict(QemuAccelerator.Tcg, $"under KVM QEMU exited with status {(await machine.Exited.ConfigureAwait(false)).ExitCode} before /init: using TCG", false)
-                    : new KvmVerdict(QemuAccelerator.Tcg, $"under KVM the guest did not reach /init within {_bound.TotalSeconds:0} s: using TCG", false);
+                    ? new AcceleratorVerdict(QemuAccelerator.Tcg, $"under KVM QEMU exited with status {(await machine.Exited.ConfigureAwait(false)).ExitCode} before /init: using TCG", false)
+                    : new AcceleratorVerdict(QemuAccelerator.Tcg, $"under KVM the guest did not reach /init within {_bound.TotalSeconds:0} s: using TCG", false);
             }
             catch (Exception e) when (e is IOException or TimeoutException or QmpException)
             {
-                return new KvmVerdict(QemuAccelerator.Tcg, $"QEMU could not start under KVM ({e.Message}): using TCG", false);
+                return new AcceleratorVerdict(QemuAccelerator.Tcg, $"QEMU could not start under KVM ({e.Message}): using TCG", false);
             }
         }
         finally
@@ -117,14 +117,14 @@ public sealed class KvmProbe
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(material)))[..16].ToLowerInvariant();
     }
 
-    private static KvmVerdict? TryReadCache(string path)
+    private static AcceleratorVerdict? TryReadCache(string path)
     {
         try
         {
             using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(path));
             string? accelerator = doc.RootElement.GetProperty("accelerator").GetString();
             string reason = doc.RootElement.GetProperty("reason").GetString() ?? string.Empty;
-            return Enum.TryParse(accelerator, out QemuAccelerator parsed) ? new KvmVerdict(parsed, reason, true) : null;
+            return Enum.TryParse(accelerator, out QemuAccelerator parsed) ? new AcceleratorVerdict(parsed, reason, true) : null;
         }
         catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException)
         {
