@@ -1,0 +1,43 @@
+using System.Runtime.InteropServices;
+
+namespace FirecrackerContainerd.Runtime.Rootfs;
+
+/// <summary>The libc calls the rootfs image builder needs: mounting and unmounting the snapshot view.</summary>
+internal static partial class Interop
+{
+    internal const ulong MS_RDONLY = 0x1;
+    internal const ulong MS_NOSUID = 0x2;
+    internal const ulong MS_NODEV = 0x4;
+    internal const ulong MS_REMOUNT = 0x20;
+    internal const ulong MS_BIND = 0x1000;
+    internal const ulong MS_PRIVATE = 0x40000;
+    internal const int MNT_DETACH = 0x2;
+    internal const int EBUSY = 16;
+    internal const int EINVAL = 22;
+
+    /// <summary>mount(2); throws an <see cref="IOException"/> naming the call, the source and the target.</summary>
+    internal static void Mount(string? source, string target, string? fsType, ulong flags, string? data)
+    {
+        if (mount(source, target, fsType, flags, data) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new IOException(
+                $"mount {fsType ?? "(bind)"} {source ?? "(none)"} on {target} (flags 0x{flags:x}, data \"{data}\"): {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})",
+                errno);
+        }
+    }
+
+    /// <summary>umount2(2); returns the errno (0 on success) so the caller can decide on a lazy retry.</summary>
+    internal static int Unmount(string target, int flags)
+    {
+        return umount2(target, flags) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    internal static string ErrorMessage(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int mount(string? source, string target, string? filesystemtype, ulong mountflags, string? data);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int umount2(string target, int flags);
+}
