@@ -16,9 +16,18 @@ public sealed record RootfsImage(string Path, long SizeBytes)
     private const int BlockSize = 4096;
     private const int InodeSize = 256;
 
-    // ext4's fixed costs beyond data and inode tables: journal (up to 64 MiB for images this size counts
-    // 16 MiB), group descriptors, bitmaps and the reserved GDT blocks; generous, so mkfs never runs out.
-    private const long MetadataBytes = 24 * MiB;
+    // ext4's costs beyond data and inode tables: group descriptors, bitmaps, reserved GDT blocks and
+    // directory slack (a few MiB plus 1 %), and the journal, whose default size grows with the file system.
+    private static long OverheadBytes(long contentBytes)
+    {
+        long journal = contentBytes switch
+        {
+            <= 1L << 30 => 32 * MiB,
+            <= 16L << 30 => 64 * MiB,
+            _ => 256 * MiB,
+        };
+        return (8 * MiB) + (contentBytes / 100) + journal;
+    }
 
     /// <summary>
     /// Builds the image at <paramref name="imagePath"/> (which must not exist) from <paramref name="mounts"/>.
@@ -54,7 +63,8 @@ public sealed record RootfsImage(string Path, long SizeBytes)
             try
             {
                 TreeUsage usage = TreeUsage.Measure(view);
-                long size = RoundUp(usage.Bytes + (usage.Inodes * InodeSize) + MetadataBytes + options.FreeBytes, MiB);
+                long content = usage.Bytes + (usage.Inodes * InodeSize);
+                long size = RoundUp(content + OverheadBytes(content + options.FreeBytes) + options.FreeBytes, MiB);
                 long inodes = usage.Inodes + options.ExtraInodes;
                 await RunMkfsAsync(options.MkfsBinary, view, imagePath, size, inodes, cancellationToken).ConfigureAwait(false);
                 done = true;

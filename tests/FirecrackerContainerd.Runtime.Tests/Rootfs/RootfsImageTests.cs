@@ -86,6 +86,29 @@ public sealed class RootfsImageTests : IDisposable
         AssertNothingLeft();
     }
 
+    [Fact]
+    public async Task An_image_has_room_for_many_files_and_a_large_one()
+    {
+        RequireRoot();
+        string snapshot = Tree("fs");
+        for (int i = 0; i < 3000; i++)
+        {
+            string file = Path.Combine(snapshot, $"d{i % 30}", $"f{i}");
+            Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+            File.WriteAllText(file, new string('x', i));
+        }
+
+        await File.WriteAllBytesAsync(Path.Combine(snapshot, "large"), new byte[48 << 20]);
+        string imagePath = Path.Combine(_root, "rootfs.ext4");
+
+        RootfsImage image = await RootfsImage.CreateAsync([Mount("bind", snapshot, "rbind", "ro")], imagePath, Options, _timeout.Token);
+
+        Assert.InRange(image.SizeBytes, 48L << 20, 256L << 20);
+        Assert.Equal(new string('x', 2999), await DebugfsAsync(imagePath, "cat /d29/f2999"));
+        Assert.Contains("Size: 50331648", await DebugfsAsync(imagePath, "stat /large"));
+        AssertNothingLeft();
+    }
+
     public static TheoryData<string, string, string[], string> BadMounts => new()
     {
         { "tmpfs", "tmpfs", [], "mount type \"tmpfs\"" },
