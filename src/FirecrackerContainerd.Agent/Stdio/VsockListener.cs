@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 
+using FirecrackerContainerd.Agent.Stdio;
+
 namespace FirecrackerContainerd.Agent;
 
 /// <summary>
@@ -63,7 +65,7 @@ internal sealed partial class VsockListener : IDisposable
             int fd = Accept4(_fd, 0, 0, SockCloexec);
             if (fd >= 0)
             {
-                return new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.ReadWrite, bufferSize: 0, isAsync: false);
+                return new SocketStream(new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(fd, ownsHandle: true)));
             }
 
             int errno = Marshal.GetLastPInvokeError();
