@@ -27,7 +27,9 @@ public sealed partial class QemuMachine : IVirtualMachine
     private CancellationTokenSource? _inProcessDeviceStop;
     private readonly List<UnixSocketPath> _socketPaths = [];
     private QmpClient? _qmp;
-    private int _driveGeneration;
+    private readonly Dictionary<string, string> _driveFileNodes = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _patchLock = new(1, 1);
+    private int _fileNodeCount;
     private int _disposed;
 
     /// <summary>Creates the machine; nothing runs until <see cref="StartAsync"/>.</summary>
@@ -126,7 +128,8 @@ public sealed partial class QemuMachine : IVirtualMachine
 
     /// <summary>
     /// Swaps the file behind drive <paramref name="driveId"/>: a new file node is added, the drive's raw node
-    /// is reopened on it, and a same-size resize makes the guest re-read the disk's capacity.
+    /// is reopened on it, the old file node is dropped, and a resize to the new file's size makes virtio-blk
+    /// tell the guest its new capacity (measured: the guest logs "detected capacity change" at once).
     /// </summary>
     public async Task PatchDriveAsync(string driveId, string hostPath, CancellationToken cancellationToken)
     {
@@ -137,34 +140,53 @@ public sealed partial class QemuMachine : IVirtualMachine
             throw new FileNotFoundException($"vm \"{VmId}\": drive \"{driveId}\" backing file {hostPath} does not exist", hostPath);
         }
 
-        string oldFileNode = _driveGeneration == 0 ? $"{driveId}-file" : $"{driveId}-file{_driveGeneration}";
-        string newFileNode = $"{driveId}-file{Interlocked.Increment(ref _driveGeneration)}";
-        await Qmp.ExecuteAsync("blockdev-add", w =>
+        await _patchLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            w.WriteString("driver", "file");
-            w.WriteString("node-name", newFileNode);
-            w.WriteString("filename", hostPath);
-            w.WriteBoolean("read-only", drive.IsReadOnly);
-        }, cancellationToken).ConfigureAwait(false);
-        await Qmp.ExecuteAsync("blockdev-reopen", w =>
+            // The command line names each drive's first file node "<id>-file"; every patch adds a fresh one.
+            string oldFileNode = _driveFileNodes.GetValueOrDefault(driveId, $"{driveId}-file");
+            string newFileNode = $"{driveId}-file{Interlocked.Increment(ref _fileNodeCount)}";
+            await Qmp.ExecuteAsync("blockdev-add", w =>
+            {
+                w.WriteString("driver", "file");
+                w.WriteString("node-name", newFileNode);
+                w.WriteString("filename", hostPath);
+                w.WriteBoolean("read-only", drive.IsReadOnly);
+            }, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await Qmp.ExecuteAsync("blockdev-reopen", w =>
+                {
+                    w.WriteStartArray("options");
+                    w.WriteStartObject();
+                    w.WriteString("driver", "raw");
+                    w.WriteString("node-name", driveId);
+                    w.WriteString("file", newFileNode);
+                    w.WriteBoolean("read-only", drive.IsReadOnly);
+                    w.WriteEndObject();
+                    w.WriteEndArray();
+                }, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await TryQmpAsync("blockdev-del", w => w.WriteString("node-name", newFileNode)).ConfigureAwait(false);
+                throw;
+            }
+
+            _driveFileNodes[driveId] = newFileNode;
+            Spec = Spec.WithDriveHostPath(driveId, hostPath);
+            await Qmp.ExecuteAsync("blockdev-del", w => w.WriteString("node-name", oldFileNode), cancellationToken).ConfigureAwait(false);
+            long size = new FileInfo(hostPath).Length;
+            await Qmp.ExecuteAsync("block_resize", w =>
+            {
+                w.WriteString("node-name", driveId);
+                w.WriteNumber("size", size);
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
         {
-            w.WriteStartArray("options");
-            w.WriteStartObject();
-            w.WriteString("driver", "raw");
-            w.WriteString("node-name", driveId);
-            w.WriteString("file", newFileNode);
-            w.WriteBoolean("read-only", drive.IsReadOnly);
-            w.WriteEndObject();
-            w.WriteEndArray();
-        }, cancellationToken).ConfigureAwait(false);
-        await Qmp.ExecuteAsync("blockdev-del", w => w.WriteString("node-name", oldFileNode), cancellationToken).ConfigureAwait(false);
-        long size = new FileInfo(hostPath).Length;
-        await Qmp.ExecuteAsync("block_resize", w =>
-        {
-            w.WriteString("node-name", driveId);
-            w.WriteNumber("size", size);
-        }, cancellationToken).ConfigureAwait(false);
-        Spec = Spec.WithDriveHostPath(driveId, hostPath);
+            _patchLock.Release();
+        }
     }
 
     /// <inheritdoc/>
@@ -253,6 +275,7 @@ public sealed partial class QemuMachine : IVirtualMachine
         }
 
         _inProcessDeviceStop?.Dispose();
+        _patchLock.Dispose();
 
         DeleteIfPresent(QmpSocketPath);
         DeleteIfPresent(Path.Combine(_vmDir.RootPath, QemuCommandLine.VhostUserVsockSocketName));
@@ -369,6 +392,18 @@ public sealed partial class QemuMachine : IVirtualMachine
             {
                 LogDeviceFailed(_logger, VmId, e.Message);
             }
+        }
+    }
+
+    private async Task TryQmpAsync(string command, Action<System.Text.Json.Utf8JsonWriter> writeArguments)
+    {
+        try
+        {
+            await Qmp.ExecuteAsync(command, writeArguments, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or QmpException)
+        {
+            // Best effort clean-up after a failed command; the original error is what the caller reports.
         }
     }
 
