@@ -1,3 +1,4 @@
+using FirecrackerContainerd.Core;
 using System.Security.Cryptography;
 using System.Text;
 using FirecrackerContainerd.Shim.Addressing;
@@ -31,7 +32,7 @@ public class ShimSocketAddressTests
     [InlineData(new[] { "a", "." }, "a")]
     public void Join_matches_go_filepath_join(string[] elements, string expected)
     {
-        Assert.Equal(expected, GoFilePath.Join(elements));
+        Assert.Equal(expected, GoPath.Join(elements));
     }
 
     [Fact]

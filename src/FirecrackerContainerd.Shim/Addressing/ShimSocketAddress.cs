@@ -1,3 +1,4 @@
+using FirecrackerContainerd.Core;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -24,9 +25,9 @@ public static class ShimSocketAddress
         ArgumentNullException.ThrowIfNull(containerdAddress);
         ArgumentException.ThrowIfNullOrEmpty(ns);
         ArgumentException.ThrowIfNullOrEmpty(id);
-        string key = GoFilePath.Join(containerdAddress, ns, id);
+        string key = GoPath.Join(containerdAddress, ns, id);
         string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
-        return UnixScheme + GoFilePath.Join(SocketDirectory, hash);
+        return UnixScheme + GoPath.Join(SocketDirectory, hash);
     }
 
     /// <summary>The filesystem path inside a <c>unix://</c> address.</summary>
