@@ -19,13 +19,19 @@ internal sealed class DriveMounter
     private const nuint BLKFLSBUF = 0x1261;
     private const ulong MS_RDONLY = 1;
 
+    /// <summary>How long MountDrive waits for a patched drive to show more than the stub's single sector.</summary>
+    private static readonly TimeSpan PatchedCapacityWait = TimeSpan.FromSeconds(5);
+
     private readonly Dictionary<string, string> _devices;
     private readonly Dictionary<string, string> _mounted = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
-    private DriveMounter(Dictionary<string, string> devices)
+    private readonly string _sysBlock;
+
+    private DriveMounter(Dictionary<string, string> devices, string sysBlock)
     {
         _devices = devices;
+        _sysBlock = sysBlock;
     }
 
     /// <summary>Stub drive ids found, mapped to their devices.</summary>
@@ -57,14 +63,43 @@ internal sealed class DriveMounter
             }
         }
 
-        return new DriveMounter(devices);
+        return new DriveMounter(devices, sysBlock);
     }
 
     public void Register(TtrpcServiceRegistry registry)
     {
         registry
-            .AddUnary<MountDriveRequest, Empty>(ServiceName, "MountDrive", MountDriveRequest.Parser, (r, _) => Task.FromResult(Mount(r)))
+            .AddUnary<MountDriveRequest, Empty>(ServiceName, "MountDrive", MountDriveRequest.Parser, (r, c) => MountAsync(r, c.CancellationToken))
             .AddUnary<UnmountDriveRequest, Empty>(ServiceName, "UnmountDrive", UnmountDriveRequest.Parser, (r, _) => Task.FromResult(Unmount(r)));
+    }
+
+    // A patch reaches the guest as a capacity change that a kernel worker applies; the host's MountDrive can
+    // overtake it, and a device that still has the stub's one sector cannot hold a file system.
+    private async Task<Empty> MountAsync(MountDriveRequest request, CancellationToken cancellationToken)
+    {
+        if (_devices.TryGetValue(request.DriveID, out string? device))
+        {
+            string sizeFile = Path.Combine(_sysBlock, Path.GetFileName(device), "size");
+            long deadline = Environment.TickCount64 + (long)PatchedCapacityWait.TotalMilliseconds;
+            while (ReadSectors(sizeFile) is 0 or 1 && Environment.TickCount64 < deadline)
+            {
+                await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return Mount(request);
+    }
+
+    private static long ReadSectors(string sizeFile)
+    {
+        try
+        {
+            return long.TryParse(File.ReadAllText(sizeFile).Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long sectors) ? sectors : -1;
+        }
+        catch (IOException)
+        {
+            return -1;
+        }
     }
 
     private Empty Mount(MountDriveRequest request)
