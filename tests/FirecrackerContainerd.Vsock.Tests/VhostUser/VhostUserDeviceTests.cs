@@ -131,6 +131,26 @@ public sealed class VhostUserDeviceTests : IDisposable
     }
 
     [Fact]
+    public async Task Cancelling_a_running_device_closes_the_front_end_and_removes_both_sockets()
+    {
+        (Task run, Socket frontEnd, CancellationTokenSource stop) = await StartAsync();
+        using (stop)
+        using (frontEnd)
+        {
+            await SendAsync(frontEnd, GetFeatures, []);
+            await ReceiveAsync(frontEnd);
+
+            await stop.CancelAsync();
+            await run.WaitAsync(Patience);
+
+            using var timeout = new CancellationTokenSource(Patience);
+            Assert.Equal(0, await frontEnd.ReceiveAsync(new byte[12], timeout.Token));
+        }
+        Assert.False(File.Exists(SocketPath));
+        Assert.False(File.Exists(UdsPath));
+    }
+
+    [Fact]
     public async Task The_uds_path_must_not_exist_yet()
     {
         await File.WriteAllTextAsync(UdsPath, "taken");
