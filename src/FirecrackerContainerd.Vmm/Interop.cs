@@ -64,23 +64,6 @@ internal static partial class Interop
         return fd >= 0 ? fd : -Marshal.GetLastPInvokeError();
     }
 
-    /// <summary>mkfifo(3); an existing FIFO at the path is accepted.</summary>
-    internal static void MakeFifo(string path, UnixFileMode mode)
-    {
-        if (MkfifoNative(path, (uint)mode) == 0)
-        {
-            return;
-        }
-
-        var errno = Marshal.GetLastPInvokeError();
-        if (errno == EEXIST && IsFifo(path))
-        {
-            return;
-        }
-
-        throw Error("mkfifo", path, errno);
-    }
-
     /// <summary>link(2); returns 0 or errno so callers can fall back to a copy on EXDEV.</summary>
     internal static int TryHardLink(string existing, string newPath) =>
         LinkNative(existing, newPath) == 0 ? 0 : Marshal.GetLastPInvokeError();
@@ -219,33 +202,8 @@ internal static partial class Interop
     private static IOException Error(string call, string path, int errno) =>
         new($"{call} {path}: {ErrnoText(errno)} (errno {errno})", errno);
 
-    /// <summary>True when <paramref name="path"/> is a FIFO: it opens without blocking and cannot seek (ESPIPE).</summary>
-    private static bool IsFifo(string path)
-    {
-        var fd = TryOpen(path, O_RDONLY | O_NONBLOCK);
-        if (fd < 0)
-        {
-            return false;
-        }
-
-        try
-        {
-            return FstatIsFifo(fd);
-        }
-        finally
-        {
-            CloseQuietly(fd);
-        }
-    }
-
-    /// <summary>lseek on a FIFO fails with ESPIPE (29); declaring it is simpler than declaring struct stat.</summary>
-    private static bool FstatIsFifo(int fd) => LseekNative(fd, 0, 1) < 0 && Marshal.GetLastPInvokeError() == 29;
-
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int OpenNative(string path, int flags, uint mode);
-
-    [LibraryImport("libc", EntryPoint = "mkfifo", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int MkfifoNative(string path, uint mode);
 
     [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int LinkNative(string existing, string newPath);
@@ -273,7 +231,4 @@ internal static partial class Interop
 
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     private static partial int IoctlNative(int fd, nuint request, nint arg);
-
-    [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
-    private static partial long LseekNative(int fd, long offset, int whence);
 }

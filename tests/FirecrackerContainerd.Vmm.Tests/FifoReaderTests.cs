@@ -62,7 +62,7 @@ public class FifoReaderTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         var fifo = dir.Combine("undrained.fifo");
-        Interop.MakeFifo(fifo, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        FirecrackerContainerd.Core.Fifo.Create(fifo, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var holder = Interop.Open(fifo, Interop.O_RDWR | Interop.O_NONBLOCK); // keeps a reader end open, never reads
         try
         {

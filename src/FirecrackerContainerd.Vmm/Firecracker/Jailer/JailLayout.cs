@@ -100,7 +100,7 @@ public sealed class JailLayout
     public string CreateFifo(string name)
     {
         var path = HostPath(name);
-        Interop.MakeFifo(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        FirecrackerContainerd.Core.Fifo.Create(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         Interop.Chown(path, _options.Uid, _options.Gid);
         return path;
     }

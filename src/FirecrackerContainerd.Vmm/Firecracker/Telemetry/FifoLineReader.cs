@@ -77,7 +77,7 @@ public sealed class FifoLineReader : IAsyncDisposable
         string path, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> consumer, long queueBudgetBytes = DefaultQueueBudgetBytes)
     {
         ArgumentNullException.ThrowIfNull(consumer);
-        Interop.MakeFifo(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        FirecrackerContainerd.Core.Fifo.Create(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var fd = Interop.Open(path, Interop.O_RDWR | Interop.O_NONBLOCK);
         int wakeFd;
         try
