@@ -7,7 +7,7 @@ using FirecrackerContainerd.Ttrpc.Transport;
 namespace FirecrackerContainerd.Vmm.Tests.Qemu;
 
 /// <summary>The host side of a container run refuses answers no honest agent can give, served by a hostile agent on a real socket.</summary>
-public sealed class AgentContainerClientTests : IAsyncDisposable
+public sealed class AgentContainerClientTests : IAsyncLifetime, IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("fc-hostile-agent-").FullName;
     private readonly CancellationTokenSource _stop = new(TimeSpan.FromSeconds(30));
@@ -15,7 +15,9 @@ public sealed class AgentContainerClientTests : IAsyncDisposable
     private Task _serving = Task.CompletedTask;
     private Socket? _listener;
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         _listener?.Dispose();
@@ -31,7 +33,11 @@ public sealed class AgentContainerClientTests : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
+    }
 
+    // xunit calls this after DisposeAsync.
+    public void Dispose()
+    {
         _stop.Dispose();
         Directory.Delete(_dir, recursive: true);
     }
