@@ -1,3 +1,4 @@
+using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Shim.Arguments;
 using FirecrackerContainerd.Shim.Lifecycle;
@@ -8,17 +9,27 @@ namespace FirecrackerContainerd.Runtime;
 /// <summary>The aws.firecracker runtime as plugged into the shim plumbing.</summary>
 public sealed class FirecrackerShimRuntime : IShimRuntime
 {
-    /// <summary>One shim per task for now; sharing a shim per VM comes with the VM itself.</summary>
+    /// <summary>
+    /// One shim per VM: tasks that name the same VM (annotation aws.firecracker.vm.id) share a shim and so a
+    /// VM; a task without the annotation gets a VM of its own, named after the task.
+    /// </summary>
     public string SocketKey(ShimArguments arguments, string bundlePath)
     {
         ArgumentNullException.ThrowIfNull(arguments);
-        return arguments.Id;
+        try
+        {
+            return new BundleDir(bundlePath).VMID() is { Length: > 0 } vmId && Identifiers.IsValid(vmId) ? vmId : arguments.Id;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException)
+        {
+            return arguments.Id;
+        }
     }
 
     /// <inheritdoc/>
-    public ITaskService CreateTaskService(ShimDaemonContext context) => new VmPendingTaskService(context);
+    public ITaskService CreateTaskService(ShimDaemonContext context) => new VmTaskService(context);
 
-    /// <summary>No VM, mount or process is ever made for a task yet, so there is nothing to release.</summary>
+    /// <summary>The VM and everything in it die with the shim's process (its VMM is tied to it), so nothing is left to release.</summary>
     public Task<DeleteResponse> CleanupAsync(ShimArguments arguments, string bundlePath, CancellationToken cancellationToken) =>
         Task.FromResult(ShimProgram.KilledNow());
 }

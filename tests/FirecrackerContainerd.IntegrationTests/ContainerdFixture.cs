@@ -29,7 +29,8 @@ public sealed class ContainerdFixture : IAsyncLifetime
     private readonly Lock _logLock = new();
     private readonly HashSet<(string Namespace, string Id)> _usedIds = [];
     private Process? _containerd;
-    private bool _imageImported;
+    private readonly HashSet<string> _imageImportedInto = [];
+    private string? _guestKernelRelease;
 
     /// <summary>The private directory holding config, root, state, sockets and logs.</summary>
     public string Directory { get; private set; } = string.Empty;
@@ -61,6 +62,15 @@ public sealed class ContainerdFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>The runtime configuration file containerd's shims read (written by <see cref="RequireGuestAsync"/>).</summary>
+    public string RuntimeConfigPath => Path.Combine(Directory, "firecracker-runtime.json");
+
+    /// <summary>Where the shims create VM directories.</summary>
+    public string ShimBaseDirectory => Path.Combine(Directory, "vms");
+
+    /// <summary>The temporary directory of containerd and its shims (rootfs views are mounted below it).</summary>
+    public string ShimTempDirectory => Path.Combine(Directory, "tmp");
+
     /// <summary>Lines our shim wrote to the invocation log so far.</summary>
     public string InvocationLog => File.Exists(InvocationLogPath) ? File.ReadAllText(InvocationLogPath) : string.Empty;
 
@@ -85,6 +95,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
         // Short path: containerd's sockets live here and Unix socket paths are limited to 108 bytes.
         Directory = System.IO.Directory.CreateTempSubdirectory("fcctr-").FullName;
         System.IO.Directory.CreateDirectory(ShimDirectory);
+        System.IO.Directory.CreateDirectory(ShimTempDirectory);
         string shim = Path.Combine(AppContext.BaseDirectory, "containerd-shim-aws-firecracker");
         if (!File.Exists(shim))
         {
@@ -119,6 +130,8 @@ public sealed class ContainerdFixture : IAsyncLifetime
         info.ArgumentList.Add(config);
         info.Environment["PATH"] = ShimDirectory + ":" + (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin");
         info.Environment[FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = InvocationLogPath;
+        info.Environment["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = RuntimeConfigPath;
+        info.Environment["TMPDIR"] = ShimTempDirectory;
         _containerd = Process.Start(info) ?? throw new InvalidOperationException($"could not start {ContainerdBinary}");
         _containerd.OutputDataReceived += (_, e) => AppendLog(e.Data);
         _containerd.ErrorDataReceived += (_, e) => AppendLog(e.Data);
@@ -151,19 +164,67 @@ public sealed class ContainerdFixture : IAsyncLifetime
     public Task<CommandResult> CtrAsync(string ns, params string[] args) =>
         ProcessRunner.RunAsync(CtrBinary, ["--address", Address, "-n", ns, .. args], CommandTimeout);
 
-    /// <summary>Imports the busybox test image into <paramref name="ns"/> once, unpacked for the native snapshotter.</summary>
+    /// <summary>Runs ctr with <paramref name="stdin"/> as its standard input and a bound long enough for a VM boot.</summary>
+    public Task<CommandResult> CtrWithInputAsync(string ns, byte[]? stdin, params string[] args) =>
+        ProcessRunner.RunAsync(CtrBinary, ["--address", Address, "-n", ns, .. args], TimeSpan.FromSeconds(90), stdin: stdin);
+
+    /// <summary>
+    /// Publishes the agent, builds the guest image with it (both cached) and writes the runtime configuration that
+    /// points the shims at it (QEMU, 2 vCPUs, 512 MiB); returns the guest's kernel release from the image manifest.
+    /// </summary>
+    public async Task<string> RequireGuestAsync(CancellationToken cancellationToken)
+    {
+        if (_guestKernelRelease is { } known)
+        {
+            return known;
+        }
+
+        if (ProcessRunner.FindOnPath("qemu-system-x86_64") is null)
+        {
+            throw new InvalidOperationException("qemu-system-x86_64 is missing: install it with `apt-get install qemu-system-x86`");
+        }
+
+        string agent = await AgentBinary.RequireAsync(cancellationToken);
+        GuestImage image = await GuestImage.BuildAsync(agent, cancellationToken);
+        using var manifest = System.Text.Json.JsonDocument.Parse(await File.ReadAllBytesAsync(Path.Combine(image.Directory, "manifest.json"), cancellationToken));
+        string release = manifest.RootElement.GetProperty("kernelRelease").GetString()
+            ?? throw new InvalidOperationException($"{image.Directory}/manifest.json has no kernelRelease");
+        await File.WriteAllTextAsync(RuntimeConfigPath, System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["kernel_image_path"] = image.Kernel,
+            ["initrd_path"] = image.Initrd,
+            ["shim_base_dir"] = ShimBaseDirectory,
+            ["vmm"] = "qemu",
+            ["vcpu_count"] = 2,
+            ["mem_size_mib"] = 512,
+        }), cancellationToken);
+        _guestKernelRelease = release;
+        return release;
+    }
+
+    /// <summary>Mount points below <paramref name="directory"/> in this mount namespace (the shims share it).</summary>
+    public static IReadOnlyList<string> MountsBelow(string directory) =>
+        File.ReadLines("/proc/self/mountinfo")
+            .Select(line => line.Split(' ')[4].Replace("\\040", " ", StringComparison.Ordinal))
+            .Where(mountPoint => mountPoint == directory || mountPoint.StartsWith(directory + "/", StringComparison.Ordinal))
+            .ToList();
+
+    /// <summary>Imports the busybox test image into <paramref name="ns"/> once per namespace, unpacked for the native snapshotter.</summary>
     public async Task ImportBusyboxImageAsync(string ns)
     {
-        if (_imageImported)
+        if (_imageImportedInto.Contains(ns))
         {
             return;
         }
 
         string tar = Path.Combine(Directory, "busybox-oci.tar");
-        BusyboxImage.Write(tar);
+        if (!File.Exists(tar))
+        {
+            BusyboxImage.Write(tar);
+        }
         var result = await CtrAsync(ns, "image", "import", "--snapshotter", "native", tar);
         Assert.True(result.ExitCode == 0, $"ctr image import failed: {result.Output}");
-        _imageImported = true;
+        _imageImportedInto.Add(ns);
     }
 
     /// <summary>Remembers that a test used <paramref name="id"/>, so teardown can check and clear its shim socket.</summary>
@@ -207,6 +268,21 @@ public sealed class ContainerdFixture : IAsyncLifetime
                 using var shim = Process.GetProcessById(pid);
                 shim.Kill();
                 await shim.WaitForExitAsync();
+            }
+            catch (ArgumentException)
+            {
+                // Already gone.
+            }
+        }
+
+        // A QEMU that outlived its shim would hold the VM directory: stop it before deleting.
+        foreach (int pid in ProcessRunner.FindProcesses("qemu-system-x86_64", Directory))
+        {
+            try
+            {
+                using var qemu = Process.GetProcessById(pid);
+                qemu.Kill();
+                await qemu.WaitForExitAsync();
             }
             catch (ArgumentException)
             {

@@ -65,6 +65,13 @@ internal static class ProcessRunner
         return new CommandResult(process.ExitCode, stdoutBuffer.ToArray(), await stderr);
     }
 
+    /// <summary>The full path of <paramref name="name"/> on PATH, or null.</summary>
+    public static string? FindOnPath(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin")
+            .Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, name))
+            .FirstOrDefault(File.Exists);
+
     /// <summary>Pids of live processes whose command line contains every one of <paramref name="needles"/>.</summary>
     public static IReadOnlyList<int> FindProcesses(params string[] needles)
     {

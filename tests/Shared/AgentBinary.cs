@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace FirecrackerContainerd.Vmm.Tests.Qemu;
+namespace FirecrackerContainerd.TestSupport;
 
 /// <summary>The guest agent published as a native binary, republished when its sources are newer.</summary>
 internal static class AgentBinary

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace FirecrackerContainerd.Vmm.Tests.Qemu;
+namespace FirecrackerContainerd.TestSupport;
 
 /// <summary>The guest kernel and initramfs, built (or found in the cache) by tools/image-builder.</summary>
 internal sealed record GuestImage(string Directory)

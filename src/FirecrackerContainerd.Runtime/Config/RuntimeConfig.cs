@@ -1,0 +1,117 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace FirecrackerContainerd.Runtime.Config;
+
+/// <summary>
+/// The runtime's configuration file (JSON, snake_case keys; documented in docs/configuration.md), read by
+/// every shim invocation. Its path is <c>FIRECRACKER_CONTAINERD_RUNTIME_CONFIG</c>, else
+/// <see cref="DefaultPath"/>.
+/// </summary>
+/// <remarks>
+/// The properties have setters, not init accessors: the JSON source generator sets every init-only property,
+/// so a key missing from the file would get zero instead of the default written here.
+/// </remarks>
+public sealed record RuntimeConfig
+{
+    /// <summary>Where the file is looked for when the environment names none.</summary>
+    public const string DefaultPath = "/etc/containerd/firecracker-runtime.json";
+
+    /// <summary>The environment variable that overrides <see cref="DefaultPath"/>.</summary>
+    public const string PathVariable = "FIRECRACKER_CONTAINERD_RUNTIME_CONFIG";
+
+    /// <summary>Guest kernel (a bzImage for QEMU, an ELF vmlinux for Firecracker).</summary>
+    [JsonPropertyName("kernel_image_path")]
+    public string KernelImagePath { get; set; } = string.Empty;
+
+    /// <summary>The guest initramfs with the agent (tools/image-builder).</summary>
+    [JsonPropertyName("initrd_path")]
+    public string InitrdPath { get; set; } = string.Empty;
+
+    /// <summary>Extra kernel arguments.</summary>
+    [JsonPropertyName("kernel_args")]
+    public string KernelArgs { get; set; } = "reboot=k panic=-1 quiet";
+
+    /// <summary>vCPUs of a VM the runtime creates.</summary>
+    [JsonPropertyName("vcpu_count")]
+    public int VcpuCount { get; set; } = 2;
+
+    /// <summary>Guest memory of a VM the runtime creates, in MiB.</summary>
+    [JsonPropertyName("mem_size_mib")]
+    public int MemSizeMib { get; set; } = 512;
+
+    /// <summary>How many containers one VM can hold at once (stub drives attached at boot).</summary>
+    [JsonPropertyName("container_slots")]
+    public int ContainerSlots { get; set; } = 4;
+
+    /// <summary>Where VM directories live.</summary>
+    [JsonPropertyName("shim_base_dir")]
+    public string ShimBaseDir { get; set; } = "/var/lib/firecracker-containerd/shim-base";
+
+    /// <summary>"auto", "firecracker" or "qemu".</summary>
+    [JsonPropertyName("vmm")]
+    public string Vmm { get; set; } = "auto";
+
+    /// <summary>The firecracker binary for the Firecracker driver.</summary>
+    [JsonPropertyName("firecracker_binary_path")]
+    public string FirecrackerBinaryPath { get; set; } = "firecracker";
+
+    /// <summary>How long a new VM may take until its agent answers, in seconds.</summary>
+    [JsonPropertyName("agent_timeout_seconds")]
+    public int AgentTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
+    public static RuntimeConfig Load(string? path = null)
+    {
+        path ??= Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } fromEnv ? fromEnv : DefaultPath;
+        RuntimeConfig? config;
+        try
+        {
+            config = JsonSerializer.Deserialize(File.ReadAllBytes(path), RuntimeConfigJson.Default.RuntimeConfig);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"cannot read the runtime configuration {path}: {e.Message}", e);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidOperationException($"the runtime configuration {path} is not valid: {e.Message}", e);
+        }
+
+        config ??= new RuntimeConfig();
+        var problems = new List<string>();
+        if (config.KernelImagePath.Length == 0)
+        {
+            problems.Add("kernel_image_path is missing");
+        }
+
+        if (config.InitrdPath.Length == 0)
+        {
+            problems.Add("initrd_path is missing");
+        }
+
+        if (config.VcpuCount is < 1 or > 32)
+        {
+            problems.Add($"vcpu_count {config.VcpuCount} is not between 1 and 32");
+        }
+
+        if (config.MemSizeMib < 128)
+        {
+            problems.Add($"mem_size_mib {config.MemSizeMib} is below 128");
+        }
+
+        if (config.ContainerSlots is < 1 or > 16)
+        {
+            problems.Add($"container_slots {config.ContainerSlots} is not between 1 and 16");
+        }
+
+        return problems.Count == 0
+            ? config
+            : throw new InvalidOperationException($"the runtime configuration {path} is not valid: {string.Join("; ", problems)}");
+    }
+}
+
+/// <summary>Source-generated JSON for <see cref="RuntimeConfig"/>.</summary>
+[JsonSourceGenerationOptions(ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+[JsonSerializable(typeof(RuntimeConfig))]
+internal sealed partial class RuntimeConfigJson : JsonSerializerContext;

@@ -1,0 +1,185 @@
+using System.Collections.Immutable;
+using System.Net.Sockets;
+using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Runtime.Config;
+using FirecrackerContainerd.Ttrpc.Client;
+using FirecrackerContainerd.Vmm.Firecracker;
+using FirecrackerContainerd.Vmm.Machine;
+using FirecrackerContainerd.Vmm.Qemu;
+using FirecrackerContainerd.Vmm.Selection;
+using FirecrackerContainerd.Vmm.Vsock;
+using Microsoft.Extensions.Logging;
+
+namespace FirecrackerContainerd.Runtime.Vm;
+
+/// <summary>
+/// One microVM as the shim uses it: the machine (Firecracker or QEMU), its VM directory, the stub drives
+/// that container rootfs images replace, the agent connection and the vsock ports handed to processes.
+/// </summary>
+internal sealed class MicroVm : IAsyncDisposable
+{
+    private const string VsockName = WellKnownNames.FirecrackerVSockName;
+    private readonly bool[] _slotsInUse;
+    private readonly Lock _gate = new();
+    private uint _nextPort = WellKnownNames.StdioBaseVsockPort;
+    private int _agentDisposed;
+
+    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots)
+    {
+        Dir = dir;
+        Machine = machine;
+        Agent = agent;
+        _slotsInUse = new bool[slots];
+    }
+
+    public VmDir Dir { get; }
+
+    public IVirtualMachine Machine { get; }
+
+    public AgentClient Agent { get; }
+
+    /// <summary>Boots VM <paramref name="vmId"/> of namespace <paramref name="ns"/> and waits until its agent answers.</summary>
+    public static async Task<MicroVm> StartAsync(RuntimeConfig config, string ns, string vmId, ILogger logger, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(config.ShimBaseDir);
+        VmDir dir = VmDir.ShimDir(config.ShimBaseDir, ns, vmId);
+        dir.Mkdir();
+        var drives = ImmutableArray.CreateBuilder<Drive>();
+        for (int slot = 0; slot < config.ContainerSlots; slot++)
+        {
+            string path = StubPath(dir, slot);
+            File.Delete(path);
+            StubDrive.Create(path, DriveId(slot));
+            drives.Add(new Drive(DriveId(slot), path));
+        }
+
+        var spec = new MachineSpec(
+            vmId,
+            new BootSource(config.KernelImagePath, config.InitrdPath, config.KernelArgs),
+            new MachineConfig(config.VcpuCount, config.MemSizeMib),
+            drives.ToImmutable(),
+            new VsockDevice(VsockDevice.MinGuestCid, VsockName));
+        IVirtualMachine machine = await CreateMachineAsync(config, spec, dir, logger, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await machine.StartAsync(cancellationToken).ConfigureAwait(false);
+            var dial = new HybridVsockDialOptions(TimeSpan.FromSeconds(config.AgentTimeoutSeconds), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(5));
+            Task<Socket> connect = HybridVsockDialer.DialAsync(dir.FirecrackerVSockPath, WellKnownNames.AgentVsockPort, dial, cancellationToken);
+            if (await Task.WhenAny(connect, machine.Exited).ConfigureAwait(false) != connect)
+            {
+                VmExit exit = await machine.Exited.ConfigureAwait(false);
+                throw new IOException($"vm \"{vmId}\": the VMM exited with status {exit.ExitCode} before the agent answered");
+            }
+
+            var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)));
+            await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
+            return new MicroVm(dir, machine, agent, config.ContainerSlots);
+        }
+        catch
+        {
+            await machine.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Takes a free stub drive; its id is what the agent mounts.</summary>
+    public (int Slot, string DriveId) AcquireSlot(string containerId)
+    {
+        lock (_gate)
+        {
+            int slot = Array.IndexOf(_slotsInUse, false);
+            if (slot < 0)
+            {
+                throw new InvalidOperationException(
+                    $"vm \"{Machine.VmId}\" holds {_slotsInUse.Length} containers already; container \"{containerId}\" needs a free slot (container_slots)");
+            }
+
+            _slotsInUse[slot] = true;
+            return (slot, DriveId(slot));
+        }
+    }
+
+    public void ReleaseSlot(int slot)
+    {
+        lock (_gate)
+        {
+            _slotsInUse[slot] = false;
+        }
+    }
+
+    /// <summary>Three fresh vsock ports (stdin, stdout, stderr), never reused in this VM.</summary>
+    public (uint Stdin, uint Stdout, uint Stderr) NextPorts()
+    {
+        lock (_gate)
+        {
+            uint first = _nextPort;
+            _nextPort += 3;
+            return (first, first + 1, first + 2);
+        }
+    }
+
+    public string ImagePath(int slot) => Path.Combine(Dir.RootPath, $"rootfs{slot}.img");
+
+    /// <summary>Ends the VM at once: its containers are gone and its rootfs images are thrown away, so the guest has nothing to flush.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await DisposeAgentAsync().ConfigureAwait(false);
+        if (!Machine.Exited.IsCompleted)
+        {
+            await Machine.StopAsync(TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await DisposeAgentAsync().ConfigureAwait(false);
+            await Machine.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            DeleteFiles();
+        }
+    }
+
+    // The agent connection is closed by StopAsync and again by DisposeAsync; the client must see it once.
+    private ValueTask DisposeAgentAsync() =>
+        Interlocked.Exchange(ref _agentDisposed, 1) == 0 ? Agent.DisposeAsync() : ValueTask.CompletedTask;
+
+    private void DeleteFiles()
+    {
+        for (int slot = 0; slot < _slotsInUse.Length; slot++)
+        {
+            File.Delete(StubPath(Dir, slot));
+            File.Delete(ImagePath(slot));
+        }
+
+        // Nothing is ever mounted in the VM directory on the host, so removing what the VMM left is safe.
+        try
+        {
+            Directory.Delete(Dir.RootPath, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+    }
+
+    private static async Task<IVirtualMachine> CreateMachineAsync(RuntimeConfig config, MachineSpec spec, VmDir dir, ILogger logger, CancellationToken cancellationToken)
+    {
+        var selector = new VmmSelector(new DevKvmProbe(), logger: logger);
+        VmmChoice choice = await selector.SelectAsync(config.Vmm, config.FirecrackerBinaryPath, cancellationToken).ConfigureAwait(false);
+        if (choice.Kind == VmmKind.Firecracker)
+        {
+            return new FirecrackerMachine(spec, dir, new FirecrackerOptions { FirecrackerBinary = config.FirecrackerBinaryPath }, logger);
+        }
+
+        var probe = new KvmProbe("/var/cache/firecracker-containerd");
+        AcceleratorVerdict verdict = await probe.DecideAsync(config.KernelImagePath, config.InitrdPath, cancellationToken).ConfigureAwait(false);
+        return new QemuMachine(spec, dir, new QemuOptions(Accelerator: verdict.Accelerator), logger);
+    }
+
+    private static string DriveId(int slot) => $"stub{slot}";
+
+    private static string StubPath(VmDir dir, int slot) => Path.Combine(dir.RootPath, DriveId(slot));
+}
