@@ -9,7 +9,7 @@ namespace FirecrackerContainerd.IntegrationTests;
 /// and the agent inside runs the container; output, exit codes and stdin travel through vsock.
 /// </summary>
 [Collection(PrivateContainerd.Name)]
-[Trait("Category", "ContainerdVm")]
+[Trait("Category", "ContainerRun")]
 public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutputHelper output) : IDisposable
 {
     private const string Namespace = "fcvm";

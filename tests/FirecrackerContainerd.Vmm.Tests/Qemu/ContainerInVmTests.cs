@@ -16,7 +16,7 @@ namespace FirecrackerContainerd.Vmm.Tests.Qemu;
 /// Containers in a real microVM (QEMU under TCG): stub drives patched to rootfs images with QMP, mounted
 /// by the agent, run by crun, their stdout read through the hybrid vsock.
 /// </summary>
-[Trait("Category", "Vm")]
+[Trait("Category", "ContainerRun")]
 public sealed class ContainerInVmTests : IDisposable
 {
     private static readonly HybridVsockDialOptions BootDial = new(TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
