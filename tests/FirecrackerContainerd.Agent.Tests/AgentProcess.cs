@@ -58,8 +58,19 @@ internal sealed class AgentProcess : IAsyncDisposable
             await Task.Delay(20, cancellationToken);
         }
 
-        TtrpcClient client = await TtrpcClient.ConnectUnixAsync(socket, cancellationToken);
-        return new AgentProcess(process, root, client);
+        // The socket file exists from bind(2) on, a moment before listen(2): retry until it accepts.
+        while (true)
+        {
+            try
+            {
+                TtrpcClient client = await TtrpcClient.ConnectUnixAsync(socket, cancellationToken);
+                return new AgentProcess(process, root, client);
+            }
+            catch (IOException) when (!process.HasExited)
+            {
+                await Task.Delay(20, cancellationToken);
+            }
+        }
     }
 
     /// <summary>Lays out a bundle whose rootfs is busybox, as the drive mount would in the VM.</summary>
