@@ -45,9 +45,9 @@ public sealed class VsockDeviceExecutableTests : IDisposable
                 Assert.True(clock.Elapsed < Patience, "fc-vhost-vsock never created its socket");
                 await Task.Delay(20);
             }
-            using (var frontEnd = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+            using (Socket frontEnd = await ConnectWhenListeningAsync(socket, clock))
             {
-                await frontEnd.ConnectAsync(new UnixDomainSocketEndPoint(socket));
+
                 byte[] request = new byte[12];
                 BinaryPrimitives.WriteUInt32LittleEndian(request, 1);
                 BinaryPrimitives.WriteUInt32LittleEndian(request.AsSpan(4), 1);
@@ -95,4 +95,23 @@ public sealed class VsockDeviceExecutableTests : IDisposable
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
     private static extern int Kill(int pid, int signal);
+
+    // The socket file exists from bind(2) on, a moment before listen(2): retry a refused connect with a new socket.
+    private static async Task<Socket> ConnectWhenListeningAsync(string path, Stopwatch clock)
+    {
+        while (true)
+        {
+            var frontEnd = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await frontEnd.ConnectAsync(new UnixDomainSocketEndPoint(path));
+                return frontEnd;
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused && clock.Elapsed < Patience)
+            {
+                frontEnd.Dispose();
+                await Task.Delay(20);
+            }
+        }
+    }
 }
