@@ -66,9 +66,16 @@ internal sealed class AgentProcess : IAsyncDisposable
                 TtrpcClient client = await TtrpcClient.ConnectUnixAsync(socket, cancellationToken);
                 return new AgentProcess(process, root, client);
             }
-            catch (IOException) when (!process.HasExited)
+            catch (IOException) when (!process.HasExited && !cancellationToken.IsCancellationRequested)
             {
                 await Task.Delay(20, cancellationToken);
+            }
+            catch
+            {
+                // Nothing owns the agent yet: stop it here rather than leave it running.
+                process.Kill();
+                process.Dispose();
+                throw;
             }
         }
     }
