@@ -9,7 +9,8 @@ internal sealed record AgentOptions(
     string? StdioDirectory,
     string Runtime,
     string BundleRoot,
-    string StateRoot)
+    string StateRoot,
+    bool Trace = false)
 {
     public static AgentOptions Parse(string[] args)
     {
@@ -30,6 +31,7 @@ internal sealed record AgentOptions(
                 "--runtime" => options with { Runtime = Value() },
                 "--bundle-root" => options with { BundleRoot = Value() },
                 "--state-root" => options with { StateRoot = Value() },
+                "--trace" => options with { Trace = true },
                 _ => throw new ArgumentException($"unknown argument \"{args[i]}\""),
             };
         }

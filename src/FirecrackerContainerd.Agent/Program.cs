@@ -20,7 +20,7 @@ try
 }
 catch (ArgumentException e)
 {
-    await Console.Error.WriteLineAsync($"fc-agent: {e.Message}\nusage: fc-agent [--vsock-port N | --unix PATH] [--stdio-dir DIR] [--runtime crun|runc|PATH] [--bundle-root DIR] [--state-root DIR]");
+    await Console.Error.WriteLineAsync($"fc-agent: {e.Message}\nusage: fc-agent [--vsock-port N | --unix PATH] [--stdio-dir DIR] [--runtime crun|runc|PATH] [--bundle-root DIR] [--state-root DIR] [--trace]");
     return 2;
 }
 
@@ -35,11 +35,20 @@ if (runtimes.Length == 0 || Locate(options.Runtime) is not { } runtimeBinary)
     return 1;
 }
 
+// As PID 1 the .NET runtime reaps every child on SIGCHLD (waitpid(-1)), racing the agent's reaper for
+// container exit statuses; the guest's /init keeps PID 1 and runs the agent as its child.
+if (Environment.ProcessId == 1)
+{
+    await Console.Error.WriteLineAsync("fc-agent: refusing to run as PID 1: the .NET runtime would reap container processes before the agent sees their exit; start it from an init");
+    return 1;
+}
+
+AgentTrace.Enabled = options.Trace;
 Interop_BecomeSubreaper();
 using var reaper = new ChildReaper();
 var events = new EventQueue();
 IStdioTransport stdio = options.StdioDirectory is { } dir ? new UnixStdioTransport(dir) : new VsockStdioTransport();
-var registry = new TtrpcServiceRegistry();
+var registry = new TtrpcServiceRegistry { Trace = options.Trace ? AgentTrace.Write : null };
 new AgentService("/proc", runtimes).Register(registry);
 events.Register(registry);
 using var tasks = new TaskService(new OciRuntime(runtimeBinary, options.StateRoot, reaper), reaper, stdio, events, options.BundleRoot);

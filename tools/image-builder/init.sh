@@ -4,7 +4,7 @@
 # Kernel command line switches read here (documented in docs/guest-image.md):
 #   fc.init=<path>          run this executable instead of the agent (no arguments)
 #   fc.init64=<base64>      run this shell script (base64 so it survives kernel command-line parsing)
-#   fc.debug=1              echo each step on the console
+#   fc.debug=1              echo each step on the console; the agent traces its calls there too
 
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 export HOME=/root
@@ -52,7 +52,11 @@ elif [ -n "$init_path" ]; then
     "$init_path"
     log "$init_path exited with $?"
 elif [ -x /sbin/fc-agent ]; then
-    exec /sbin/fc-agent
+    # Not exec: the agent must not be PID 1. The .NET runtime reaps every child of PID 1 on SIGCHLD,
+    # which would take container exit statuses away from the agent's own reaper. The agent is a child
+    # subreaper, so orphans from its containers still go to it, not to this shell.
+    if [ "$debug" = 1 ]; then /sbin/fc-agent --trace; else /sbin/fc-agent; fi
+    log "fc-agent exited with $?"
 else
     log "no /sbin/fc-agent and no fc.init= on the kernel command line"
 fi

@@ -116,6 +116,7 @@ internal sealed class OciRuntime
             // only through --log.
             ProcessStdio io = stdio ?? new ProcessStdio(_devNull, outWrite, errWrite);
             pid = _reaper.Spawn(argv, Environment(), io.Stdin, io.Stdout, io.Stderr);
+            AgentTrace.Write($"spawned {Name} {string.Join(' ', args)} as pid {pid}");
         }
         finally
         {
@@ -127,8 +128,10 @@ internal sealed class OciRuntime
         Task<string> errors = ReadAllAsync(errRead);
         ProcessExit exit = await _reaper.WaitAsync(pid).WaitAsync(cancellationToken).ConfigureAwait(false);
         _reaper.Forget(pid);
+        AgentTrace.Write($"{Name} {args[0]} (pid {pid}) exited with {exit.ExitStatus}");
         string stdout = await output.ConfigureAwait(false);
         string stderr = await errors.ConfigureAwait(false);
+        AgentTrace.Write($"{Name} {args[0]} (pid {pid}) output read");
         string logged = File.Exists(log) ? await File.ReadAllTextAsync(log, CancellationToken.None).ConfigureAwait(false) : string.Empty;
         File.Delete(log);
         if (exit.ExitStatus != 0)

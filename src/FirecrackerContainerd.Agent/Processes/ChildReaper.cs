@@ -64,6 +64,7 @@ internal sealed class ChildReaper : IDisposable
 
             int exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
             var exit = new ProcessExit(pid, exitStatus, DateTimeOffset.UtcNow);
+            AgentTrace.Write($"reaped pid {pid}: status {exitStatus}");
             var reaped = new TaskCompletionSource<ProcessExit>(TaskCreationOptions.RunContinuationsAsynchronously);
             reaped.SetResult(exit);
 

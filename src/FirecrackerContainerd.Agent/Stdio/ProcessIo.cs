@@ -164,8 +164,10 @@ internal sealed class ProcessIo : IAsyncDisposable
         try
         {
             await using Stream connection = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            AgentTrace.Write($"stdio: host connected for output fd {readFd}");
             await pipe.CopyToAsync(connection, RelayBufferBytes, _stop.Token).ConfigureAwait(false);
             await connection.FlushAsync(_stop.Token).ConfigureAwait(false);
+            AgentTrace.Write($"stdio: output fd {readFd} reached EOF");
 
             // Closing the connection (end of the using) is the host's EOF.
         }

@@ -501,11 +501,13 @@ internal sealed class TaskService : IDisposable
         {
             ProcessExit exit = await _reaper.WaitAsync(process.Pid).ConfigureAwait(false);
             _reaper.Forget(process.Pid);
+            AgentTrace.Write($"process {process.ContainerId}/{process.ExecId} (pid {process.Pid}) exited with {exit.ExitStatus}");
 
             // The exit is reported after the output reached the host, so the host's copy ends before the exit.
             await Task.WhenAny(process.Io.OutputDone, Task.Delay(OutputGrace)).ConfigureAwait(false);
 
             // Under the lock, so a process that exits at once is reported after its start, never before.
+            AgentTrace.Write($"process {process.ContainerId}/{process.ExecId} output done: {process.Io.OutputDone.IsCompleted}");
             await _lock.WaitAsync().ConfigureAwait(false);
             try
             {

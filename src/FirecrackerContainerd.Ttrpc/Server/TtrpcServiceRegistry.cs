@@ -13,10 +13,34 @@ public sealed class TtrpcServiceRegistry
 {
     private readonly Dictionary<string, Dictionary<string, TtrpcMethod>> _services = new(StringComparer.Ordinal);
 
+    /// <summary>When set, told when each unary call begins and ends (for diagnosing a peer that stops answering).</summary>
+    public Action<string>? Trace { get; init; }
+
     /// <summary>Registers a unary method working on raw payloads.</summary>
     public TtrpcServiceRegistry AddUnary(string service, string method, TtrpcUnaryHandler handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
+        if (Trace is { } trace)
+        {
+            TtrpcUnaryHandler inner = handler;
+            handler = async (payload, context) =>
+            {
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
+                trace($"call {service}/{method}");
+                try
+                {
+                    IMessage answer = await inner(payload, context).ConfigureAwait(false);
+                    trace($"done {service}/{method} in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms");
+                    return answer;
+                }
+                catch (Exception e)
+                {
+                    trace($"fail {service}/{method} in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms: {e.Message}");
+                    throw;
+                }
+            };
+        }
+
         Add(service, method, new TtrpcMethod(handler, null));
         return this;
     }

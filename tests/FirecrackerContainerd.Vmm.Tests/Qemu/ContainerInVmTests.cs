@@ -52,7 +52,7 @@ public sealed class ContainerInVmTests : IDisposable
         VmDir vmDir = VmDir.ShimDir(Directory.CreateDirectory(Path.Combine(_base, "vms")).FullName, "default", "ctr-vm");
         var spec = new MachineSpec(
             "ctr-vm",
-            new BootSource(image.Kernel, image.Initrd, "reboot=k panic=-1"),
+            new BootSource(image.Kernel, image.Initrd, "reboot=k panic=-1 fc.debug=1"),
             new MachineConfig(2, 512),
             [new Drive("stub0", Path.Combine(drives, "stub0")), new Drive("stub1", Path.Combine(drives, "stub1"))],
             new VsockDevice(3, WellKnownNames.FirecrackerVSockName));
