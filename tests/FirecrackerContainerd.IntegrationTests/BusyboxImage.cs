@@ -76,7 +76,8 @@ internal static class BusyboxImage
                 Mode = (UnixFileMode)0b111_101_101,
                 DataStream = new MemoryStream(busybox),
             });
-            foreach (string applet in new[] { "sh", "true", "echo", "sleep" })
+            // The applets the tests run directly (an exec or a container's first process needs a file to run).
+            foreach (string applet in new[] { "sh", "true", "echo", "sleep", "cat", "tty", "stty", "head", "tee", "sha256sum", "mkfifo", "uname", "ps" })
             {
                 tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox" });
             }

@@ -53,6 +53,23 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
         await AssertNothingLeftAsync("vm-cat", "vm-cat");
     }
 
+    [Fact]
+    public async Task Ctr_run_delivers_100_MiB_of_stdout_with_its_checksum_intact()
+    {
+        await containerd.RequireGuestAsync(_timeout.Token);
+        const int size = 100 * 1024 * 1024;
+
+        // The guest hashes what it writes (through a FIFO beside stdout) and reports the hash on stderr.
+        var run = await RunAsync("vm-bulk", null, "sh", "-c",
+            $"mkfifo /dev/shm/copy || exit 9; sha256sum < /dev/shm/copy >&2 & head -c {size} /dev/urandom | tee /dev/shm/copy; wait");
+
+        Assert.True(run.ExitCode == 0, Describe(run));
+        Assert.Equal(size, run.StdoutBytes.Length);
+        string guestHash = run.Stderr.Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? string.Empty;
+        Assert.Equal(guestHash, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(run.StdoutBytes)));
+        await AssertNothingLeftAsync("vm-bulk", "vm-bulk");
+    }
+
     private async Task<CommandResult> RunAsync(string id, byte[]? stdin, params string[] command)
     {
         containerd.NoteTaskId(Namespace, id);
@@ -74,24 +91,9 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
         return run;
     }
 
-    private async Task AssertNothingLeftAsync(string id, string vmId)
-    {
-        string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + vmId);
-        Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses().Count == 0), $"a shim process outlived its task\n{containerd.ContainerdLog}");
-        Assert.True(await Eventually.HoldsAsync(() => ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir).Count == 0), "a QEMU outlived its shim");
-        Assert.False(File.Exists(containerd.ShimSocketPath(Namespace, id)), "the shim socket was left under /run/containerd/s");
-        Assert.True(!Directory.Exists(vmDir) || !Directory.EnumerateFileSystemEntries(vmDir).Any(),
-            $"the VM directory {vmDir} was left with: {string.Join(", ", Directory.Exists(vmDir) ? Directory.EnumerateFileSystemEntries(vmDir) : [])}\n{ShimLog()}");
-        Assert.Empty(ContainerdFixture.MountsBelow(containerd.ShimBaseDirectory));
-        Assert.Empty(ContainerdFixture.MountsBelow(containerd.ShimTempDirectory));
-        Assert.Empty(Directory.EnumerateDirectories(containerd.ShimTempDirectory, "fc-rootfs-*"));
-    }
+    private Task AssertNothingLeftAsync(string id, string vmId) => containerd.AssertNothingLeftAsync(Namespace, vmId, id);
 
-    private string Describe(CommandResult run) =>
-        $"ctr exited {run.ExitCode}\nstdout:\n{run.Stdout}\nstderr:\n{run.Stderr}\nshim invocations:\n{containerd.InvocationLog}\ncontainerd log (tail):\n{Tail(containerd.ContainerdLog)}";
+    private string Describe(CommandResult run) => containerd.Describe(run);
 
-    private string ShimLog() =>
-        string.Join('\n', containerd.ContainerdLog.Split('\n').Where(l => l.Contains("runtime=aws.firecracker", StringComparison.Ordinal) || l.Contains("level=error", StringComparison.Ordinal) || l.Contains("level=warn", StringComparison.Ordinal)));
-
-    private static string Tail(string text) => text.Length > 6000 ? text[^6000..] : text;
+    private string ShimLog() => containerd.ShimLog();
 }

@@ -119,45 +119,18 @@ public sealed class ContainerdFixture : IAsyncLifetime
               snapshotter = "native"
             """);
 
-        var info = new ProcessStartInfo(ContainerdBinary)
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = Directory,
-        };
-        info.ArgumentList.Add("--config");
-        info.ArgumentList.Add(config);
-        info.Environment["PATH"] = ShimDirectory + ":" + (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin");
-        info.Environment[FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = InvocationLogPath;
-        info.Environment["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = RuntimeConfigPath;
-        info.Environment["TMPDIR"] = ShimTempDirectory;
-        _containerd = Process.Start(info) ?? throw new InvalidOperationException($"could not start {ContainerdBinary}");
-        _containerd.OutputDataReceived += (_, e) => AppendLog(e.Data);
-        _containerd.ErrorDataReceived += (_, e) => AppendLog(e.Data);
-        _containerd.BeginOutputReadLine();
-        _containerd.BeginErrorReadLine();
+        await StartContainerdAsync();
+    }
 
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (_containerd.HasExited)
-            {
-                throw new InvalidOperationException($"containerd exited with code {_containerd.ExitCode} at start-up:\n{ContainerdLog}");
-            }
-
-            if (File.Exists(TtrpcAddress) && (await CtrAsync("default", "version")).ExitCode == 0)
-            {
-                break;
-            }
-
-            if (clock.Elapsed > TimeSpan.FromSeconds(30))
-            {
-                throw new TimeoutException($"containerd did not answer on {Address} within 30 s:\n{ContainerdLog}");
-            }
-
-            await Task.Delay(100);
-        }
+    /// <summary>
+    /// Stops containerd with SIGTERM and starts it again on the same root, state and sockets: the shims it
+    /// started keep running and must be found again through their address files.
+    /// </summary>
+    public async Task RestartAsync()
+    {
+        await StopContainerdAsync();
+        AppendLog("---- containerd restarted by the test ----");
+        await StartContainerdAsync();
     }
 
     /// <summary>Runs <c>ctr --address ... -n ns args</c>.</summary>
@@ -234,31 +207,90 @@ public sealed class ContainerdFixture : IAsyncLifetime
     public string ShimSocketPath(string ns, string id) =>
         ShimSocketAddress.ToPath(ShimSocketAddress.For(Address, ns, id));
 
+    /// <summary>The STATUS column of <c>ctr task ls</c> for <paramref name="id"/> (RUNNING, PAUSED, STOPPED...), or null when not listed.</summary>
+    public async Task<string?> TaskStatusAsync(string ns, string id)
+    {
+        CommandResult list = await CtrAsync(ns, "task", "ls");
+        Assert.True(list.ExitCode == 0, $"ctr task ls failed: {list.Output}");
+        return list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(columns => columns.Length >= 3 && columns[0] == id)
+            .Select(columns => columns[2])
+            .FirstOrDefault();
+    }
+
+    /// <summary>Waits (bounded) until the task's status is <paramref name="status"/>; false if it never is.</summary>
+    public async Task<bool> TaskReachesAsync(string ns, string id, string status, TimeSpan within)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < within)
+        {
+            if (await TaskStatusAsync(ns, id) == status)
+            {
+                return true;
+            }
+
+            await Task.Delay(250);
+        }
+
+        return false;
+    }
+
+    /// <summary>Best-effort removal of a test's task and container, whatever state a failed test left them in.</summary>
+    public async Task RemoveContainerAsync(string ns, string id)
+    {
+        if (await TaskStatusAsync(ns, id) is { } status && status != "STOPPED")
+        {
+            await CtrAsync(ns, "task", "kill", "--signal", "SIGKILL", id);
+            await TaskReachesAsync(ns, id, "STOPPED", TimeSpan.FromSeconds(30));
+        }
+
+        await CtrAsync(ns, "task", "rm", "--force", id);
+        await CtrAsync(ns, "container", "rm", id);
+    }
+
+    /// <summary>
+    /// Asserts that the VM <paramref name="vmId"/> left nothing: no shim, no QEMU, no shim socket for
+    /// <paramref name="taskIds"/>, an empty VM directory, no mounts and no rootfs staging directories.
+    /// </summary>
+    public async Task AssertNothingLeftAsync(string ns, string vmId, params string[] taskIds)
+    {
+        string vmDir = Path.Combine(ShimBaseDirectory, ns + "#" + vmId);
+        Assert.True(await Eventually.HoldsAsync(() => ShimProcesses().Count == 0), $"a shim process outlived its tasks\n{ShimLog()}");
+        Assert.True(await Eventually.HoldsAsync(() => ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir).Count == 0), "a QEMU outlived its shim");
+        foreach (string id in taskIds.DefaultIfEmpty(vmId))
+        {
+            Assert.False(File.Exists(ShimSocketPath(ns, id)), $"the shim socket of {id} was left under /run/containerd/s");
+        }
+
+        Assert.True(!System.IO.Directory.Exists(vmDir) || !System.IO.Directory.EnumerateFileSystemEntries(vmDir).Any(),
+            $"the VM directory {vmDir} was left with: {string.Join(", ", System.IO.Directory.Exists(vmDir) ? System.IO.Directory.EnumerateFileSystemEntries(vmDir) : [])}\n{ShimLog()}");
+        Assert.Empty(MountsBelow(ShimBaseDirectory));
+        Assert.Empty(MountsBelow(ShimTempDirectory));
+        Assert.Empty(System.IO.Directory.EnumerateDirectories(ShimTempDirectory, "fc-rootfs-*"));
+    }
+
+    /// <summary>containerd's log lines about our runtime, and its warnings and errors.</summary>
+    public string ShimLog() =>
+        string.Join('\n', ContainerdLog.Split('\n').Where(l =>
+            l.Contains("runtime=aws.firecracker", StringComparison.Ordinal) || l.Contains("level=error", StringComparison.Ordinal) ||
+            l.Contains("level=warn", StringComparison.Ordinal) || l.Contains("containerd restarted", StringComparison.Ordinal)));
+
+    /// <summary>A failed command with everything needed to see why: its output, the shim invocations and containerd's log tail.</summary>
+    public string Describe(CommandResult run)
+    {
+        string log = ContainerdLog;
+        return $"exit {run.ExitCode}\nstdout:\n{(run.Stdout.Length > 2000 ? run.Stdout[..2000] + "..." : run.Stdout)}\nstderr:\n{run.Stderr}\n" +
+            $"shim invocations:\n{InvocationLog}\ncontainerd log (tail):\n{(log.Length > 6000 ? log[^6000..] : log)}";
+    }
+
     /// <summary>Pids of our shim processes serving this containerd.</summary>
     public IReadOnlyList<int> ShimProcesses() => ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address);
 
     /// <inheritdoc/>
     public async Task DisposeAsync()
     {
-        if (_containerd is { } containerd)
-        {
-            if (!containerd.HasExited)
-            {
-                _ = Interop.Kill(containerd.Id, Interop.SIGTERM);
-                using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-                try
-                {
-                    await containerd.WaitForExitAsync(wait.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    containerd.Kill(entireProcessTree: true);
-                    await containerd.WaitForExitAsync();
-                }
-            }
-
-            containerd.Dispose();
-        }
+        await StopContainerdAsync();
 
         // Shims are not containerd's children once they daemonise: stop any of ours that outlived it.
         foreach (int pid in ShimProcesses())
@@ -299,6 +331,76 @@ public sealed class ContainerdFixture : IAsyncLifetime
         {
             System.IO.Directory.Delete(Directory, recursive: true);
         }
+    }
+
+    private async Task StartContainerdAsync()
+    {
+        string config = Path.Combine(Directory, "config.toml");
+        var info = new ProcessStartInfo(ContainerdBinary)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Directory,
+        };
+        info.ArgumentList.Add("--config");
+        info.ArgumentList.Add(config);
+        info.Environment["PATH"] = ShimDirectory + ":" + (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin");
+        info.Environment[FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = InvocationLogPath;
+        info.Environment["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = RuntimeConfigPath;
+        info.Environment["TMPDIR"] = ShimTempDirectory;
+        _containerd = Process.Start(info) ?? throw new InvalidOperationException($"could not start {ContainerdBinary}");
+        _containerd.OutputDataReceived += (_, e) => AppendLog(e.Data);
+        _containerd.ErrorDataReceived += (_, e) => AppendLog(e.Data);
+        _containerd.BeginOutputReadLine();
+        _containerd.BeginErrorReadLine();
+
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            if (_containerd.HasExited)
+            {
+                throw new InvalidOperationException($"containerd exited with code {_containerd.ExitCode} at start-up:\n{ContainerdLog}");
+            }
+
+            if (File.Exists(TtrpcAddress) && (await CtrAsync("default", "version")).ExitCode == 0)
+            {
+                break;
+            }
+
+            if (clock.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                throw new TimeoutException($"containerd did not answer on {Address} within 30 s:\n{ContainerdLog}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private async Task StopContainerdAsync()
+    {
+        if (_containerd is not { } containerd)
+        {
+            return;
+        }
+
+        if (!containerd.HasExited)
+        {
+            _ = Interop.Kill(containerd.Id, Interop.SIGTERM);
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            try
+            {
+                await containerd.WaitForExitAsync(wait.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                containerd.Kill(entireProcessTree: true);
+                await containerd.WaitForExitAsync();
+            }
+        }
+
+        containerd.Dispose();
+        _containerd = null;
     }
 
     private void AppendLog(string? line)

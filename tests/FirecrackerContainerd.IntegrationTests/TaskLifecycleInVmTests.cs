@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using System.Text;
+using Xunit.Abstractions;
+
+namespace FirecrackerContainerd.IntegrationTests;
+
+/// <summary>
+/// Long-running containers in microVMs driven through containerd's task commands: exec, kill and wait,
+/// pause and resume, several containers sharing one VM, a VMM that dies, and a containerd that restarts.
+/// </summary>
+[Collection(PrivateContainerd.Name)]
+[Trait("Category", "ContainerRun")]
+public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOutputHelper output) : IDisposable
+{
+    private const string Namespace = "fclife";
+    private const string VmIdAnnotation = "aws.firecracker.vm.id";
+    private static readonly TimeSpan StateChange = TimeSpan.FromSeconds(60);
+    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(4));
+
+    public void Dispose() => _timeout.Dispose();
+
+    [Fact]
+    public async Task Exec_into_a_running_container_returns_its_output_stdin_echo_and_exit_code()
+    {
+        const string id = "vm-exec";
+        await RunDetachedAsync(id, null, "sleep", "600");
+        try
+        {
+            CommandResult exec = await ExecAsync(id, "e1", null, "sh", "-c", "echo from exec; cat /proc/1/cmdline; exit 4");
+            Assert.True(exec.ExitCode == 4, containerd.Describe(exec));
+            Assert.Equal("from exec\nsleep\0600\0", exec.Stdout);
+
+            CommandResult echo = await ExecAsync(id, "e2", Encoding.UTF8.GetBytes("typed into exec\n"), "cat");
+            Assert.True(echo.ExitCode == 0, containerd.Describe(echo));
+            Assert.Equal("typed into exec\n", echo.Stdout);
+
+            Assert.Equal("RUNNING", await containerd.TaskStatusAsync(Namespace, id));
+            await KillAndRemoveAsync(id);
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    [Fact]
+    public async Task Kill_with_SIGTERM_reaches_the_containers_handler_and_ctr_run_exits_with_its_status()
+    {
+        const string id = "vm-term";
+        containerd.NoteTaskId(Namespace, id);
+        await containerd.RequireGuestAsync(_timeout.Token);
+        await containerd.ImportBusyboxImageAsync(Namespace);
+        Task<CommandResult> run = containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", BusyboxImage.Name, id,
+             "sh", "-c", "trap 'echo got TERM; exit 42' TERM; while true; do sleep 1; done"]);
+        try
+        {
+            Assert.True(await containerd.TaskReachesAsync(Namespace, id, "RUNNING", StateChange), $"the task never ran\n{containerd.ShimLog()}");
+
+            // The shell installs its trap a moment after the task runs; until then PID 1 ignores SIGTERM, so repeat it.
+            var clock = Stopwatch.StartNew();
+            while (!run.IsCompleted && clock.Elapsed < StateChange)
+            {
+                await containerd.CtrAsync(Namespace, "task", "kill", "--signal", "SIGTERM", id);
+                await Task.WhenAny(run, Task.Delay(2000));
+            }
+
+            CommandResult result = await run;
+            Assert.True(result.ExitCode == 42, containerd.Describe(result));
+            Assert.Contains("got TERM", result.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    [Fact]
+    public async Task Pause_and_resume_show_in_the_task_status()
+    {
+        const string id = "vm-pause";
+        await RunDetachedAsync(id, null, "sleep", "600");
+        try
+        {
+            CommandResult pause = await containerd.CtrAsync(Namespace, "task", "pause", id);
+            Assert.True(pause.ExitCode == 0, containerd.Describe(pause));
+            Assert.Equal("PAUSED", await containerd.TaskStatusAsync(Namespace, id));
+
+            CommandResult resume = await containerd.CtrAsync(Namespace, "task", "resume", id);
+            Assert.True(resume.ExitCode == 0, containerd.Describe(resume));
+            Assert.Equal("RUNNING", await containerd.TaskStatusAsync(Namespace, id));
+
+            // Still alive after the freeze: an exec answers.
+            CommandResult exec = await ExecAsync(id, "after-resume", null, "echo", "thawed");
+            Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
+            Assert.Equal("thawed\n", exec.Stdout);
+            await KillAndRemoveAsync(id);
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    [Fact]
+    public async Task Containers_with_the_same_vm_id_share_one_guest_and_one_shim()
+    {
+        const string vmId = "vm-shared";
+        string[] ids = ["vm-shared-1", "vm-shared-2"];
+        string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + vmId);
+        await RunDetachedAsync(ids[0], vmId, "sleep", "600");
+        try
+        {
+            await RunDetachedAsync(ids[1], vmId, "sleep", "600");
+            CommandResult first = await ExecAsync(ids[0], "boot", null, "cat", "/proc/sys/kernel/random/boot_id");
+            CommandResult second = await ExecAsync(ids[1], "boot", null, "cat", "/proc/sys/kernel/random/boot_id");
+            Assert.True(first.ExitCode == 0 && second.ExitCode == 0, containerd.Describe(first) + containerd.Describe(second));
+            Assert.Matches("^[0-9a-f-]{36}\n$", first.Stdout);
+            Assert.Equal(first.Stdout, second.Stdout);
+            Assert.Single(containerd.ShimProcesses());
+            Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+
+            // The VM outlives the first container and serves the second.
+            await KillAndRemoveAsync(ids[0]);
+            Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+            CommandResult still = await ExecAsync(ids[1], "still", null, "cat", "/proc/sys/kernel/random/boot_id");
+            Assert.Equal(first.Stdout, still.Stdout);
+            await KillAndRemoveAsync(ids[1]);
+        }
+        finally
+        {
+            foreach (string id in ids)
+            {
+                await containerd.RemoveContainerAsync(Namespace, id);
+            }
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, ids);
+    }
+
+    [Fact]
+    public async Task A_killed_VMM_turns_into_a_task_exit_and_the_shim_cleans_up()
+    {
+        const string id = "vm-vmmkill";
+        string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + id);
+        await RunDetachedAsync(id, null, "sleep", "600");
+        try
+        {
+            int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+            Assert.Equal(0, Interop.Kill(qemu, 9));
+            Assert.True(await containerd.TaskReachesAsync(Namespace, id, "STOPPED", StateChange), $"containerd never saw the task stop\n{containerd.ShimLog()}");
+
+            // A VM killed under the task reads as SIGKILL.
+            AssertExitStatus(137, await containerd.CtrAsync(Namespace, "task", "rm", id));
+            CommandResult crm = await containerd.CtrAsync(Namespace, "container", "rm", id);
+            Assert.True(crm.ExitCode == 0, containerd.Describe(crm));
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    [Fact]
+    public async Task After_containerd_restarts_the_task_is_still_listed_and_can_be_killed()
+    {
+        const string id = "vm-restart";
+        await RunDetachedAsync(id, null, "sleep", "600");
+        try
+        {
+            int shim = Assert.Single(containerd.ShimProcesses());
+            await containerd.RestartAsync();
+
+            Assert.Equal([shim], containerd.ShimProcesses());
+            Assert.Equal("RUNNING", await containerd.TaskStatusAsync(Namespace, id));
+            CommandResult exec = await ExecAsync(id, "after-restart", null, "echo", "still here");
+            Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
+            Assert.Equal("still here\n", exec.Stdout);
+            await KillAndRemoveAsync(id);
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    /// <summary>Starts a detached container (a new VM, or <paramref name="vmId"/>'s) and waits until it runs.</summary>
+    private async Task RunDetachedAsync(string id, string? vmId, params string[] command)
+    {
+        containerd.NoteTaskId(Namespace, id);
+        await containerd.RequireGuestAsync(_timeout.Token);
+        await containerd.ImportBusyboxImageAsync(Namespace);
+        string[] annotation = vmId is null ? [] : ["--annotation", $"{VmIdAnnotation}={vmId}"];
+        var clock = Stopwatch.StartNew();
+        CommandResult run = await containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "-d", "--runtime", "aws.firecracker", "--snapshotter", "native", .. annotation, BusyboxImage.Name, id, .. command]);
+        output.WriteLine($"ctr run -d {id}: exit {run.ExitCode} after {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(run.ExitCode == 0, containerd.Describe(run));
+        Assert.True(await containerd.TaskReachesAsync(Namespace, id, "RUNNING", StateChange), $"{id} never ran\n{containerd.ShimLog()}");
+    }
+
+    private Task<CommandResult> ExecAsync(string id, string execId, byte[]? stdin, params string[] command) =>
+        containerd.CtrWithInputAsync(Namespace, stdin, ["task", "exec", "--exec-id", execId, id, .. command]);
+
+    /// <summary>SIGKILL, wait for the stop, delete the task (whose status must say SIGKILL) and the container.</summary>
+    private async Task KillAndRemoveAsync(string id)
+    {
+        CommandResult kill = await containerd.CtrAsync(Namespace, "task", "kill", "--signal", "SIGKILL", id);
+        Assert.True(kill.ExitCode == 0, containerd.Describe(kill));
+        Assert.True(await containerd.TaskReachesAsync(Namespace, id, "STOPPED", StateChange), $"{id} never stopped\n{containerd.ShimLog()}");
+        AssertExitStatus(137, await containerd.CtrAsync(Namespace, "task", "rm", id));
+        CommandResult crm = await containerd.CtrAsync(Namespace, "container", "rm", id);
+        Assert.True(crm.ExitCode == 0, containerd.Describe(crm));
+    }
+
+    /// <summary>`ctr task rm` reports the task's exit status: ctr 1.6 as a warning, later versions as its own exit code.</summary>
+    private void AssertExitStatus(int status, CommandResult rm)
+    {
+        bool reported = rm.ExitCode == status ||
+            (rm.ExitCode == 0 && rm.Stderr.Contains($"exit code {status}", StringComparison.Ordinal));
+        Assert.True(reported, $"expected exit status {status} from ctr task rm\n{containerd.Describe(rm)}");
+    }
+}
