@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# End to end through a private containerd: `ctr run` of a container that echoes a marker, timed from the
+# start of ctr to the marker on its stdout and to ctr's exit, in a new microVM, as a second container in a
+# running microVM, and with runc (the baseline, same containerd, same image). Then the host memory of one
+# VM running one `sleep` container: PSS of the shim (it serves the vsock device) and of QEMU, guest RAM
+# excluded. Prints medians over E2E_BENCH_RUNS runs (default 5) after one warm-up run of each kind.
+# Run as root, one benchmark at a time; leaves nothing running.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+runs="${E2E_BENCH_RUNS:-5}"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+# shellcheck source=../scripts/lib/private-containerd
+. scripts/lib/private-containerd
+trap fc_containerd_stop EXIT
+trap 'exit 130' INT TERM HUP
+fc_build_artifacts "$repo"
+dir=/var/lib/firecracker-containerd/bench
+fc_containerd_start "$dir" bench
+image=docker.io/library/fc-bench-busybox:latest
+fc_import_busybox "$image"
+errors="$dir/ctr-errors.log"
+: > "$errors"
+
+vm_id=benchvm
+sleeper=e2e-sleeper
+
+# timed_run ID [CTR-RUN-FLAGS...]: runs `ctr run --rm FLAGS IMAGE ID echo MARKER` and prints
+# "FIRST TOTAL" in seconds (start to marker line, start to exit); returns ctr's status.
+timed_run() {
+    local id="$1"; shift
+    local marker="e2e-bench-marker-$id" start line first="" total="" status=""
+    start=$EPOCHREALTIME
+    while IFS= read -r line; do
+        case "$line" in
+            "$marker") first=$EPOCHREALTIME ;;
+            "ctr-exit "*) total=$EPOCHREALTIME; status="${line#ctr-exit }" ;;
+            *) echo "$id: unexpected output: $line" >&2 ;;
+        esac
+    done < <(fcctr run --rm --snapshotter native "$@" "$image" "$id" echo "$marker" 2>>"$errors"; echo "ctr-exit $?")
+    if [ "$status" != 0 ] || [ -z "$first" ]; then
+        echo "$id: ctr run exited with status ${status:-?}, marker ${first:+seen}${first:-not seen}" >&2
+        return 1
+    fi
+    awk -v s="$start" -v f="$first" -v t="$total" 'BEGIN { printf "%.3f %.3f\n", f - s, t - s }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# measure KIND [CTR-RUN-FLAGS...]: one warm-up and $runs timed runs into $dir/KIND.txt; fails on the first failed run.
+measure() {
+    local kind="$1"; shift
+    local i result
+    : > "$dir/$kind.txt"
+    for i in $(seq 0 "$runs"); do
+        result="$(timed_run "e2e-$kind-$i" "$@")" || return 1
+        if [ "$i" = 0 ]; then
+            echo "$kind warm-up: first line $(cut -d' ' -f1 <<<"$result") s, exit $(cut -d' ' -f2 <<<"$result") s" >&2
+        else
+            echo "$kind run $i/$runs: first line $(cut -d' ' -f1 <<<"$result") s, exit $(cut -d' ' -f2 <<<"$result") s" >&2
+            echo "$result" >> "$dir/$kind.txt"
+        fi
+    done
+}
+
+show_failure() {
+    local what="$1"
+    echo "FAILED: $what" >&2
+    echo "-- ctr stderr (last lines):" >&2
+    tail -n 20 "$errors" >&2
+    echo "-- containerd log (last lines naming an error):" >&2
+    grep -iE 'error|fail|warn' "$dir/containerd.log" | tail -n 20 >&2 || true
+}
+
+# QEMU backs guest RAM with a memfd (-object memory-backend-memfd) and hands it to the shim's vhost-user
+# vsock device, which maps it too; both mappings carry the memfd's name. Other memfds (the .NET runtime's
+# "doublemapper" for JIT code) are the process's own memory and stay counted.
+guest_ram=memfd:memory-backend-memfd
+# pss_kib PID: proportional set size of PID in KiB, guest RAM mappings excluded.
+pss_kib() {
+    awk -v g="$guest_ram" '/^[0-9a-f]+-[0-9a-f]+ / { guest = index($0, g) > 0 } /^Pss:/ && !guest { kib += $2 } END { print kib + 0 }' "/proc/$1/smaps"
+}
+# guest_ram_kib PID: PSS of the guest RAM mappings, reported only to show what was left out.
+guest_ram_kib() {
+    awk -v g="$guest_ram" '/^[0-9a-f]+-[0-9a-f]+ / { guest = index($0, g) > 0 } /^Pss:/ && guest { kib += $2 } END { print kib + 0 }' "/proc/$1/smaps"
+}
+
+printf '\n\033[1m== %s\033[0m\n' "ctr run: runc, then a new microVM per container ($runs runs each after a warm-up)" >&2
+measure runc --runtime io.containerd.runc.v2 || { show_failure "ctr run with runc"; exit 1; }
+newvm_ok=1
+measure newvm --runtime aws.firecracker || { newvm_ok=0; show_failure "ctr run --runtime aws.firecracker (new VM)"; }
+
+printf '\n\033[1m== %s\033[0m\n' "a second container in a running microVM (vm id $vm_id)" >&2
+second_ok=0
+memory=""
+if fcctr run -d --snapshotter native --runtime aws.firecracker --annotation "aws.firecracker.vm.id=$vm_id" \
+        "$image" "$sleeper" sleep 600 >/dev/null 2>>"$errors"; then
+    # The VMM runs in the VM directory; its parent is the shim.
+    qemu=""
+    for _ in $(seq 50); do
+        # shellcheck disable=SC2046
+        for pid in $(fc_descendant_pids $(fc_shim_pids)); do
+            if [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$dir/vms/bench#$vm_id" ] &&
+                    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == qemu* ]]; then
+                qemu="$pid"
+            fi
+        done
+        [ -n "$qemu" ] && break
+        sleep 0.2
+    done
+    if [ -n "$qemu" ]; then
+        shim="$(ps -o ppid= -p "$qemu" | tr -d ' ')"
+        sleep 2 # let the idle guest and the shim settle after the container started
+        shim_kib="$(pss_kib "$shim")"; qemu_kib="$(pss_kib "$qemu")"
+        guest_kib=$(( $(guest_ram_kib "$shim") + $(guest_ram_kib "$qemu") ))
+        memory="$shim_kib $qemu_kib $guest_kib"
+        echo "memory: shim pid $shim ($(tr '\0' ' ' < "/proc/$shim/cmdline" | cut -c1-60)...), QEMU pid $qemu" >&2
+    else
+        echo "memory: no QEMU process found in $dir/vms/bench#$vm_id" >&2
+    fi
+    if measure second --runtime aws.firecracker --annotation "aws.firecracker.vm.id=$vm_id"; then
+        second_ok=1
+    else
+        show_failure "ctr run --rm --annotation aws.firecracker.vm.id=$vm_id (second container in a running VM)"
+    fi
+    timeout 20 ctr --address "$dir/containerd.sock" -n bench task kill -s KILL "$sleeper" >/dev/null 2>&1 || true
+    timeout 30 ctr --address "$dir/containerd.sock" -n bench task delete -f "$sleeper" >/dev/null 2>&1 || true
+    timeout 10 ctr --address "$dir/containerd.sock" -n bench container delete "$sleeper" >/dev/null 2>&1 || true
+else
+    show_failure "ctr run -d --annotation aws.firecracker.vm.id=$vm_id $sleeper sleep 600"
+fi
+
+col() { cut -d' ' -f"$2" "$dir/$1.txt" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.1fx\n", a / b }'; }
+runc_first="$(col runc 1)"; runc_total="$(col runc 2)"
+newvm_first=n/a; newvm_total=n/a; second_first=n/a; second_total=n/a
+[ "$newvm_ok" = 1 ] && { newvm_first="$(col newvm 1)"; newvm_total="$(col newvm 2)"; }
+[ "$second_ok" = 1 ] && { second_first="$(col second 1)"; second_total="$(col second 2)"; }
+
+echo
+echo "ctr run, medians of $runs runs (s)        to first line   to exit   vs runc (first / exit)"
+printf '  %-38s %10s %11s   %s\n' "runc (io.containerd.runc.v2)" "$runc_first" "$runc_total" "1.0x / 1.0x"
+printf '  %-38s %10s %11s   %s / %s\n' "aws.firecracker, new microVM" "$newvm_first" "$newvm_total" "$(ratio "$newvm_first" "$runc_first")" "$(ratio "$newvm_total" "$runc_total")"
+printf '  %-38s %10s %11s   %s / %s\n' "aws.firecracker, running microVM" "$second_first" "$second_total" "$(ratio "$second_first" "$runc_first")" "$(ratio "$second_total" "$runc_total")"
+if [ -n "$memory" ]; then
+    read -r shim_kib qemu_kib guest_kib <<<"$memory"
+    echo "host memory, one microVM with one sleep container (PSS, guest RAM excluded)"
+    awk -v s="$shim_kib" -v q="$qemu_kib" -v g="$guest_kib" 'BEGIN {
+        printf "  shim (vsock device included)  %7.1f MiB\n  VMM (QEMU)                    %7.1f MiB\n  total                         %7.1f MiB\n  (guest RAM touched, excluded: %.1f MiB)\n", s / 1024, q / 1024, (s + q) / 1024, g / 1024 }'
+else
+    echo "host memory: not measured (no running microVM)"
+fi
+[ "$newvm_ok" = 1 ] && [ "$second_ok" = 1 ]
