@@ -45,9 +45,18 @@ internal sealed class AgentProcess : IAsyncDisposable
             info.ArgumentList.Add(arg);
         }
 
+        // FC_AGENT_TEST_TRACE=<file>: the agent's --trace lines go to that file, for diagnosing a failure.
+        string? traceFile = Environment.GetEnvironmentVariable("FC_AGENT_TEST_TRACE");
+        if (!string.IsNullOrEmpty(traceFile))
+        {
+            info.ArgumentList.Add("--trace");
+        }
+
         Process process = Process.Start(info)!;
         _ = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        _ = process.StandardError.ReadToEndAsync(cancellationToken);
+        _ = string.IsNullOrEmpty(traceFile)
+            ? process.StandardError.ReadToEndAsync(cancellationToken)
+            : CopyTraceAsync(process.StandardError, traceFile);
         while (!File.Exists(socket))
         {
             if (process.HasExited)
@@ -91,7 +100,7 @@ internal sealed class AgentProcess : IAsyncDisposable
         }
 
         File.Copy(RequireOnPath("busybox", "busybox-static"), Path.Combine(rootfs, "bin", "busybox"));
-        foreach (string applet in new[] { "sh", "echo", "cat", "sleep", "id", "wc", "head", "true" })
+        foreach (string applet in new[] { "sh", "echo", "cat", "sleep", "id", "wc", "head", "true", "tty", "stty" })
         {
             File.CreateSymbolicLink(Path.Combine(rootfs, "bin", applet), "busybox");
         }
@@ -110,7 +119,8 @@ internal sealed class AgentProcess : IAsyncDisposable
             ["hostname"] = "container",
             ["mounts"] = new JsonArray(
                 new JsonObject { ["destination"] = "/proc", ["type"] = "proc", ["source"] = "proc" },
-                new JsonObject { ["destination"] = "/dev", ["type"] = "tmpfs", ["source"] = "tmpfs", ["options"] = new JsonArray("nosuid", "strictatime", "mode=755", "size=65536k") }),
+                new JsonObject { ["destination"] = "/dev", ["type"] = "tmpfs", ["source"] = "tmpfs", ["options"] = new JsonArray("nosuid", "strictatime", "mode=755", "size=65536k") },
+                new JsonObject { ["destination"] = "/dev/pts", ["type"] = "devpts", ["source"] = "devpts", ["options"] = new JsonArray("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620") }),
             ["linux"] = new JsonObject
             {
                 ["namespaces"] = new JsonArray(
@@ -132,6 +142,21 @@ internal sealed class AgentProcess : IAsyncDisposable
         ["cwd"] = "/",
     };
 
+    /// <summary>Calls <paramref name="method"/> of containerd's task service on the agent.</summary>
+    public async Task<T> CallTaskAsync<T>(string method, Google.Protobuf.IMessage request, CancellationToken cancellationToken)
+        where T : Google.Protobuf.IMessage<T>, new()
+    {
+        return await Client.CallAsync("containerd.task.v2.Task", method, request, new Google.Protobuf.MessageParser<T>(() => new T()), cancellationToken: cancellationToken);
+    }
+
+    /// <summary>Connects to the agent's stdio port <paramref name="port"/>, as the host does.</summary>
+    public async Task<System.Net.Sockets.Socket> ConnectStdioAsync(uint port, CancellationToken cancellationToken)
+    {
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(StdioDirectory, $"{port}.sock")), cancellationToken);
+        return socket;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await Client.DisposeAsync();
@@ -148,6 +173,15 @@ internal sealed class AgentProcess : IAsyncDisposable
         }
         catch (IOException)
         {
+        }
+    }
+
+    private static async Task CopyTraceAsync(StreamReader trace, string file)
+    {
+        string? line;
+        while ((line = await trace.ReadLineAsync()) is not null)
+        {
+            await File.AppendAllTextAsync(file, line + "\n");
         }
     }
 

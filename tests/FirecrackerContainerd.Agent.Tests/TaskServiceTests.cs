@@ -57,11 +57,13 @@ public sealed class TaskServiceTests : IAsyncLifetime, IDisposable
         var (ports, _) = await CreateAsync("c2", spec);
         using Socket stdin = await ConnectAsync(ports.Stdin);
         Task<string> stdout = ReadAllAsync(ports.Stdout);
+        Task<string> stderr = ReadAllAsync(ports.Stderr);
         await CallAsync<StartResponse>("Start", new StartRequest { Id = "c2" });
 
         await stdin.SendAsync("ping\n"u8.ToArray(), _timeout.Token);
         stdin.Shutdown(SocketShutdown.Send);
         Assert.Equal("ping\ndone\n", await stdout);
+        Assert.Equal(string.Empty, await stderr);
         Assert.Equal(0u, (await CallAsync<WaitResponse>("Wait", new WaitRequest { Id = "c2" })).ExitStatus);
         await CallAsync<DeleteResponse>("Delete", new DeleteRequest { Id = "c2" });
     }
@@ -70,7 +72,11 @@ public sealed class TaskServiceTests : IAsyncLifetime, IDisposable
     public async Task Execs_into_a_running_container_and_kills_it()
     {
         byte[] spec = _agent.PrepareBundle("c3", "sleep", "60");
-        await CreateAsync("c3", spec);
+        var (initPorts, _) = await CreateAsync("c3", spec);
+
+        // Connected like the shim does, so the exit is not held back waiting for the host.
+        Task<string> initStdout = ReadAllAsync(initPorts.Stdout);
+        Task<string> initStderr = ReadAllAsync(initPorts.Stderr);
         StartResponse started = await CallAsync<StartResponse>("Start", new StartRequest { Id = "c3" });
         Assert.True(started.Pid > 0);
 
@@ -93,6 +99,7 @@ public sealed class TaskServiceTests : IAsyncLifetime, IDisposable
 
         await CallAsync<Empty>("Kill", new KillRequest { Id = "c3", Signal = 9 });
         Assert.Equal(137u, (await CallAsync<WaitResponse>("Wait", new WaitRequest { Id = "c3" })).ExitStatus);
+        Assert.Equal(string.Empty, await initStdout + await initStderr);
         await CallAsync<DeleteResponse>("Delete", new DeleteRequest { Id = "c3" });
     }
 
@@ -133,10 +140,13 @@ public sealed class TaskServiceTests : IAsyncLifetime, IDisposable
     {
         byte[] spec = _agent.PrepareBundle("c7", "sh", "-c", "head -c 200000 /dev/zero | wc -c; echo end");
         var (ports, _) = await CreateAsync("c7", spec);
+        Task<string> stderr = ReadAllAsync(ports.Stderr);
         await CallAsync<StartResponse>("Start", new StartRequest { Id = "c7" });
         await System.Threading.Tasks.Task.Delay(500);
         Assert.Equal("200000\nend\n", await ReadAllAsync(ports.Stdout));
         Assert.Equal(0u, (await CallAsync<WaitResponse>("Wait", new WaitRequest { Id = "c7" })).ExitStatus);
+        Assert.Equal(string.Empty, await stderr);
+        await CallAsync<DeleteResponse>("Delete", new DeleteRequest { Id = "c7" });
     }
 
     private (uint Stdin, uint Stdout, uint Stderr) NextPorts()

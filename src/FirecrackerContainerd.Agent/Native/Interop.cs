@@ -13,6 +13,22 @@ internal static unsafe partial class Interop
     internal const int O_RDWR = 2;
     internal const int PR_SET_CHILD_SUBREAPER = 36;
 
+    // The Linux ABI constants of the terminal calls (asm-generic, shared by x86_64 and arm64).
+    private const nuint TIOCSWINSZ = 0x5414;
+    private const int F_DUPFD_CLOEXEC = 1030;
+    private const int SOL_SOCKET = 1;
+    private const int SCM_RIGHTS = 1;
+    private const int MSG_CMSG_CLOEXEC = 0x40000000;
+    private const int MSG_CTRUNC = 0x8;
+
+    // struct termios of glibc: four tcflag_t, c_line, then c_cc[32]; VEOF is c_cc[4].
+    private const int TermiosBytes = 60;
+    private const int TermiosControlCharsOffset = 17;
+    private const int VEOF = 4;
+
+    // struct cmsghdr on 64-bit Linux: size_t cmsg_len, int cmsg_level, int cmsg_type, then the data.
+    private const int ControlHeaderBytes = 16;
+
     // posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336 on glibc x86_64/arm64; room to spare.
     private const int SpawnStructBytes = 1024;
 
@@ -135,6 +151,105 @@ internal static unsafe partial class Interop
         }
     }
 
+    /// <summary>ioctl(TIOCSWINSZ): sets a terminal's window size (rows, columns), which signals SIGWINCH to its foreground group.</summary>
+    internal static void SetWindowSize(int fd, ushort rows, ushort columns, string what)
+    {
+        // struct winsize: ws_row, ws_col, ws_xpixel, ws_ypixel (unsigned short each).
+        ushort* size = stackalloc ushort[4];
+        size[0] = rows;
+        size[1] = columns;
+        size[2] = 0;
+        size[3] = 0;
+        if (ioctl(fd, TIOCSWINSZ, (nint)size) != 0)
+        {
+            throw LastError("ioctl(TIOCSWINSZ)", what);
+        }
+    }
+
+    /// <summary>The terminal's end-of-file character (c_cc[VEOF], ctrl-D unless changed).</summary>
+    internal static byte EndOfFileCharacter(int fd, string what)
+    {
+        byte* termios = stackalloc byte[TermiosBytes];
+        if (tcgetattr(fd, termios) != 0)
+        {
+            throw LastError("tcgetattr", what);
+        }
+
+        return termios[TermiosControlCharsOffset + VEOF];
+    }
+
+    internal static bool IsTerminal(int fd) => isatty(fd) == 1;
+
+    /// <summary>A close-on-exec duplicate of <paramref name="fd"/>.</summary>
+    internal static int Duplicate(int fd, string what)
+    {
+        int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        return copy >= 0 ? copy : throw LastError("fcntl(F_DUPFD_CLOEXEC)", what);
+    }
+
+    /// <summary>
+    /// recvmsg on a Unix socket: up to <paramref name="data"/>.Length bytes and the fds passed with them
+    /// (SCM_RIGHTS, made close-on-exec). Returns the byte count (0 = the peer closed) or -1 with EAGAIN.
+    /// Every fd received is returned, even when the caller wanted fewer, so none leaks.
+    /// </summary>
+    internal static int ReceiveWithFds(int socket, Span<byte> data, List<int> fds, string what)
+    {
+        const int MaxFds = 8;
+        byte* control = stackalloc byte[ControlHeaderBytes + (MaxFds * sizeof(int))];
+        int controlBytes = ControlHeaderBytes + (MaxFds * sizeof(int));
+        new Span<byte>(control, controlBytes).Clear();
+        fixed (byte* buffer = data)
+        {
+            // struct iovec { void* base; size_t len; } and struct msghdr { name, namelen, iov, iovlen, control, controllen, flags }.
+            nint* iov = stackalloc nint[2];
+            iov[0] = (nint)buffer;
+            iov[1] = data.Length;
+            MessageHeader header = new() { Iov = (nint)iov, IovLength = 1, Control = (nint)control, ControlLength = (nuint)controlBytes };
+            nint n = recvmsg(socket, &header, MSG_CMSG_CLOEXEC);
+            if (n < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno is EAGAIN or EINTR)
+                {
+                    return -1;
+                }
+
+                throw new IOException($"recvmsg {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+            }
+
+            // Walk the control messages (each padded to 8 bytes) and keep every fd of every SCM_RIGHTS one.
+            long offset = 0;
+            long used = (long)header.ControlLength;
+            while (offset + ControlHeaderBytes <= used)
+            {
+                long length = *(long*)(control + offset);
+                int level = *(int*)(control + offset + 8);
+                int type = *(int*)(control + offset + 12);
+                if (length < ControlHeaderBytes || offset + length > used)
+                {
+                    break;
+                }
+
+                if (level == SOL_SOCKET && type == SCM_RIGHTS)
+                {
+                    for (long at = ControlHeaderBytes; at + sizeof(int) <= length; at += sizeof(int))
+                    {
+                        fds.Add(*(int*)(control + offset + at));
+                    }
+                }
+
+                offset += (length + 7) & ~7L;
+            }
+
+            if ((header.Flags & MSG_CTRUNC) != 0)
+            {
+                throw new IOException($"recvmsg {what}: more fds were passed than expected (control data truncated)");
+            }
+
+            return (int)n;
+        }
+    }
+
     internal static int Open(string path, int flags)
     {
         int fd = open(path, flags | O_CLOEXEC, 0);
@@ -220,4 +335,29 @@ internal static unsafe partial class Interop
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int ioctl(int fd, nuint request, nint arg);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int tcgetattr(int fd, byte* termios);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int isatty(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fcntl(int fd, int command, int argument);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint recvmsg(int socket, MessageHeader* message, int flags);
+
+    /// <summary>struct msghdr of 64-bit Linux.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct MessageHeader
+    {
+        public nint Name;
+        public uint NameLength;
+        public nint Iov;
+        public nuint IovLength;
+        public nint Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
 }

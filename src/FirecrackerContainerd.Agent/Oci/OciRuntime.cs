@@ -35,6 +35,9 @@ internal sealed class OciRuntime
     /// <summary>The runtime's name (crun or runc).</summary>
     public string Name { get; }
 
+    /// <summary>The runtime's --root, where the agent also keeps the console sockets of terminals.</summary>
+    public string StateRoot => _stateRoot;
+
     /// <summary>Creates container <paramref name="id"/> from its bundle; its init process gets <paramref name="stdio"/>.</summary>
     public async Task<int> CreateAsync(string id, string bundle, ProcessStdio stdio, string? consoleSocket, CancellationToken cancellationToken)
     {

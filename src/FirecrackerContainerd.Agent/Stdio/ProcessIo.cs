@@ -6,9 +6,10 @@ using Microsoft.Win32.SafeHandles;
 namespace FirecrackerContainerd.Agent.Stdio;
 
 /// <summary>
-/// The stdio of one container process: pipes the process inherits, relayed to and from the host's
-/// connections on the process's three vsock ports. Output waits in the pipes until the host connects,
-/// so nothing is lost; EOF on the process's output closes the host's connection.
+/// The stdio of one container process, relayed to and from the host's connections on the process's
+/// vsock ports: either pipes the process inherits, or a terminal whose master the runtime hands over
+/// (<see cref="AttachTerminal"/>). Output waits in the pipe or the terminal until the host connects, so
+/// nothing is lost; EOF on the process's output closes the host's connection.
 /// </summary>
 internal sealed class ProcessIo : IAsyncDisposable
 {
@@ -16,41 +17,59 @@ internal sealed class ProcessIo : IAsyncDisposable
 
     private readonly List<IStdioListener> _listeners = [];
     private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource<PseudoTerminal> _terminal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int _devNull;
     private int _stdinChild = -1;
     private int _stdoutChild = -1;
     private int _stderrChild = -1;
     private FileStream? _stdinWriter;
+    private int _terminalStdinClosed;
     private Task _stdout = Task.CompletedTask;
     private Task _stderr = Task.CompletedTask;
     private Task _stdin = Task.CompletedTask;
 
-    private ProcessIo(int devNull)
+    private ProcessIo(int devNull, bool isTerminal)
     {
         _devNull = devNull;
+        IsTerminal = isTerminal;
     }
 
-    /// <summary>The fds to give the runtime for the process.</summary>
+    /// <summary>Whether the process's stdio is a terminal.</summary>
+    public bool IsTerminal { get; }
+
+    /// <summary>The process's terminal, once the runtime has handed it over; null without one.</summary>
+    public PseudoTerminal? Terminal => _terminal.Task.IsCompletedSuccessfully ? _terminal.Task.Result : null;
+
+    /// <summary>The fds to give the runtime for the process (with a terminal, the runtime's own stdio: /dev/null).</summary>
     public ProcessStdio ChildStdio => new(_stdinChild, _stdoutChild, _stderrChild);
 
-    /// <summary>Completes when the process's stdout and stderr have been fully written to the host (or dropped).</summary>
+    /// <summary>Completes when the process's output has been fully written to the host (or dropped).</summary>
     public Task OutputDone => Task.WhenAll(_stdout, _stderr);
 
     /// <summary>Creates the pipes and starts listening on the non-zero ports.</summary>
     public static ProcessIo Create(IStdioTransport transport, uint stdinPort, uint stdoutPort, uint stderrPort)
     {
-        var io = new ProcessIo(Interop.Open("/dev/null", Interop.O_RDWR));
-        try
+        var io = new ProcessIo(Interop.Open("/dev/null", Interop.O_RDWR), isTerminal: false);
+        return io.SetUp(() => io.SetUpPipes(transport, stdinPort, stdoutPort, stderrPort));
+    }
+
+    /// <summary>
+    /// Starts listening on the non-zero ports of a process that gets a terminal; the relays begin once
+    /// <see cref="AttachTerminal"/> hands them the master. A terminal merges stderr into stdout.
+    /// </summary>
+    public static ProcessIo CreateTerminal(IStdioTransport transport, uint stdinPort, uint stdoutPort)
+    {
+        var io = new ProcessIo(Interop.Open("/dev/null", Interop.O_RDWR), isTerminal: true);
+        return io.SetUp(() => io.SetUpTerminal(transport, stdinPort, stdoutPort));
+    }
+
+    /// <summary>Gives the relays the process's terminal; this object owns it from now on.</summary>
+    public void AttachTerminal(PseudoTerminal terminal)
+    {
+        if (!IsTerminal || !_terminal.TrySetResult(terminal))
         {
-            io.Setup(transport, stdinPort, stdoutPort, stderrPort);
-            return io;
-        }
-        catch
-        {
-            io.CloseChildEnds();
-            io._stop.Cancel();
-            Interop.Close(io._devNull);
-            throw;
+            terminal.Dispose();
+            throw new InvalidOperationException("this process's stdio takes no (further) terminal");
         }
     }
 
@@ -68,10 +87,22 @@ internal sealed class ProcessIo : IAsyncDisposable
         _stdinChild = _stdoutChild = _stderrChild = -1;
     }
 
-    /// <summary>Closes the process's stdin (CloseIO).</summary>
-    public void CloseStdin()
+    /// <summary>
+    /// Ends the process's input (CloseIO): closes the stdin pipe, or on a terminal types its EOF character
+    /// once (closing the master would hang the terminal up instead); later input is dropped.
+    /// </summary>
+    public async Task CloseStdinAsync(CancellationToken cancellationToken)
     {
-        Interlocked.Exchange(ref _stdinWriter, null)?.Dispose();
+        if (!IsTerminal)
+        {
+            Interlocked.Exchange(ref _stdinWriter, null)?.Dispose();
+            return;
+        }
+
+        if (Interlocked.Exchange(ref _terminalStdinClosed, 1) == 0 && Terminal is { } terminal)
+        {
+            await terminal.WriteEndOfFileAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -83,7 +114,7 @@ internal sealed class ProcessIo : IAsyncDisposable
         }
 
         CloseChildEnds();
-        CloseStdin();
+        Interlocked.Exchange(ref _stdinWriter, null)?.Dispose();
         try
         {
             await Task.WhenAll(_stdin, _stdout, _stderr).WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
@@ -92,11 +123,34 @@ internal sealed class ProcessIo : IAsyncDisposable
         {
             // A relay still blocked in a read belongs to a process that outlived its task; let it go.
         }
+
+        Terminal?.Dispose();
         Interop.Close(_devNull);
         _stop.Dispose();
     }
 
-    private void Setup(IStdioTransport transport, uint stdinPort, uint stdoutPort, uint stderrPort)
+    private ProcessIo SetUp(Action setUp)
+    {
+        try
+        {
+            setUp();
+            return this;
+        }
+        catch
+        {
+            CloseChildEnds();
+            _stop.Cancel();
+            foreach (IStdioListener listener in _listeners)
+            {
+                listener.Dispose();
+            }
+
+            Interop.Close(_devNull);
+            throw;
+        }
+    }
+
+    private void SetUpPipes(IStdioTransport transport, uint stdinPort, uint stdoutPort, uint stderrPort)
     {
         _stdinChild = _stdoutChild = _stderrChild = _devNull;
         if (stdinPort != 0)
@@ -104,28 +158,41 @@ internal sealed class ProcessIo : IAsyncDisposable
             var (read, write) = Interop.Pipe();
             _stdinChild = read;
             _stdinWriter = new FileStream(new SafeFileHandle(write, ownsHandle: true), FileAccess.Write, 0, false);
-            IStdioListener listener = transport.Listen(stdinPort);
-            _listeners.Add(listener);
-            _stdin = RelayStdinAsync(listener);
+            _stdin = RelayStdinAsync(Listen(transport, stdinPort));
         }
 
         if (stdoutPort != 0)
         {
             var (read, write) = Interop.Pipe();
             _stdoutChild = write;
-            IStdioListener listener = transport.Listen(stdoutPort);
-            _listeners.Add(listener);
-            _stdout = RelayOutputAsync(read, listener);
+            _stdout = RelayOutputAsync(read, Listen(transport, stdoutPort));
         }
 
         if (stderrPort != 0)
         {
             var (read, write) = Interop.Pipe();
             _stderrChild = write;
-            IStdioListener listener = transport.Listen(stderrPort);
-            _listeners.Add(listener);
-            _stderr = RelayOutputAsync(read, listener);
+            _stderr = RelayOutputAsync(read, Listen(transport, stderrPort));
         }
+    }
+
+    private void SetUpTerminal(IStdioTransport transport, uint stdinPort, uint stdoutPort)
+    {
+        _stdinChild = _stdoutChild = _stderrChild = _devNull;
+        if (stdinPort != 0)
+        {
+            _stdin = RelayTerminalInputAsync(Listen(transport, stdinPort));
+        }
+
+        // Without a stdout connection the terminal is still drained, or a chatty process would block.
+        _stdout = RelayTerminalOutputAsync(stdoutPort != 0 ? Listen(transport, stdoutPort) : null);
+    }
+
+    private IStdioListener Listen(IStdioTransport transport, uint port)
+    {
+        IStdioListener listener = transport.Listen(port);
+        _listeners.Add(listener);
+        return listener;
     }
 
     private async Task RelayStdinAsync(IStdioListener listener)
@@ -153,7 +220,35 @@ internal sealed class ProcessIo : IAsyncDisposable
         }
         finally
         {
-            CloseStdin();
+            Interlocked.Exchange(ref _stdinWriter, null)?.Dispose();
+        }
+    }
+
+    private async Task RelayTerminalInputAsync(IStdioListener listener)
+    {
+        await Task.Yield();
+        try
+        {
+            await using Stream connection = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            PseudoTerminal terminal = await _terminal.Task.WaitAsync(_stop.Token).ConfigureAwait(false);
+            byte[] buffer = new byte[RelayBufferBytes];
+            int n;
+            while ((n = await connection.ReadAsync(buffer, _stop.Token).ConfigureAwait(false)) > 0)
+            {
+                if (Volatile.Read(ref _terminalStdinClosed) != 0)
+                {
+                    break; // CloseIO typed EOF already: drop the rest
+                }
+
+                await terminal.WriteAsync(buffer.AsMemory(0, n), _stop.Token).ConfigureAwait(false);
+            }
+
+            // The host's end of input is the terminal's EOF, as with a pipe.
+            await CloseStdinAsync(_stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The host hung up, the terminal is gone, or the process was deleted: input ends.
         }
     }
 
@@ -161,34 +256,62 @@ internal sealed class ProcessIo : IAsyncDisposable
     {
         await Task.Yield();
         await using var pipe = new FileStream(new SafeFileHandle(readFd, ownsHandle: true), FileAccess.Read, 0, false);
+        await CopyToHostAsync(pipe, listener, $"output fd {readFd}").ConfigureAwait(false);
+    }
+
+    private async Task RelayTerminalOutputAsync(IStdioListener? listener)
+    {
+        await Task.Yield();
+        PseudoTerminal terminal;
+        try
+        {
+            terminal = await _terminal.Task.WaitAsync(_stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // deleted before the runtime handed over a terminal
+        }
+
+        await using Stream output = terminal.OpenOutput();
+        if (listener is null)
+        {
+            await DrainAsync(output).ConfigureAwait(false);
+            return;
+        }
+
+        await CopyToHostAsync(output, listener, $"terminal {terminal.Name}").ConfigureAwait(false);
+    }
+
+    private async Task CopyToHostAsync(Stream source, IStdioListener listener, string what)
+    {
         try
         {
             await using Stream connection = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            AgentTrace.Write($"stdio: host connected for output fd {readFd}");
-            await pipe.CopyToAsync(connection, RelayBufferBytes, _stop.Token).ConfigureAwait(false);
+            AgentTrace.Write($"stdio: host connected for {what}");
+            await source.CopyToAsync(connection, RelayBufferBytes, _stop.Token).ConfigureAwait(false);
             await connection.FlushAsync(_stop.Token).ConfigureAwait(false);
-            AgentTrace.Write($"stdio: output fd {readFd} reached EOF");
+            AgentTrace.Write($"stdio: {what} reached EOF");
 
             // Closing the connection (end of the using) is the host's EOF.
         }
         catch (OperationCanceledException)
         {
-            // Disposed: closing the read end ends the relay.
+            // Disposed: closing the source ends the relay.
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
-            // The host went away: drain the pipe so the process never blocks on a full pipe.
-            await DrainAsync(pipe).ConfigureAwait(false);
+            // The host went away: drain the source so the process never blocks on a full pipe or terminal.
+            await DrainAsync(source).ConfigureAwait(false);
         }
     }
 
-    private static async Task DrainAsync(Stream pipe)
+    private static async Task DrainAsync(Stream source)
     {
         try
         {
-            await pipe.CopyToAsync(Stream.Null).ConfigureAwait(false);
+            await source.CopyToAsync(Stream.Null).ConfigureAwait(false);
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
         }
     }

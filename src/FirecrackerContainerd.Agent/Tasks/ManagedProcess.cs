@@ -44,8 +44,11 @@ internal sealed class ManagedProcess
 }
 
 /// <summary>A container: its init process and the execs running beside it.</summary>
-internal sealed class ContainerTask(string id, string bundle, ManagedProcess init)
+internal sealed class ContainerTask(string id, string bundle, ManagedProcess init, string? cgroupDirectory)
 {
+    /// <summary>The init's cgroup v2 directory, read when it was created; null when it has none.</summary>
+    public string? CgroupDirectory { get; } = cgroupDirectory;
+
     public string Id { get; } = id;
 
     public string Bundle { get; } = bundle;

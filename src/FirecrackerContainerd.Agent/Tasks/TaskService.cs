@@ -1,5 +1,8 @@
 using System.Text;
 using System.Text.Json;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using FirecrackerContainerd.Agent.Cgroups;
 using FirecrackerContainerd.Agent.Events;
 using FirecrackerContainerd.Agent.Oci;
 using FirecrackerContainerd.Agent.Processes;
@@ -28,6 +31,12 @@ internal sealed class TaskService : IDisposable
     /// <summary>How long an exited process's output may wait for the host before its exit is reported anyway.</summary>
     private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long after the runtime returned its terminal master may take to arrive (it is sent before the runtime exits).</summary>
+    private static readonly TimeSpan ConsoleGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>The type URL containerd gives cgroup v2 metrics (typeurl: the message's full name).</summary>
+    private static readonly string MetricsTypeUrl = Protos.Cgroups.V2.Metrics.Descriptor.FullName;
+
     private readonly OciRuntime _runtime;
     private readonly ChildReaper _reaper;
     private readonly IStdioTransport _stdio;
@@ -35,6 +44,7 @@ internal sealed class TaskService : IDisposable
     private readonly string _bundleRoot;
     private readonly Dictionary<string, ContainerTask> _tasks = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
+    private long _consoleSockets;
 
     public TaskService(OciRuntime runtime, ChildReaper reaper, IStdioTransport stdio, EventQueue events, string bundleRoot)
     {
@@ -61,14 +71,12 @@ internal sealed class TaskService : IDisposable
             .AddUnary<PidsRequest, PidsResponse>(ServiceName, "Pids", PidsRequest.Parser, (r, c) => PidsAsync(r, c.CancellationToken))
             .AddUnary<PauseRequest, Empty>(ServiceName, "Pause", PauseRequest.Parser, (r, c) => PauseAsync(r.Id, pause: true, c.CancellationToken))
             .AddUnary<ResumeRequest, Empty>(ServiceName, "Resume", ResumeRequest.Parser, (r, c) => PauseAsync(r.Id, pause: false, c.CancellationToken))
-            .AddUnary<CloseIORequest, Empty>(ServiceName, "CloseIO", CloseIORequest.Parser, (r, _) => CloseIOAsync(r))
+            .AddUnary<CloseIORequest, Empty>(ServiceName, "CloseIO", CloseIORequest.Parser, (r, c) => CloseIOAsync(r, c.CancellationToken))
             .AddUnary<UpdateTaskRequest, Empty>(ServiceName, "Update", UpdateTaskRequest.Parser, (r, c) => UpdateAsync(r, c.CancellationToken))
             .AddUnary<ConnectRequest, ConnectResponse>(ServiceName, "Connect", ConnectRequest.Parser, (r, _) => ConnectAsync(r))
             .AddUnary<ShutdownRequest, Empty>(ServiceName, "Shutdown", ShutdownRequest.Parser, (_, _) => Task.FromResult(new Empty()))
-            .AddUnary<ResizePtyRequest, Empty>(ServiceName, "ResizePty", ResizePtyRequest.Parser,
-                (_, _) => throw new TtrpcException(StatusCode.Unimplemented, "terminals are not supported by this agent yet"))
-            .AddUnary<StatsRequest, StatsResponse>(ServiceName, "Stats", StatsRequest.Parser,
-                (_, _) => throw new TtrpcException(StatusCode.Unimplemented, "Stats is not supported by this agent yet"))
+            .AddUnary<ResizePtyRequest, Empty>(ServiceName, "ResizePty", ResizePtyRequest.Parser, (r, c) => ResizePtyAsync(r, c.CancellationToken))
+            .AddUnary<StatsRequest, StatsResponse>(ServiceName, "Stats", StatsRequest.Parser, (r, c) => StatsAsync(r, c.CancellationToken))
             .AddUnary<CheckpointTaskRequest, Empty>(ServiceName, "Checkpoint", CheckpointTaskRequest.Parser,
                 (_, _) => throw new TtrpcException(StatusCode.Unimplemented, "checkpoints need VM snapshots, which are not supported yet"));
     }
@@ -76,16 +84,14 @@ internal sealed class TaskService : IDisposable
     private async Task<CreateTaskResponse> CreateAsync(CreateTaskRequest request, CancellationToken cancellationToken)
     {
         ValidateId(request.Id, "container id");
-        if (request.Terminal)
-        {
-            throw new TtrpcException(StatusCode.Unimplemented, "terminals are not supported by this agent yet");
-        }
-
         ExtraData extra = UnpackExtraData(request.Options, "Create options");
         if (extra.JsonSpec.IsEmpty)
         {
             throw new TtrpcException(StatusCode.InvalidArgument, $"create {request.Id}: ExtraData carries no OCI spec");
         }
+
+        ValidateTerminalPorts(request.Terminal, extra, $"create {request.Id}");
+        byte[] spec = PrepareSpec(extra.JsonSpec.ToByteArray(), request.Terminal);
 
         string bundle = Path.Combine(_bundleRoot, request.Id);
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -97,25 +103,28 @@ internal sealed class TaskService : IDisposable
             }
 
             Directory.CreateDirectory(Path.Combine(bundle, "rootfs"));
-            await File.WriteAllBytesAsync(Path.Combine(bundle, "config.json"), RootfsRelative(extra.JsonSpec.ToByteArray()), cancellationToken)
-                .ConfigureAwait(false);
-            ProcessIo io = ProcessIo.Create(_stdio, extra.StdinPort, extra.StdoutPort, extra.StderrPort);
+            await File.WriteAllBytesAsync(Path.Combine(bundle, "config.json"), spec, cancellationToken).ConfigureAwait(false);
+            ProcessIo io = CreateIo(request.Terminal, extra);
             var init = new ManagedProcess(request.Id, string.Empty, io, request.Terminal, null);
             try
             {
-                init.Pid = await _runtime.CreateAsync(request.Id, bundle, io.ChildStdio, null, cancellationToken).ConfigureAwait(false);
+                init.Pid = await RunWithStdioAsync(
+                    io,
+                    $"create {request.Id}",
+                    console => _runtime.CreateAsync(request.Id, bundle, io.ChildStdio, console, cancellationToken),
+                    () => _runtime.DeleteAsync(request.Id, force: true, CancellationToken.None),
+                    cancellationToken).ConfigureAwait(false);
             }
-            catch (OciRuntimeException e)
+            catch
             {
                 await io.DisposeAsync().ConfigureAwait(false);
-                throw new TtrpcException(StatusCode.Unknown, $"create {request.Id}: {e.Message}", e);
-            }
-            finally
-            {
-                io.CloseChildEnds();
+                throw;
             }
 
-            _tasks[request.Id] = new ContainerTask(request.Id, bundle, init);
+            // Read now, while the init surely exists: later its pid may be gone or reused.
+            string? cgroup = CgroupLocator.DirectoryOf(init.Pid);
+            AgentTrace.Write($"task {request.Id}: cgroup {cgroup ?? "(none)"}");
+            _tasks[request.Id] = new ContainerTask(request.Id, bundle, init, cgroup);
             WatchExit(init);
             _events.Publish("/tasks/create", new TaskCreate { ContainerId = request.Id, Bundle = bundle, Pid = (uint)init.Pid });
             return new CreateTaskResponse { Pid = (uint)init.Pid };
@@ -153,19 +162,13 @@ internal sealed class TaskService : IDisposable
 
             string processFile = Path.Combine(task.Bundle, $"exec-{exec.ExecId}.json");
             await File.WriteAllTextAsync(processFile, exec.ProcessJson, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                exec.Pid = await _runtime.ExecAsync(task.Id, processFile, Path.Combine(task.Bundle, $"exec-{exec.ExecId}.pid"), exec.Io.ChildStdio, null, cancellationToken)
-                    .ConfigureAwait(false);
-            }
-            catch (OciRuntimeException e)
-            {
-                throw new TtrpcException(StatusCode.Unknown, $"exec {exec.ExecId} in task {task.Id}: {e.Message}", e);
-            }
-            finally
-            {
-                exec.Io.CloseChildEnds();
-            }
+            string pidFile = Path.Combine(task.Bundle, $"exec-{exec.ExecId}.pid");
+            exec.Pid = await RunWithStdioAsync(
+                exec.Io,
+                $"exec {exec.ExecId} in task {task.Id}",
+                console => _runtime.ExecAsync(task.Id, processFile, pidFile, exec.Io.ChildStdio, console, cancellationToken),
+                () => KillExecAsync(pidFile),
+                cancellationToken).ConfigureAwait(false);
 
             exec.Status = Status.Running;
             WatchExit(exec);
@@ -181,21 +184,13 @@ internal sealed class TaskService : IDisposable
     private async Task<Empty> ExecAsync(ExecProcessRequest request)
     {
         ValidateId(request.ExecId, "exec id");
-        if (request.Terminal)
-        {
-            throw new TtrpcException(StatusCode.Unimplemented, "terminals are not supported by this agent yet");
-        }
-
         ExtraData extra = UnpackExtraData(request.Spec, "Exec spec");
-        string processJson = Encoding.UTF8.GetString(extra.JsonSpec.Span);
-        try
-        {
-            using JsonDocument _ = JsonDocument.Parse(processJson);
-        }
-        catch (JsonException e)
-        {
-            throw new TtrpcException(StatusCode.InvalidArgument, $"exec {request.ExecId}: the process spec is not JSON: {e.Message}");
-        }
+        ValidateTerminalPorts(request.Terminal, extra, $"exec {request.ExecId}");
+        JsonObject process = ParseObject(extra.JsonSpec.ToByteArray(), $"exec {request.ExecId}: the process spec");
+
+        // The runtime refuses a process whose terminal flag disagrees with the console socket it is given.
+        process["terminal"] = request.Terminal;
+        string processJson = process.ToJsonString();
 
         await _lock.WaitAsync().ConfigureAwait(false);
         try
@@ -206,7 +201,7 @@ internal sealed class TaskService : IDisposable
                 throw new TtrpcException(StatusCode.AlreadyExists, $"exec {request.ExecId} in task {task.Id}: already exists");
             }
 
-            ProcessIo io = ProcessIo.Create(_stdio, extra.StdinPort, extra.StdoutPort, extra.StderrPort);
+            ProcessIo io = CreateIo(request.Terminal, extra);
             task.Execs[request.ExecId] = new ManagedProcess(task.Id, request.ExecId, io, request.Terminal, processJson);
             _events.Publish("/tasks/exec-added", new TaskExecAdded { ContainerId = task.Id, ExecId = request.ExecId });
             return new Empty();
@@ -424,24 +419,72 @@ internal sealed class TaskService : IDisposable
         }
     }
 
-    private async Task<Empty> CloseIOAsync(CloseIORequest request)
+    private async Task<Empty> CloseIOAsync(CloseIORequest request, CancellationToken cancellationToken)
     {
-        await _lock.WaitAsync().ConfigureAwait(false);
+        ManagedProcess process = await FindProcessAsync(request.Id, request.ExecId, cancellationToken).ConfigureAwait(false);
+        if (request.Stdin)
+        {
+            try
+            {
+                await process.Io.CloseStdinAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                throw new TtrpcException(StatusCode.FailedPrecondition, $"close stdin of {Describe(process)}: {e.Message}", e);
+            }
+        }
+
+        return new Empty();
+    }
+
+    private async Task<Empty> ResizePtyAsync(ResizePtyRequest request, CancellationToken cancellationToken)
+    {
+        if (request.Width > ushort.MaxValue || request.Height > ushort.MaxValue)
+        {
+            throw new TtrpcException(StatusCode.InvalidArgument, $"resize terminal of {request.Id}/{request.ExecId}: {request.Width}x{request.Height} is larger than a terminal can be");
+        }
+
+        ManagedProcess process = await FindProcessAsync(request.Id, request.ExecId, cancellationToken).ConfigureAwait(false);
+        if (!process.Io.IsTerminal)
+        {
+            throw new TtrpcException(StatusCode.FailedPrecondition, $"resize terminal of {Describe(process)}: the process has no terminal");
+        }
+
+        PseudoTerminal terminal = process.Io.Terminal
+            ?? throw new TtrpcException(StatusCode.FailedPrecondition, $"resize terminal of {Describe(process)}: the process has not started, it has no terminal yet");
         try
         {
-            ContainerTask task = Find(request.Id);
-            ManagedProcess process = request.ExecId.Length == 0 ? task.Init : FindExec(task, request.ExecId);
-            if (request.Stdin)
-            {
-                process.Io.CloseStdin();
-            }
+            terminal.Resize((ushort)request.Width, (ushort)request.Height);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            throw new TtrpcException(StatusCode.FailedPrecondition, $"resize terminal of {Describe(process)}: {e.Message}", e);
+        }
 
-            return new Empty();
+        AgentTrace.Write($"terminal of {Describe(process)} resized to {request.Width}x{request.Height}");
+        return new Empty();
+    }
+
+    private async Task<StatsResponse> StatsAsync(StatsRequest request, CancellationToken cancellationToken)
+    {
+        string? cgroup;
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            cgroup = Find(request.Id).CgroupDirectory;
         }
         finally
         {
             _lock.Release();
         }
+
+        if (cgroup is null)
+        {
+            throw new TtrpcException(StatusCode.FailedPrecondition, $"stats of task {request.Id}: its init process is in no cgroup v2");
+        }
+
+        Protos.Cgroups.V2.Metrics metrics = CgroupMetrics.Read(cgroup);
+        return new StatsResponse { Stats = new Any { TypeUrl = MetricsTypeUrl, Value = metrics.ToByteString() } };
     }
 
     private async Task<Empty> UpdateAsync(UpdateTaskRequest request, CancellationToken cancellationToken)
@@ -528,6 +571,130 @@ internal sealed class TaskService : IDisposable
         });
     }
 
+    private ProcessIo CreateIo(bool terminal, ExtraData extra) => terminal
+        ? ProcessIo.CreateTerminal(_stdio, extra.StdinPort, extra.StdoutPort)
+        : ProcessIo.Create(_stdio, extra.StdinPort, extra.StdoutPort, extra.StderrPort);
+
+    /// <summary>
+    /// Runs a runtime command that creates a process; with a terminal, through a console socket whose
+    /// master goes to the process's stdio. A process whose terminal never arrives is undone.
+    /// </summary>
+    private async Task<int> RunWithStdioAsync(ProcessIo io, string what, Func<string?, Task<int>> run, Func<Task> undo, CancellationToken cancellationToken)
+    {
+        if (!io.IsTerminal)
+        {
+            try
+            {
+                return await run(null).ConfigureAwait(false);
+            }
+            catch (OciRuntimeException e)
+            {
+                throw new TtrpcException(StatusCode.Unknown, $"{what}: {e.Message}", e);
+            }
+            finally
+            {
+                io.CloseChildEnds();
+            }
+        }
+
+        string path = Path.Combine(_runtime.StateRoot, ".console", $"{Interlocked.Increment(ref _consoleSockets)}.sock");
+        using ConsoleSocket console = ConsoleSocket.Listen(path);
+        using var receiving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task<PseudoTerminal> master = console.ReceiveMasterAsync(receiving.Token);
+        int pid;
+        try
+        {
+            pid = await run(console.Path).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // Whatever failed, the pending receive must end before the console socket goes away.
+            await receiving.CancelAsync().ConfigureAwait(false);
+            await DiscardAsync(master).ConfigureAwait(false);
+            if (e is OciRuntimeException runtimeError)
+            {
+                throw new TtrpcException(StatusCode.Unknown, $"{what}: {runtimeError.Message}", runtimeError);
+            }
+
+            throw;
+        }
+        finally
+        {
+            io.CloseChildEnds();
+        }
+
+        receiving.CancelAfter(ConsoleGrace);
+        try
+        {
+            io.AttachTerminal(await master.ConfigureAwait(false));
+            return pid;
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
+        {
+            await UndoAsync(undo, what).ConfigureAwait(false);
+            throw new TtrpcException(StatusCode.Unknown, $"{what}: the runtime handed over no terminal on {path}: {e.Message}", e);
+        }
+    }
+
+    private static async Task DiscardAsync(Task<PseudoTerminal> master)
+    {
+        try
+        {
+            (await master.ConfigureAwait(false)).Dispose();
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Nothing was received: nothing to close.
+        }
+    }
+
+    private static async Task UndoAsync(Func<Task> undo, string what)
+    {
+        try
+        {
+            await undo().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OciRuntimeException or IOException)
+        {
+            AgentTrace.Write($"{what}: undoing the process without a terminal failed: {e.Message}");
+        }
+    }
+
+    private static async Task KillExecAsync(string pidFile)
+    {
+        string text = await File.ReadAllTextAsync(pidFile).ConfigureAwait(false);
+        if (int.TryParse(text.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid) && pid > 0)
+        {
+            _ = Native.Interop.Kill(pid, 9);
+        }
+    }
+
+    private async Task<ManagedProcess> FindProcessAsync(string id, string execId, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ContainerTask task = Find(id);
+            return execId.Length == 0 ? task.Init : FindExec(task, execId);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private static string Describe(ManagedProcess process) =>
+        process.ExecId.Length == 0 ? $"task {process.ContainerId}" : $"exec {process.ExecId} in task {process.ContainerId}";
+
+    // A terminal merges stderr into stdout: the host must not wait for a stream that never comes.
+    private static void ValidateTerminalPorts(bool terminal, ExtraData extra, string what)
+    {
+        if (terminal && extra.StderrPort != 0)
+        {
+            throw new TtrpcException(StatusCode.InvalidArgument, $"{what}: a process with a terminal has no separate stderr, yet stderr port {extra.StderrPort} was given");
+        }
+    }
+
     private ContainerTask Find(string id)
     {
         return _tasks.TryGetValue(id, out ContainerTask? task)
@@ -574,26 +741,38 @@ internal sealed class TaskService : IDisposable
         }
     }
 
-    // The container's root is always the bundle's rootfs directory (the mounted drive), whatever the host said.
-    private static byte[] RootfsRelative(byte[] spec)
+    // The container's root is always the bundle's rootfs directory (the mounted drive), whatever the host
+    // said; its terminal flag is the request's, which the runtime checks against the console socket.
+    private static byte[] PrepareSpec(byte[] spec, bool terminal)
     {
-        System.Text.Json.Nodes.JsonNode? root;
+        JsonObject obj = ParseObject(spec, "the OCI spec");
+        if (obj["root"] is not JsonObject root)
+        {
+            obj["root"] = root = new JsonObject();
+        }
+
+        root["path"] = "rootfs";
+        if (obj["process"] is not JsonObject process)
+        {
+            throw new TtrpcException(StatusCode.InvalidArgument, "the OCI spec has no process object");
+        }
+
+        process["terminal"] = terminal;
+        return Encoding.UTF8.GetBytes(obj.ToJsonString());
+    }
+
+    private static JsonObject ParseObject(byte[] json, string what)
+    {
+        JsonNode? node;
         try
         {
-            root = System.Text.Json.Nodes.JsonNode.Parse(spec);
+            node = JsonNode.Parse(json);
         }
         catch (JsonException e)
         {
-            throw new TtrpcException(StatusCode.InvalidArgument, $"the OCI spec is not JSON: {e.Message}");
+            throw new TtrpcException(StatusCode.InvalidArgument, $"{what} is not JSON: {e.Message}");
         }
 
-        if (root is not System.Text.Json.Nodes.JsonObject obj)
-        {
-            throw new TtrpcException(StatusCode.InvalidArgument, "the OCI spec is not a JSON object");
-        }
-
-        obj["root"] ??= new System.Text.Json.Nodes.JsonObject();
-        obj["root"]!["path"] = "rootfs";
-        return Encoding.UTF8.GetBytes(obj.ToJsonString());
+        return node as JsonObject ?? throw new TtrpcException(StatusCode.InvalidArgument, $"{what} is not a JSON object");
     }
 }

@@ -1,0 +1,133 @@
+using FirecrackerContainerd.Agent.Native;
+using Microsoft.Win32.SafeHandles;
+
+namespace FirecrackerContainerd.Agent.Stdio;
+
+/// <summary>
+/// The master side of a container process's terminal: output is read from it, input and the
+/// terminal's EOF character are written to it, and its window size is set on it.
+/// </summary>
+internal sealed class PseudoTerminal : IDisposable
+{
+    private readonly SafeFileHandle _master;
+    private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly FileStream _writer;
+
+    public PseudoTerminal(int masterFd, string name)
+    {
+        _master = new SafeFileHandle(masterFd, ownsHandle: true);
+        Name = name;
+
+        // Reads block in a thread of their own while writes go on: each direction gets its own fd.
+        _writer = new FileStream(new SafeFileHandle(Interop.Duplicate(masterFd, name), ownsHandle: true), FileAccess.Write, 0, false);
+    }
+
+    /// <summary>The terminal's name as the runtime reported it (e.g. /dev/pts/0 in the container).</summary>
+    public string Name { get; }
+
+    /// <summary>A stream of the terminal's output; its reads end (EIO is EOF) once every slave fd is closed.</summary>
+    public Stream OpenOutput() =>
+        new TerminalOutputStream(new FileStream(new SafeFileHandle(Interop.Duplicate((int)_master.DangerousGetHandle(), Name), ownsHandle: true), FileAccess.Read, 0, false));
+
+    /// <summary>Writes input, as if typed.</summary>
+    public async Task WriteAsync(ReadOnlyMemory<byte> input, CancellationToken cancellationToken)
+    {
+        await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _writer.WriteAsync(input, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>Types the terminal's EOF character: a reader in canonical mode sees end of input.</summary>
+    public Task WriteEndOfFileAsync(CancellationToken cancellationToken)
+    {
+        byte eof = Interop.EndOfFileCharacter((int)_master.DangerousGetHandle(), Name);
+        return WriteAsync(new[] { eof == 0 ? (byte)0x04 : eof }, cancellationToken);
+    }
+
+    /// <summary>Sets the window size; the foreground process group gets SIGWINCH.</summary>
+    public void Resize(ushort columns, ushort rows) => Interop.SetWindowSize((int)_master.DangerousGetHandle(), rows, columns, Name);
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        _writer.Dispose();
+        _master.Dispose();
+        _writeGate.Dispose();
+    }
+
+    /// <summary>Reads of a terminal master, where EIO means the other side has closed: EOF.</summary>
+    private sealed class TerminalOutputStream(FileStream inner) : Stream
+    {
+        private const int EIO = 5;
+
+        public override bool CanRead => true;
+
+        public override bool CanWrite => false;
+
+        public override bool CanSeek => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            try
+            {
+                return inner.Read(buffer, offset, count);
+            }
+            catch (IOException e) when (IsEio(e))
+            {
+                return 0;
+            }
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException e) when (IsEio(e))
+            {
+                return 0;
+            }
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        // FileStream's IOException carries the raw errno as its HResult.
+        private static bool IsEio(IOException e) => e.HResult == EIO;
+    }
+}
