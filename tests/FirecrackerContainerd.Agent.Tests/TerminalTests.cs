@@ -51,7 +51,7 @@ public sealed class TerminalTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
-    public async Task An_exec_with_a_terminal_reads_until_close_io_types_end_of_file()
+    public async Task An_exec_with_a_terminal_gets_the_size_asked_before_start_and_reads_until_close_io_types_end_of_file()
     {
         byte[] spec = _agent.PrepareBundle("t2", "sleep", "60");
         await _agent.CallTaskAsync<CreateTaskResponse>("Create", new CreateTaskRequest
@@ -64,25 +64,29 @@ public sealed class TerminalTests : IAsyncLifetime, IDisposable
         var (stdinPort, stdoutPort) = NextPorts();
         var extra = new ExtraData
         {
-            JsonSpec = ByteString.CopyFromUtf8(AgentProcess.ProcessJson("sh", "-c", "tty; cat; echo cat-done").ToJsonString()),
+            JsonSpec = ByteString.CopyFromUtf8(AgentProcess.ProcessJson("sh", "-c", "tty; read x; stty size; cat; echo cat-done").ToJsonString()),
             StdinPort = stdinPort,
             StdoutPort = stdoutPort,
         };
         await _agent.CallTaskAsync<Empty>("Exec", new ExecProcessRequest { Id = "t2", ExecId = "e1", Terminal = true, Spec = Any.Pack(extra) }, _timeout.Token);
+
+        // Asked before the exec has a terminal, the size is set once the runtime hands the terminal over.
+        await _agent.CallTaskAsync<Empty>("ResizePty", new ResizePtyRequest { Id = "t2", ExecId = "e1", Width = 80, Height = 24 }, _timeout.Token);
         using Socket stdin = await _agent.ConnectStdioAsync(stdinPort, _timeout.Token);
         using Socket stdout = await _agent.ConnectStdioAsync(stdoutPort, _timeout.Token);
         await _agent.CallTaskAsync<StartResponse>("Start", new StartRequest { Id = "t2", ExecId = "e1" }, _timeout.Token);
 
-        // Typed once the shell has printed its terminal, so the terminal's echo follows that line.
+        // Each line is typed once the shell has answered the previous one, so the echo order is fixed.
         var output = new StringBuilder();
         await ReadUntilAsync(stdout, output, "\r\n");
+        await stdin.SendAsync("go\n"u8.ToArray(), _timeout.Token);
+        await ReadUntilAsync(stdout, output, "24 80\r\n");
         await stdin.SendAsync("abc\n"u8.ToArray(), _timeout.Token);
         await ReadUntilAsync(stdout, output, "abc\r\nabc\r\n");
-        await _agent.CallTaskAsync<Empty>("ResizePty", new ResizePtyRequest { Id = "t2", ExecId = "e1", Width = 80, Height = 24 }, _timeout.Token);
         await _agent.CallTaskAsync<Empty>("CloseIO", new CloseIORequest { Id = "t2", ExecId = "e1", Stdin = true }, _timeout.Token);
         await ReadToEndAsync(stdout, output);
 
-        Assert.Matches(new Regex(@"^/dev/pts/\d+\r\nabc\r\nabc\r\ncat-done\r\n$"), output.ToString());
+        Assert.Matches(new Regex(@"^/dev/pts/\d+\r\ngo\r\n24 80\r\nabc\r\nabc\r\ncat-done\r\n$"), output.ToString());
         Assert.Equal(0u, (await _agent.CallTaskAsync<WaitResponse>("Wait", new WaitRequest { Id = "t2", ExecId = "e1" }, _timeout.Token)).ExitStatus);
 
         await _agent.CallTaskAsync<Empty>("Kill", new KillRequest { Id = "t2", Signal = 9 }, _timeout.Token);

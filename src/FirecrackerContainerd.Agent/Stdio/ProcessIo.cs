@@ -18,7 +18,9 @@ internal sealed class ProcessIo : IAsyncDisposable
     private readonly List<IStdioListener> _listeners = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource<PseudoTerminal> _terminal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _sizeGate = new();
     private readonly int _devNull;
+    private (ushort Columns, ushort Rows)? _pendingSize;
     private int _stdinChild = -1;
     private int _stdoutChild = -1;
     private int _stderrChild = -1;
@@ -66,10 +68,49 @@ internal sealed class ProcessIo : IAsyncDisposable
     /// <summary>Gives the relays the process's terminal; this object owns it from now on.</summary>
     public void AttachTerminal(PseudoTerminal terminal)
     {
-        if (!IsTerminal || !_terminal.TrySetResult(terminal))
+        lock (_sizeGate)
         {
-            terminal.Dispose();
-            throw new InvalidOperationException("this process's stdio takes no (further) terminal");
+            if (!IsTerminal || !_terminal.TrySetResult(terminal))
+            {
+                terminal.Dispose();
+                throw new InvalidOperationException("this process's stdio takes no (further) terminal");
+            }
+
+            if (_pendingSize is var (columns, rows))
+            {
+                try
+                {
+                    terminal.Resize(columns, rows);
+                }
+                catch (IOException e)
+                {
+                    AgentTrace.Write($"terminal {terminal.Name}: the size asked before it existed was not set: {e.Message}");
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sets the terminal's window size; asked before the runtime handed the terminal over (an exec not
+    /// started yet), the size is set as soon as it arrives.
+    /// </summary>
+    public void ResizeTerminal(ushort columns, ushort rows)
+    {
+        if (!IsTerminal)
+        {
+            throw new InvalidOperationException("the process has no terminal");
+        }
+
+        lock (_sizeGate)
+        {
+            if (Terminal is { } terminal)
+            {
+                terminal.Resize(columns, rows);
+            }
+            else
+            {
+                _pendingSize = (columns, rows);
+            }
         }
     }
 

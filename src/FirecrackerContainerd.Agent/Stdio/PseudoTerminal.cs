@@ -27,7 +27,7 @@ internal sealed class PseudoTerminal : IDisposable
 
     /// <summary>A stream of the terminal's output; its reads end (EIO is EOF) once every slave fd is closed.</summary>
     public Stream OpenOutput() =>
-        new TerminalOutputStream(new FileStream(new SafeFileHandle(Interop.Duplicate((int)_master.DangerousGetHandle(), Name), ownsHandle: true), FileAccess.Read, 0, false));
+        new TerminalOutputStream(new FileStream(new SafeFileHandle(WithMaster(fd => Interop.Duplicate(fd, Name)), ownsHandle: true), FileAccess.Read, 0, false));
 
     /// <summary>Writes input, as if typed.</summary>
     public async Task WriteAsync(ReadOnlyMemory<byte> input, CancellationToken cancellationToken)
@@ -46,12 +46,16 @@ internal sealed class PseudoTerminal : IDisposable
     /// <summary>Types the terminal's EOF character: a reader in canonical mode sees end of input.</summary>
     public Task WriteEndOfFileAsync(CancellationToken cancellationToken)
     {
-        byte eof = Interop.EndOfFileCharacter((int)_master.DangerousGetHandle(), Name);
+        byte eof = WithMaster(fd => Interop.EndOfFileCharacter(fd, Name));
         return WriteAsync(new[] { eof == 0 ? (byte)0x04 : eof }, cancellationToken);
     }
 
     /// <summary>Sets the window size; the foreground process group gets SIGWINCH.</summary>
-    public void Resize(ushort columns, ushort rows) => Interop.SetWindowSize((int)_master.DangerousGetHandle(), rows, columns, Name);
+    public void Resize(ushort columns, ushort rows) => WithMaster(fd =>
+    {
+        Interop.SetWindowSize(fd, rows, columns, Name);
+        return true;
+    });
 
     /// <inheritdoc/>
     public void Dispose()
@@ -59,6 +63,25 @@ internal sealed class PseudoTerminal : IDisposable
         _writer.Dispose();
         _master.Dispose();
         _writeGate.Dispose();
+    }
+
+    // The master's fd number is used only while the handle is held open: once closed, the number may
+    // already belong to another file. A closed terminal throws ObjectDisposedException.
+    private T WithMaster<T>(Func<int, T> call)
+    {
+        bool held = false;
+        try
+        {
+            _master.DangerousAddRef(ref held);
+            return call((int)_master.DangerousGetHandle());
+        }
+        finally
+        {
+            if (held)
+            {
+                _master.DangerousRelease();
+            }
+        }
     }
 
     /// <summary>Reads of a terminal master, where EIO means the other side has closed: EOF.</summary>

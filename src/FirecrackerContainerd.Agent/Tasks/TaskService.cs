@@ -450,11 +450,9 @@ internal sealed class TaskService : IDisposable
             throw new TtrpcException(StatusCode.FailedPrecondition, $"resize terminal of {Describe(process)}: the process has no terminal");
         }
 
-        PseudoTerminal terminal = process.Io.Terminal
-            ?? throw new TtrpcException(StatusCode.FailedPrecondition, $"resize terminal of {Describe(process)}: the process has not started, it has no terminal yet");
         try
         {
-            terminal.Resize((ushort)request.Width, (ushort)request.Height);
+            process.Io.ResizeTerminal((ushort)request.Width, (ushort)request.Height);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
