@@ -1,5 +1,7 @@
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.TaskV2;
+using FirecrackerContainerd.Runtime.Config;
+using FirecrackerContainerd.Shim.Addressing;
 using FirecrackerContainerd.Shim.Arguments;
 using FirecrackerContainerd.Shim.Lifecycle;
 using FirecrackerContainerd.Shim.Tasks;
@@ -29,7 +31,43 @@ public sealed class FirecrackerShimRuntime : IShimRuntime
     /// <inheritdoc/>
     public ITaskService CreateTaskService(ShimDaemonContext context) => new VmTaskService(context);
 
-    /// <summary>The VM and everything in it die with the shim's process (its VMM is tied to it), so nothing is left to release.</summary>
-    public Task<DeleteResponse> CleanupAsync(ShimArguments arguments, string bundlePath, CancellationToken cancellationToken) =>
-        Task.FromResult(ShimProgram.KilledNow());
+    /// <summary>
+    /// The VM and everything in it die with the shim's process (its VMM is tied to it). What a killed shim
+    /// leaves is its VM directory (stub drives, rootfs images, sockets): removed here once no shim serves the
+    /// VM any more. A VM whose shim still answers keeps its directory (another of its tasks runs).
+    /// </summary>
+    public async Task<DeleteResponse> CleanupAsync(ShimArguments arguments, string bundlePath, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(arguments);
+        string vmId = SocketKey(arguments, bundlePath);
+        string socket = ShimSocketAddress.ToPath(ShimSocketAddress.For(arguments.Address, arguments.Namespace, vmId));
+        if (!await ShimSocket.AnswersAsync(socket, cancellationToken).ConfigureAwait(false))
+        {
+            RemoveVmDirectory(arguments.Namespace, vmId);
+        }
+
+        return ShimProgram.KilledNow();
+    }
+
+    private static void RemoveVmDirectory(string ns, string vmId)
+    {
+        VmDir dir;
+        try
+        {
+            dir = VmDir.ShimDir(RuntimeConfig.Load().ShimBaseDir, ns, vmId);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException)
+        {
+            return; // no configuration or no such directory: nothing of ours to remove
+        }
+
+        // Nothing is ever mounted in a VM directory on the host, so a recursive delete removes only our files.
+        try
+        {
+            Directory.Delete(dir.RootPath, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+    }
 }

@@ -170,6 +170,41 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
     }
 
     [Fact]
+    public async Task A_killed_shim_takes_its_VMM_with_it_and_containerd_sees_the_task_stop()
+    {
+        const string id = "vm-shimkill";
+        string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + id);
+        await RunDetachedAsync(id, null, "sleep", "600");
+        try
+        {
+            int shim = Assert.Single(containerd.ShimProcesses());
+            Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+            Assert.Equal(0, Interop.Kill(shim, 9));
+
+            Assert.True(await Eventually.HoldsAsync(() => ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir).Count == 0, TimeSpan.FromSeconds(30)),
+                "the VMM outlived its killed shim");
+            // containerd cleans up after a shim that disconnects: the task reads as stopped, then goes.
+            var clock = Stopwatch.StartNew();
+            string? status;
+            while ((status = await containerd.TaskStatusAsync(Namespace, id)) == "RUNNING" && clock.Elapsed < StateChange)
+            {
+                await Task.Delay(250);
+            }
+
+            Assert.True(status is null or "STOPPED", $"containerd still says {status}\n{containerd.ShimLog()}");
+            await containerd.CtrAsync(Namespace, "task", "rm", id);
+            CommandResult crm = await containerd.CtrAsync(Namespace, "container", "rm", id);
+            Assert.True(crm.ExitCode == 0, containerd.Describe(crm));
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    [Fact]
     public async Task After_containerd_restarts_the_task_is_still_listed_and_can_be_killed()
     {
         const string id = "vm-restart";
