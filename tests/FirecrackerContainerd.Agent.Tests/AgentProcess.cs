@@ -35,10 +35,17 @@ internal sealed class AgentProcess : IAsyncDisposable
         Directory.CreateDirectory(Path.Combine(root, "bundles"));
         Directory.CreateDirectory(Path.Combine(root, "stdio"));
         string socket = Path.Combine(root, "agent.sock");
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        // FC_AGENT_TEST_BINARY=<path>: run that agent executable (the native AOT build the guest gets) instead of the test build's dll.
+        string? binary = Environment.GetEnvironmentVariable("FC_AGENT_TEST_BINARY");
+        var info = new ProcessStartInfo(string.IsNullOrEmpty(binary) ? "dotnet" : binary) { RedirectStandardError = true, RedirectStandardOutput = true };
+        if (string.IsNullOrEmpty(binary))
+        {
+            info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fc-agent.dll"));
+        }
+
         foreach (string arg in new[]
         {
-            Path.Combine(AppContext.BaseDirectory, "fc-agent.dll"), "--unix", socket, "--stdio-dir", Path.Combine(root, "stdio"),
+            "--unix", socket, "--stdio-dir", Path.Combine(root, "stdio"),
             "--runtime", runc, "--bundle-root", Path.Combine(root, "bundles"), "--state-root", Path.Combine(root, "state"),
         })
         {
