@@ -174,12 +174,36 @@ internal sealed class AgentProcess : IAsyncDisposable
         }
 
         _process.Dispose();
+        await DeleteLeftoverContainersAsync();
         try
         {
             Directory.Delete(Root, recursive: true);
         }
         catch (IOException)
         {
+        }
+    }
+
+    // A container a test left behind (created and never started, or still running) would outlive the
+    // agent, holding its cgroup: runc deletes it, by the state the agent's runc kept.
+    private async Task DeleteLeftoverContainersAsync()
+    {
+        string state = Path.Combine(Root, "state");
+        if (!Directory.Exists(state))
+        {
+            return;
+        }
+
+        foreach (string container in Directory.GetDirectories(state).Select(Path.GetFileName).Where(n => n is not null && !n.StartsWith('.'))!)
+        {
+            var info = new ProcessStartInfo(RequireOnPath("runc", "runc")) { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (string arg in new[] { "--root", state, "delete", "--force", container })
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            using Process runc = Process.Start(info)!;
+            await Task.WhenAll(runc.StandardOutput.ReadToEndAsync(), runc.StandardError.ReadToEndAsync(), runc.WaitForExitAsync());
         }
     }
 
