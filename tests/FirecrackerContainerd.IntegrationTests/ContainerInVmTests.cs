@@ -70,6 +70,29 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
         await AssertNothingLeftAsync("vm-bulk", "vm-bulk");
     }
 
+    [Fact]
+    public async Task Ctr_run_with_a_terminal_gets_a_pty_sized_like_ctrs_own_terminal_and_reads_what_is_typed()
+    {
+        await containerd.RequireGuestAsync(_timeout.Token);
+        await containerd.ImportBusyboxImageAsync(Namespace);
+        const string id = "vm-tty";
+        containerd.NoteTaskId(Namespace, id);
+
+        // ctr -t needs a terminal of its own: script gives it one, sized 45x123 before ctr starts, and
+        // types the input into it.
+        string ctr = $"{ContainerdFixture.CtrBinary} --address {containerd.Address} -n {Namespace} run -t --rm --runtime aws.firecracker " +
+            $"--snapshotter native {BusyboxImage.Name} {id} sh -c 'tty; stty size; read line; echo \"got $line\"'";
+        CommandResult run = await ProcessRunner.RunAsync(
+            "script", ["-qec", $"stty rows 45 cols 123; {ctr}", "/dev/null"], TimeSpan.FromSeconds(90), stdin: Encoding.UTF8.GetBytes("typed text\n"));
+
+        Assert.True(run.ExitCode == 0, Describe(run));
+        string[] lines = run.Stdout.Replace("\r", "", StringComparison.Ordinal).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(lines, l => l.StartsWith("/dev/pts/", StringComparison.Ordinal));
+        Assert.Contains("45 123", lines);
+        Assert.Contains("got typed text", lines);
+        await AssertNothingLeftAsync(id, id);
+    }
+
     private async Task<CommandResult> RunAsync(string id, byte[]? stdin, params string[] command)
     {
         containerd.NoteTaskId(Namespace, id);

@@ -109,6 +109,32 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
     }
 
     [Fact]
+    public async Task Task_metrics_come_from_the_containers_cgroup_in_the_guest()
+    {
+        const string id = "vm-metrics";
+        await RunDetachedAsync(id, null, "sh", "-c", "sleep 600 & sleep 600 & wait");
+        try
+        {
+            CommandResult metrics = await containerd.CtrAsync(Namespace, "task", "metrics", "--format", "json", id);
+            Assert.True(metrics.ExitCode == 0, containerd.Describe(metrics));
+            using var json = System.Text.Json.JsonDocument.Parse(metrics.Stdout);
+            System.Text.Json.JsonElement root = json.RootElement;
+
+            // sh and its two sleeps; the guest's own processes are not in the container's cgroup.
+            Assert.Equal(3, root.GetProperty("pids").GetProperty("current").GetInt32());
+            Assert.True(root.GetProperty("memory").GetProperty("usage").GetInt64() > 0, metrics.Stdout);
+            Assert.True(root.GetProperty("cpu").GetProperty("usage_usec").GetInt64() > 0, metrics.Stdout);
+            await KillAndRemoveAsync(id);
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    [Fact]
     public async Task Containers_with_the_same_vm_id_share_one_guest_and_one_shim()
     {
         const string vmId = "vm-shared";
