@@ -95,6 +95,32 @@ public sealed class TerminalTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task Terminal_output_written_before_the_host_connects_is_kept_and_the_exit_waits_for_it()
+    {
+        byte[] spec = _agent.PrepareBundle("t4", "sh", "-c", "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done; exit 5");
+        var (_, stdoutPort) = NextPorts();
+        await _agent.CallTaskAsync<CreateTaskResponse>("Create", new CreateTaskRequest
+        {
+            Id = "t4",
+            Terminal = true,
+            Options = Any.Pack(new ExtraData { JsonSpec = ByteString.CopyFrom(spec), StdoutPort = stdoutPort }),
+        }, _timeout.Token);
+        await _agent.CallTaskAsync<StartResponse>("Start", new StartRequest { Id = "t4" }, _timeout.Token);
+        Task<WaitResponse> exit = _agent.CallTaskAsync<WaitResponse>("Wait", new WaitRequest { Id = "t4" }, _timeout.Token);
+        await System.Threading.Tasks.Task.Delay(500);
+
+        // The shell has long exited, but its output has not reached the host: the exit waits for it.
+        Assert.False(exit.IsCompleted, "the exit was reported before the host had the terminal's output");
+        using Socket stdout = await _agent.ConnectStdioAsync(stdoutPort, _timeout.Token);
+        var output = new StringBuilder();
+        await ReadToEndAsync(stdout, output);
+
+        Assert.Equal(string.Concat(Enumerable.Range(0, 300).Select(i => $"line-{i}\r\n")), output.ToString());
+        Assert.Equal(5u, (await exit).ExitStatus);
+        await _agent.CallTaskAsync<DeleteResponse>("Delete", new DeleteRequest { Id = "t4" }, _timeout.Token);
+    }
+
+    [Fact]
     public async Task ResizePty_refuses_processes_without_a_terminal_and_unknown_ones()
     {
         byte[] spec = _agent.PrepareBundle("t3", "sleep", "60");

@@ -56,6 +56,7 @@ internal sealed class ConsoleSocket : IDisposable
         using Socket connection = await _listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
         byte[] name = new byte[MaxNameBytes];
         var fds = new List<int>();
+        int bytesWithoutFd = 0;
         while (true)
         {
             // A zero-byte receive waits until the message is there without taking it.
@@ -71,7 +72,9 @@ internal sealed class ConsoleSocket : IDisposable
                 throw;
             }
 
-            if (n < 0)
+            // The fd rides on some byte of the stream, not necessarily the first one read; a runtime
+            // that keeps talking without sending it is cut off.
+            if (n < 0 || (n > 0 && fds.Count == 0 && (bytesWithoutFd += n) <= MaxNameBytes))
             {
                 continue;
             }
