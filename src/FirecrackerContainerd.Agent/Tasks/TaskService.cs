@@ -1,6 +1,6 @@
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using FirecrackerContainerd.Agent.Cgroups;
 using FirecrackerContainerd.Agent.Events;
