@@ -46,6 +46,7 @@ timed_run() {
     awk -v s="$start" -v f="$first" -v t="$total" 'BEGIN { printf "%.3f %.3f\n", f - s, t - s }'
 }
 
+col() { cut -d' ' -f"$2" "$dir/$1.txt" | median; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # measure KIND [CTR-RUN-FLAGS...]: one warm-up and $runs timed runs into $dir/KIND.txt; fails on the first failed run.
@@ -112,9 +113,13 @@ if fcctr run -d --snapshotter native --runtime aws.firecracker --annotation "aws
     if [ -n "$qemu" ]; then
         shim="$(ps -o ppid= -p "$qemu" | tr -d ' ')"
         sleep 2 # let the idle guest and the shim settle after the container started
-        shim_kib="$(pss_kib "$shim")"; qemu_kib="$(pss_kib "$qemu")"
-        guest_kib=$(( $(guest_ram_kib "$shim") + $(guest_ram_kib "$qemu") ))
-        memory="$shim_kib $qemu_kib $guest_kib"
+        # Median of five samples a second apart: the shim's heap moves with its GC.
+        : > "$dir/memory.txt"
+        for _ in 1 2 3 4 5; do
+            echo "$(pss_kib "$shim") $(pss_kib "$qemu") $(( $(guest_ram_kib "$shim") + $(guest_ram_kib "$qemu") ))" >> "$dir/memory.txt"
+            sleep 1
+        done
+        memory="$(col memory 1) $(col memory 2) $(col memory 3)"
         echo "memory: shim pid $shim ($(tr '\0' ' ' < "/proc/$shim/cmdline" | cut -c1-60)...), QEMU pid $qemu" >&2
     else
         echo "memory: no QEMU process found in $dir/vms/bench#$vm_id" >&2
@@ -131,7 +136,6 @@ else
     show_failure "ctr run -d --annotation aws.firecracker.vm.id=$vm_id $sleeper sleep 600"
 fi
 
-col() { cut -d' ' -f"$2" "$dir/$1.txt" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.1fx\n", a / b }'; }
 runc_first="$(col runc 1)"; runc_total="$(col runc 2)"
 newvm_first=n/a; newvm_total=n/a; second_first=n/a; second_total=n/a
@@ -145,7 +149,7 @@ printf '  %-38s %10s %11s   %s / %s\n' "aws.firecracker, new microVM" "$newvm_fi
 printf '  %-38s %10s %11s   %s / %s\n' "aws.firecracker, running microVM" "$second_first" "$second_total" "$(ratio "$second_first" "$runc_first")" "$(ratio "$second_total" "$runc_total")"
 if [ -n "$memory" ]; then
     read -r shim_kib qemu_kib guest_kib <<<"$memory"
-    echo "host memory, one microVM with one sleep container (PSS, guest RAM excluded)"
+    echo "host memory, one microVM with one sleep container (PSS, guest RAM excluded, median of 5 samples)"
     awk -v s="$shim_kib" -v q="$qemu_kib" -v g="$guest_kib" 'BEGIN {
         printf "  shim (vsock device included)  %7.1f MiB\n  VMM (QEMU)                    %7.1f MiB\n  total                         %7.1f MiB\n  (guest RAM touched, excluded: %.1f MiB)\n", s / 1024, q / 1024, (s + q) / 1024, g / 1024 }'
 else
