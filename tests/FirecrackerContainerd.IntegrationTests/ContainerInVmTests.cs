@@ -93,6 +93,51 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
         await AssertNothingLeftAsync(id, id);
     }
 
+    [Fact]
+    public async Task A_container_killed_for_memory_reaches_ctr_events_as_an_OOM_before_its_exit()
+    {
+        await containerd.RequireGuestAsync(_timeout.Token);
+        await containerd.ImportBusyboxImageAsync(Namespace);
+        const string id = "vm-oom";
+        var events = new ProcessStartInfo(ContainerdFixture.CtrBinary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            ArgumentList = { "--address", containerd.Address, "-n", Namespace, "events" },
+        };
+        using Process watcher = Process.Start(events) ?? throw new InvalidOperationException("could not start ctr events");
+        Task<string> seen = watcher.StandardOutput.ReadToEndAsync();
+        CommandResult run;
+        try
+        {
+            // The shell's variable grows far past the 32 MiB limit, so the guest kernel's OOM killer ends it.
+            containerd.NoteTaskId(Namespace, id);
+            run = await containerd.CtrWithInputAsync(Namespace, null,
+                ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--memory-limit", "33554432",
+                 BusyboxImage.Name, id, "sh", "-c", "x=$(yes aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa | head -c 200000000); echo survived ${#x}"]);
+        }
+        catch (TimeoutException e)
+        {
+            Assert.Fail($"{e.Message}\n{ShimLog()}");
+            throw;
+        }
+        finally
+        {
+            watcher.Kill();
+            await watcher.WaitForExitAsync();
+        }
+
+        string log = await seen;
+        Assert.True(run.ExitCode == 137, Describe(run));
+        Assert.DoesNotContain("survived", run.Stdout, StringComparison.Ordinal);
+        string[] lines = log.Split('\n');
+        int oom = Array.FindIndex(lines, l => l.Contains("/tasks/oom", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal));
+        int exit = Array.FindIndex(lines, l => l.Contains("/tasks/exit", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal));
+        Assert.True(oom >= 0 && exit > oom, $"expected /tasks/oom then /tasks/exit for {id} in ctr events:\n{log}\n{ShimLog()}");
+        await AssertNothingLeftAsync(id, id);
+    }
+
     private async Task<CommandResult> RunAsync(string id, byte[]? stdin, params string[] command)
     {
         containerd.NoteTaskId(Namespace, id);

@@ -170,6 +170,10 @@ public sealed class ContainerdFixture : IAsyncLifetime
             ["vmm"] = "qemu",
             ["vcpu_count"] = 2,
             ["mem_size_mib"] = 512,
+
+            // FC_TEST_GUEST_DEBUG=1: the agent traces calls, runtime commands and reaped pids on the console,
+            // which the shim logs into containerd's log.
+            ["kernel_args"] = Environment.GetEnvironmentVariable("FC_TEST_GUEST_DEBUG") == "1" ? "reboot=k panic=-1 fc.debug=1" : "reboot=k panic=-1 quiet",
         }), cancellationToken);
         _guestKernelRelease = release;
         return release;

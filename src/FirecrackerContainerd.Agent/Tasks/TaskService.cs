@@ -41,6 +41,7 @@ internal sealed class TaskService : IDisposable
     private readonly ChildReaper _reaper;
     private readonly IStdioTransport _stdio;
     private readonly EventQueue _events;
+    private readonly OomWatcher _oom;
     private readonly string _bundleRoot;
     private readonly Dictionary<string, ContainerTask> _tasks = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
@@ -52,11 +53,20 @@ internal sealed class TaskService : IDisposable
         _reaper = reaper;
         _stdio = stdio;
         _events = events;
+        _oom = new OomWatcher(id =>
+        {
+            AgentTrace.Write($"task {id}: OOM kill");
+            _events.Publish("/tasks/oom", new TaskOOM { ContainerId = id });
+        });
         _bundleRoot = bundleRoot;
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _lock.Dispose();
+    public void Dispose()
+    {
+        _oom.Dispose();
+        _lock.Dispose();
+    }
 
     public void Register(TtrpcServiceRegistry registry)
     {
@@ -125,6 +135,11 @@ internal sealed class TaskService : IDisposable
             string? cgroup = CgroupLocator.DirectoryOf(init.Pid);
             AgentTrace.Write($"task {request.Id}: cgroup {cgroup ?? "(none)"}");
             _tasks[request.Id] = new ContainerTask(request.Id, bundle, init, cgroup);
+            if (cgroup is not null)
+            {
+                _oom.Watch(request.Id, cgroup);
+            }
+
             WatchExit(init);
             _events.Publish("/tasks/create", new TaskCreate { ContainerId = request.Id, Bundle = bundle, Pid = (uint)init.Pid });
             return new CreateTaskResponse { Pid = (uint)init.Pid };
@@ -338,6 +353,7 @@ internal sealed class TaskService : IDisposable
                 }
 
                 _tasks.Remove(task.Id);
+                _oom.Forget(task.Id);
             }
             else
             {
@@ -546,6 +562,9 @@ internal sealed class TaskService : IDisposable
 
             // The exit is reported after the output reached the host, so the host's copy ends before the exit.
             await Task.WhenAny(process.Io.OutputDone, Task.Delay(OutputGrace)).ConfigureAwait(false);
+
+            // An OOM kill that ended the container is reported before the exit it caused.
+            _oom.Check(process.ContainerId);
 
             // Under the lock, so a process that exits at once is reported after its start, never before.
             AgentTrace.Write($"process {process.ContainerId}/{process.ExecId} output done: {process.Io.OutputDone.IsCompleted}");
