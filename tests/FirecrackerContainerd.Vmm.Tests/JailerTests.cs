@@ -38,6 +38,7 @@ public class JailerTests
     [InlineData("vm.1")]
     [InlineData("vm_1")]
     [InlineData("")]
+    [InlineData("vm1\n")]
     public void Ids_the_jailer_would_refuse_are_refused_first(string vmId)
     {
         var e = Assert.Throws<ArgumentException>(() => JailerCommand.Build(Options("/srv"), vmId, "/usr/bin/firecracker", [], null));

@@ -31,6 +31,8 @@ public class MachineSpecValidatorTests
         { "duplicate drive", s => s with { Drives = [.. s.Drives, new Drive("stub0", "/d/x")] }, "drive id \"stub0\" is used more than once" },
         { "two roots", s => s with { Drives = [.. s.Drives, new Drive("root2", "/d/y", IsRoot: true)] }, "\"root\" and \"root2\" are both marked root" },
         { "bad drive id", s => s with { Drives = [new Drive("../etc", "/d/x")] }, "drive id \"../etc\" must be" },
+        { "drive id with a trailing newline", s => s with { Drives = [new Drive("stub0\n", "/d/x")] }, "must be" },
+        { "mac with a trailing newline", s => s with { NetworkInterfaces = [new NetworkInterface("eth0", "tap0", "02:fc:00:00:00:01\n", AllowMmds: true)] }, "guest MAC" },
         { "partuuid off root", s => s with { Drives = [new Drive("d", "/d/x", PartUuid: "abc")] }, "partuuid is only meaningful" },
         { "no vcpus", s => s with { Machine = new MachineConfig(0, 128) }, "vcpu count 0 is outside" },
         { "odd vcpus with smt", s => s with { Machine = new MachineConfig(3, 128, Smt: true) }, "with SMT the vcpu count must be 1 or even" },

@@ -46,10 +46,10 @@ public static partial class MachineSpecValidator
     }
 
     /// <summary>Firecracker accepts only these characters in resource ids because they appear in URL paths.</summary>
-    [GeneratedRegex("^[A-Za-z0-9_]+$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_]+\z")]
     internal static partial Regex ResourceIdPattern();
 
-    [GeneratedRegex("^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")]
+    [GeneratedRegex(@"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}\z")]
     private static partial Regex MacPattern();
 
     private static void CheckBoot(BootSource? boot, bool checkHostFiles, List<string> problems)

@@ -71,6 +71,6 @@ public static partial class JailerCommand
         }
     }
 
-    [GeneratedRegex("^[A-Za-z0-9-]+$")]
+    [GeneratedRegex(@"^[A-Za-z0-9-]+\z")]
     private static partial Regex JailerIdPattern();
 }
