@@ -1,10 +1,12 @@
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Runtime.Config;
+using FirecrackerContainerd.Runtime.Control;
 using FirecrackerContainerd.Shim.Addressing;
 using FirecrackerContainerd.Shim.Arguments;
 using FirecrackerContainerd.Shim.Lifecycle;
 using FirecrackerContainerd.Shim.Tasks;
+using FirecrackerContainerd.Ttrpc.Server;
 
 namespace FirecrackerContainerd.Runtime;
 
@@ -30,6 +32,16 @@ public sealed class FirecrackerShimRuntime : IShimRuntime
 
     /// <inheritdoc/>
     public ITaskService CreateTaskService(ShimDaemonContext context) => new VmTaskService(context);
+
+    /// <summary>The VM control API ("Firecracker"), sharing the VM of the Task service; its VM id is the socket key.</summary>
+    public void AddServices(TtrpcServiceRegistry registry, ITaskService taskService, ShimDaemonContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (taskService is VmTaskService tasks)
+        {
+            new FirecrackerControlService(tasks, SocketKey(context.Arguments, context.BundlePath), context.Logger).Register(registry);
+        }
+    }
 
     /// <summary>
     /// The VM and everything in it die with the shim's process (its VMM is tied to it). What a killed shim

@@ -18,14 +18,18 @@ using Microsoft.Extensions.Logging;
 namespace FirecrackerContainerd.Runtime;
 
 /// <summary>
-/// The Task service of a VM's shim: the first Create boots the microVM; each container's rootfs becomes an
-/// ext4 image swapped into a stub drive; every call is forwarded to the guest agent, whose answers and
-/// events are checked and republished to containerd with this shim's namespace.
+/// The Task service of a VM's shim: the first Create boots the microVM (unless the control API's CreateVM
+/// booted it already); each container's rootfs becomes an ext4 image swapped into a stub drive; every call is
+/// forwarded to the guest agent, whose answers and events are checked and republished to containerd with
+/// this shim's namespace.
 /// </summary>
 internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskService, IAsyncDisposable
 {
     /// <summary>How long an exit waits for the process's output to reach containerd before it is reported anyway.</summary>
     private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long the shim of a stopped VM waits for containerd to delete the VM's tasks before it exits anyway.</summary>
+    private static readonly TimeSpan DeleteGrace = TimeSpan.FromSeconds(10);
 
     private readonly SemaphoreSlim _vmLock = new(1, 1);
     private readonly Lock _gate = new();
@@ -33,6 +37,14 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
     private readonly CancellationTokenSource _stopping = new();
     private MicroVm? _vm;
     private Task _eventPump = Task.CompletedTask;
+    private Task _vmWatch = Task.CompletedTask;
+    private bool _createVmCalled;
+
+    // Set by CreateVM with ExitAfterAllTasksDeleted false: containerd's Shutdown after the last task is then ignored.
+    private volatile bool _keepAlive;
+
+    // Set while the control API holds the VM paused: the agent cannot answer, so State answers from the machine.
+    private volatile bool _vmPaused;
 
     public async Task<CreateTaskResponse> CreateAsync(CreateTaskRequest request, TtrpcCallContext call)
     {
@@ -133,6 +145,23 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
                 Status = Protos.Containerd.TaskTypes.Status.Stopped,
                 ExitStatus = exit.ExitStatus,
                 ExitedAt = exit.ExitedAt,
+            };
+        }
+
+        if (_vmPaused && _vm is { } paused && await paused.Machine.GetStateAsync(call.CancellationToken).ConfigureAwait(false) == MachineState.Paused)
+        {
+            // The whole VM is frozen, and every process in it with the VM.
+            return new StateResponse
+            {
+                Id = request.Id,
+                ExecId = request.ExecId,
+                Bundle = task.Request.Bundle,
+                Pid = process.Pid,
+                Status = Protos.Containerd.TaskTypes.Status.Paused,
+                Stdin = request.ExecId.Length == 0 ? task.Request.Stdin : string.Empty,
+                Stdout = request.ExecId.Length == 0 ? task.Request.Stdout : string.Empty,
+                Stderr = request.ExecId.Length == 0 ? task.Request.Stderr : string.Empty,
+                Terminal = request.ExecId.Length == 0 && task.Request.Terminal,
             };
         }
 
@@ -310,7 +339,7 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
     {
         lock (_gate)
         {
-            if (_tasks.Count > 0 && !request.Now)
+            if ((_tasks.Count > 0 || _keepAlive) && !request.Now)
             {
                 return new Empty();
             }
@@ -319,7 +348,7 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
         if (_vm is { } vm)
         {
             await _stopping.CancelAsync().ConfigureAwait(false);
-            await IgnoreFailure(() => vm.StopAsync(call.CancellationToken)).ConfigureAwait(false);
+            await IgnoreFailure(() => vm.StopAsync(TimeSpan.Zero, call.CancellationToken)).ConfigureAwait(false);
             await IgnoreFailure(async () => await vm.DisposeAsync().ConfigureAwait(false)).ConfigureAwait(false);
         }
 
@@ -362,22 +391,7 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
                 return running;
             }
 
-            RuntimeConfig config;
-            try
-            {
-                config = RuntimeConfig.Load();
-            }
-            catch (InvalidOperationException e)
-            {
-                throw new TtrpcException(StatusCode.FailedPrecondition, e.Message, e);
-            }
-
-            MicroVm vm = await MicroVm.StartAsync(config, context.Arguments.Namespace, vmId, context.Logger, cancellationToken).ConfigureAwait(false);
-            _vm = vm;
-            _eventPump = Task.Run(() => PumpEventsAsync(vm), CancellationToken.None);
-            _ = Task.Run(() => WatchVmAsync(vm), CancellationToken.None);
-            LogVmStarted(context.Logger, vmId, vm.Dir.RootPath);
-            return vm;
+            return await BootAsync(vmId, LoadConfig(), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -385,14 +399,135 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
         }
     }
 
-    private async Task PumpEventsAsync(MicroVm vm)
+    /// <summary>The VM this shim runs, or null before it booted.</summary>
+    internal MicroVm? CurrentVm => _vm;
+
+    /// <summary>
+    /// The control API's CreateVM: boots the VM now with <paramref name="config"/>. Only once per shim, and not
+    /// once a task's Create booted it. <paramref name="keepAlive"/> keeps the VM and the shim after the last task.
+    /// </summary>
+    internal async Task<MicroVm> CreateVmAsync(string vmId, RuntimeConfig config, bool keepAlive, CancellationToken cancellationToken)
+    {
+        await _vmLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_createVmCalled || _vm is not null)
+            {
+                throw new TtrpcException(StatusCode.AlreadyExists, $"vm \"{vmId}\" was already created in this shim");
+            }
+
+            _createVmCalled = true;
+            _keepAlive = keepAlive;
+            return await BootAsync(vmId, config, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _vmLock.Release();
+        }
+    }
+
+    /// <summary>Stops the vCPUs of the running VM; its tasks read as paused until <see cref="ResumeVmAsync"/>.</summary>
+    internal async Task PauseVmAsync(CancellationToken cancellationToken)
+    {
+        MicroVm vm = LiveVm();
+        await vm.Machine.PauseAsync(cancellationToken).ConfigureAwait(false);
+        _vmPaused = true;
+    }
+
+    /// <summary>Lets the paused VM run again.</summary>
+    internal async Task ResumeVmAsync(CancellationToken cancellationToken)
+    {
+        MicroVm vm = LiveVm();
+        await vm.Machine.ResumeAsync(cancellationToken).ConfigureAwait(false);
+        _vmPaused = false;
+
+        // The pause reset the VM's vsock connections (see MicroVm.ReconnectAgentAsync): the agent gets a new one,
+        // and so does the event stream. Output of processes that were running is cut off.
+        AgentClient agent = await vm.ReconnectAgentAsync(cancellationToken).ConfigureAwait(false);
+        Task previous = _eventPump;
+        _eventPump = Task.Run(async () =>
+        {
+            await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await PumpEventsAsync(agent).ConfigureAwait(false);
+        }, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// The control API's StopVM: stops the VM (the guest gets <paramref name="gracePeriod"/> to power off, a paused
+    /// one none) and reports every process as killed (137) to containerd. The shim then waits (bounded) for
+    /// containerd to delete those tasks, which it answers from what it recorded, removes the VM directory and exits.
+    /// </summary>
+    internal async Task StopVmAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
+    {
+        MicroVm vm = _vm ?? throw new TtrpcException(StatusCode.NotFound, "no vm was created in this shim");
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await vm.StopAsync(_vmPaused ? TimeSpan.Zero : gracePeriod, cancellationToken).ConfigureAwait(false);
+        await _vmWatch.ConfigureAwait(false);
+        _ = Task.Run(() => ExitOnceTasksAreDeletedAsync(vm), CancellationToken.None);
+    }
+
+    private async Task ExitOnceTasksAreDeletedAsync(MicroVm vm)
+    {
+        var deadline = DateTimeOffset.UtcNow + DeleteGrace;
+        while (DateTimeOffset.UtcNow < deadline)
+        {
+            lock (_gate)
+            {
+                if (_tasks.Count == 0)
+                {
+                    break;
+                }
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+        }
+
+        await IgnoreFailure(async () => await vm.DisposeAsync().ConfigureAwait(false)).ConfigureAwait(false);
+        context.Lifetime.RequestExit($"StopVM for vm {vm.Machine.VmId}");
+    }
+
+    /// <summary>Ends the shim after a failed CreateVM: a shim is good for one VM only.</summary>
+    internal void ExitAfterFailedCreate(string reason) => context.Lifetime.RequestExit(reason);
+
+    private MicroVm LiveVm()
+    {
+        MicroVm vm = _vm ?? throw new TtrpcException(StatusCode.NotFound, "no vm was created in this shim");
+        return vm.Machine.Exited.IsCompleted
+            ? throw new TtrpcException(StatusCode.FailedPrecondition, $"vm \"{vm.Machine.VmId}\" has exited")
+            : vm;
+    }
+
+    private static RuntimeConfig LoadConfig()
+    {
+        try
+        {
+            return RuntimeConfig.Load();
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new TtrpcException(StatusCode.FailedPrecondition, e.Message, e);
+        }
+    }
+
+    // Called with _vmLock held.
+    private async Task<MicroVm> BootAsync(string vmId, RuntimeConfig config, CancellationToken cancellationToken)
+    {
+        MicroVm vm = await MicroVm.StartAsync(config, context.Arguments.Namespace, vmId, context.Logger, cancellationToken).ConfigureAwait(false);
+        _vm = vm;
+        _eventPump = Task.Run(() => PumpEventsAsync(vm.Agent), CancellationToken.None);
+        _vmWatch = Task.Run(() => WatchVmAsync(vm), CancellationToken.None);
+        LogVmStarted(context.Logger, vmId, vm.Dir.RootPath);
+        return vm;
+    }
+
+    private async Task PumpEventsAsync(AgentClient agent)
     {
         while (!_stopping.IsCancellationRequested)
         {
             Envelope envelope;
             try
             {
-                envelope = await vm.Agent.NextEventAsync(_stopping.Token).ConfigureAwait(false);
+                envelope = await agent.NextEventAsync(_stopping.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is TtrpcException or OperationCanceledException or IOException)
             {

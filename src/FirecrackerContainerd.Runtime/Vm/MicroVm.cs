@@ -23,20 +23,25 @@ internal sealed class MicroVm : IAsyncDisposable
     private readonly Lock _gate = new();
     private uint _nextPort = WellKnownNames.StdioBaseVsockPort;
     private int _agentDisposed;
+    private int _disposed;
 
-    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots)
+    private readonly HybridVsockDialOptions _dial;
+
+    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots, HybridVsockDialOptions dial)
     {
         Dir = dir;
         Machine = machine;
         Agent = agent;
         _slotsInUse = new bool[slots];
+        _dial = dial;
     }
 
     public VmDir Dir { get; }
 
     public IVirtualMachine Machine { get; }
 
-    public AgentClient Agent { get; }
+    /// <summary>The connection to the guest agent; replaced by <see cref="ReconnectAgentAsync"/>.</summary>
+    public AgentClient Agent { get; private set; }
 
     /// <summary>Boots VM <paramref name="vmId"/> of namespace <paramref name="ns"/> and waits until its agent answers.</summary>
     public static async Task<MicroVm> StartAsync(RuntimeConfig config, string ns, string vmId, ILogger logger, CancellationToken cancellationToken)
@@ -73,13 +78,44 @@ internal sealed class MicroVm : IAsyncDisposable
 
             var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)));
             await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
-            return new MicroVm(dir, machine, agent, config.ContainerSlots);
+            return new MicroVm(dir, machine, agent, config.ContainerSlots, dial);
         }
         catch
         {
             await machine.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Dials the agent again and makes the new connection <see cref="Agent"/>, closing the old one. Needed after a
+    /// pause under QEMU: stopping the vCPUs stops the vhost-user vsock device's rings, which resets every vsock
+    /// connection of the VM.
+    /// </summary>
+    public async Task<AgentClient> ReconnectAgentAsync(CancellationToken cancellationToken)
+    {
+        Socket socket = await HybridVsockDialer.DialAsync(Dir.FirecrackerVSockPath, WellKnownNames.AgentVsockPort, _dial, cancellationToken)
+            .ConfigureAwait(false);
+        var agent = new AgentClient(new TtrpcClient(socket));
+        try
+        {
+            await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await agent.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        AgentClient old;
+        lock (_gate)
+        {
+            old = Agent;
+            Agent = agent;
+        }
+
+        await old.DisposeAsync().ConfigureAwait(false);
+        return agent;
     }
 
     /// <summary>Takes a free stub drive; its id is what the agent mounts.</summary>
@@ -120,18 +156,26 @@ internal sealed class MicroVm : IAsyncDisposable
 
     public string ImagePath(int slot) => Path.Combine(Dir.RootPath, $"rootfs{slot}.img");
 
-    /// <summary>Ends the VM at once: its containers are gone and its rootfs images are thrown away, so the guest has nothing to flush.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Ends the VM: the guest gets <paramref name="gracePeriod"/> to power off, then the VMM is killed. Zero when its
+    /// containers are gone already: their rootfs images are thrown away, so the guest has nothing to flush.
+    /// </summary>
+    public async Task StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
     {
         await DisposeAgentAsync().ConfigureAwait(false);
         if (!Machine.Exited.IsCompleted)
         {
-            await Machine.StopAsync(TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+            await Machine.StopAsync(gracePeriod, cancellationToken).ConfigureAwait(false);
         }
     }
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         try
         {
             await DisposeAgentAsync().ConfigureAwait(false);

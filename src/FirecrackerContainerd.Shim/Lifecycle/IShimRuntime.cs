@@ -1,6 +1,7 @@
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Shim.Arguments;
 using FirecrackerContainerd.Shim.Tasks;
+using FirecrackerContainerd.Ttrpc.Server;
 
 namespace FirecrackerContainerd.Shim.Lifecycle;
 
@@ -15,6 +16,14 @@ public interface IShimRuntime
 
     /// <summary>Creates the Task service the daemon serves.</summary>
     ITaskService CreateTaskService(ShimDaemonContext context);
+
+    /// <summary>
+    /// Registers the runtime's own ttrpc services beside the Task service, on the same socket. They get the
+    /// Task service <paramref name="taskService"/> the daemon created, so they can share its state. None by default.
+    /// </summary>
+    void AddServices(TtrpcServiceRegistry registry, ITaskService taskService, ShimDaemonContext context)
+    {
+    }
 
     /// <summary>
     /// Releases whatever the task held after its shim is gone (the <c>delete</c> verb); must be quick and idempotent.

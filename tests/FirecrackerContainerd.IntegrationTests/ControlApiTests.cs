@@ -1,0 +1,247 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using FirecrackerContainerd.Protos;
+using FirecrackerContainerd.Protos.FcControl;
+using FirecrackerContainerd.Protos.TaskV2;
+using FirecrackerContainerd.Shim.Addressing;
+using FirecrackerContainerd.Ttrpc;
+using FirecrackerContainerd.Ttrpc.Client;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Xunit.Abstractions;
+
+namespace FirecrackerContainerd.IntegrationTests;
+
+/// <summary>
+/// The VM control API ("Firecracker" ttrpc service) of a shim started for a VM id the way a control daemon
+/// starts it: the shim's start verb, then CreateVM, containers through containerd, pause, metadata and StopVM.
+/// </summary>
+[Collection(PrivateContainerd.Name)]
+[Trait("Category", "ContainerRun")]
+public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHelper output) : IDisposable
+{
+    private const string Namespace = "fcctl";
+    private const string VmIdAnnotation = "aws.firecracker.vm.id";
+    private static readonly TimeSpan StateChange = TimeSpan.FromSeconds(60);
+    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(5));
+
+    public void Dispose() => _timeout.Dispose();
+
+    [Fact]
+    public async Task CreateVM_boots_one_guest_that_containers_share_and_that_lives_until_StopVM()
+    {
+        const string vmId = "ctl-vm";
+        string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + vmId);
+        await containerd.RequireGuestAsync(_timeout.Token);
+        await containerd.ImportBusyboxImageAsync(Namespace);
+        string[] ids = ["ctl-boot1", "ctl-boot2", "ctl-long"];
+        await using var shim = await StartShimAsync(vmId);
+        Task<CommandResult>? longRun = null;
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            CreateVMResponse created = await shim.CallAsync("CreateVM", new CreateVMRequest
+            {
+                VMID = vmId,
+                MachineCfg = new FirecrackerMachineConfiguration { VcpuCount = 1, MemSizeMib = 256 },
+                ContainerCount = 2,
+                TimeoutSeconds = 180,
+            }, CreateVMResponse.Parser);
+            output.WriteLine($"CreateVM: {clock.Elapsed.TotalSeconds:F1} s");
+            Assert.Equal(vmId, created.VMID);
+            Assert.True(File.Exists(created.SocketPath), $"CreateVM named the VMM socket {created.SocketPath}, which does not exist");
+            int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+            Assert.Contains("-smp\01\0", await File.ReadAllTextAsync($"/proc/{qemu}/cmdline"), StringComparison.Ordinal);
+            Assert.Contains("-m\0256", await File.ReadAllTextAsync($"/proc/{qemu}/cmdline"), StringComparison.Ordinal);
+
+            // A shim creates its VM once, and only the VM it was started for.
+            await AssertStatusAsync(StatusCode.AlreadyExists, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = vmId }, CreateVMResponse.Parser));
+            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "other-vm" }, CreateVMResponse.Parser));
+            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = "../etc" }, GetVMInfoResponse.Parser));
+            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = "other-vm" }, GetVMInfoResponse.Parser));
+
+            GetVMInfoResponse info = await shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = vmId }, GetVMInfoResponse.Parser);
+            Assert.Equal(vmId, info.VMID);
+            Assert.Equal(created.SocketPath, info.SocketPath);
+            Assert.Equal(Path.Combine(vmDir, "firecracker.vsock"), info.VSockPath);
+
+            // Two containers, one after the other, run in the same guest, which stays up between them.
+            string first = await BootIdAsync(ids[0], vmId);
+            Assert.Equal([qemu], ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+            Assert.Equal(shim.Pid, Assert.Single(containerd.ShimProcesses()));
+            string second = await BootIdAsync(ids[1], vmId);
+            Assert.Matches("^[0-9a-f-]{36}$", first);
+            Assert.Equal(first, second);
+            Assert.NotEqual((await File.ReadAllTextAsync("/proc/sys/kernel/random/boot_id")).Trim(), first);
+            Assert.Equal([qemu], ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+
+            // Metadata: Set replaces, Update merges (null removes), Get returns the document.
+            await shim.CallAsync("SetVMMetadata", new SetVMMetadataRequest { VMID = vmId, Metadata = """{"a":{"b":1,"c":2},"x":"y"}""" }, Empty.Parser);
+            await shim.CallAsync("UpdateVMMetadata", new UpdateVMMetadataRequest { VMID = vmId, Metadata = """{"a":{"c":null,"d":[3]},"z":true}""" }, Empty.Parser);
+            GetVMMetadataResponse metadata = await shim.CallAsync("GetVMMetadata", new GetVMMetadataRequest { VMID = vmId }, GetVMMetadataResponse.Parser);
+            Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""{"a":{"b":1,"d":[3]},"x":"y","z":true}"""), JsonNode.Parse(metadata.Metadata)), metadata.Metadata);
+            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("SetVMMetadata", new SetVMMetadataRequest { VMID = vmId, Metadata = "{not json" }, Empty.Parser));
+            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("UpdateVMMetadata", new UpdateVMMetadataRequest { VMID = vmId, Metadata = "[1]" }, Empty.Parser));
+
+            // A paused VM pauses its containers; resumed, they run again.
+            containerd.NoteTaskId(Namespace, ids[2]);
+            longRun = containerd.CtrWithInputAsync(Namespace, null,
+                ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"{VmIdAnnotation}={vmId}",
+                 BusyboxImage.Name, ids[2], "sleep", "600"]);
+            Assert.True(await containerd.TaskReachesAsync(Namespace, ids[2], "RUNNING", StateChange), $"{ids[2]} never ran\n{containerd.ShimLog()}");
+            await shim.CallAsync("PauseVM", new PauseVMRequest { VMID = vmId }, Empty.Parser);
+            Assert.Equal("PAUSED", await containerd.TaskStatusAsync(Namespace, ids[2]));
+            await shim.CallAsync("ResumeVM", new ResumeVMRequest { VMID = vmId }, Empty.Parser);
+            Assert.True(await containerd.TaskReachesAsync(Namespace, ids[2], "RUNNING", StateChange), $"{ids[2]} never ran again\n{containerd.ShimLog()}");
+            CommandResult exec = await containerd.CtrWithInputAsync(Namespace, null, ["task", "exec", "--exec-id", "boot", ids[2], "cat", "/proc/sys/kernel/random/boot_id"]);
+            Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
+            Assert.Equal(first, exec.Stdout.Trim());
+
+            // StopVM ends the VM under the running container, which reads as killed, and then the shim.
+            clock.Restart();
+            await shim.CallAsync("StopVM", new StopVMRequest { VMID = vmId, TimeoutSeconds = 2 }, Empty.Parser);
+            output.WriteLine($"StopVM: {clock.Elapsed.TotalSeconds:F1} s");
+            CommandResult killed = await longRun;
+            Assert.True(killed.ExitCode == 137, containerd.Describe(killed));
+            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses().Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
+        }
+        finally
+        {
+            if (longRun is not null)
+            {
+                await Task.WhenAny(longRun, Task.Delay(TimeSpan.FromSeconds(30)));
+            }
+
+            foreach (string id in ids)
+            {
+                await containerd.RemoveContainerAsync(Namespace, id);
+            }
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, [vmId, .. ids]);
+    }
+
+    [Fact]
+    public async Task Control_calls_without_a_VM_or_with_unsupported_settings_fail_with_a_status_that_says_why()
+    {
+        const string vmId = "ctl-novm";
+        await containerd.RequireGuestAsync(_timeout.Token);
+        await using (var shim = await StartShimAsync(vmId))
+        {
+            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = vmId }, GetVMInfoResponse.Parser));
+            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("PauseVM", new PauseVMRequest { VMID = vmId }, Empty.Parser));
+            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("StopVM", new StopVMRequest { VMID = vmId }, Empty.Parser));
+            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetVMMetadata", new GetVMMetadataRequest { VMID = vmId }, GetVMMetadataResponse.Parser));
+            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "a/b" }, CreateVMResponse.Parser));
+            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "other-vm" }, CreateVMResponse.Parser));
+
+            string network = await AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            {
+                VMID = vmId,
+                NetworkInterfaces = { new FirecrackerNetworkInterface() },
+            }, CreateVMResponse.Parser));
+            Assert.Contains("NetworkInterfaces", network, StringComparison.Ordinal);
+            string jailer = await AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            {
+                VMID = vmId,
+                JailerConfig = new JailerConfig(),
+            }, CreateVMResponse.Parser));
+            Assert.Contains("JailerConfig", jailer, StringComparison.Ordinal);
+            string memory = await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            {
+                VMID = vmId,
+                MachineCfg = new FirecrackerMachineConfiguration { MemSizeMib = 64 },
+                ContainerCount = 99,
+            }, CreateVMResponse.Parser));
+            Assert.Contains("MemSizeMib 64", memory, StringComparison.Ordinal);
+            Assert.Contains("ContainerCount 99", memory, StringComparison.Ordinal);
+            string balloon = await AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("GetBalloonConfig", new GetBalloonConfigRequest { VMID = vmId }, GetBalloonConfigResponse.Parser));
+            Assert.Contains("balloon", balloon, StringComparison.Ordinal);
+
+            // Nothing was booted: the shim ends on containerd's Shutdown like any shim without tasks.
+            Assert.Empty(ProcessRunner.FindProcesses("qemu-system-x86_64", Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + vmId)));
+            await shim.Client.CallAsync(ServiceNames.TaskV2, "Shutdown", new ShutdownRequest { Id = vmId }, Empty.Parser);
+            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses().Count == 0), "the shim did not exit on Shutdown");
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, vmId);
+    }
+
+    /// <summary>Runs <c>ctr run --rm</c> in VM <paramref name="vmId"/> and returns the guest's boot id it printed.</summary>
+    private async Task<string> BootIdAsync(string id, string vmId)
+    {
+        containerd.NoteTaskId(Namespace, id);
+        var clock = Stopwatch.StartNew();
+        CommandResult run = await containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"{VmIdAnnotation}={vmId}",
+             BusyboxImage.Name, id, "cat", "/proc/sys/kernel/random/boot_id"]);
+        output.WriteLine($"ctr run {id}: exit {run.ExitCode} after {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(run.ExitCode == 0, containerd.Describe(run));
+        return run.Stdout.Trim();
+    }
+
+    /// <summary>Runs the shim's start verb for <paramref name="vmId"/> (a bundle whose config carries the VM id) and connects to it.</summary>
+    private async Task<ControlShim> StartShimAsync(string vmId)
+    {
+        containerd.NoteTaskId(Namespace, vmId);
+        string bundle = Path.Combine(containerd.Directory, "ctl-bundles", vmId);
+        Directory.CreateDirectory(bundle);
+        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["ociVersion"] = "1.0.2",
+            ["annotations"] = new Dictionary<string, string> { [VmIdAnnotation] = vmId },
+        }));
+        CommandResult start = await ProcessRunner.RunAsync(
+            Path.Combine(containerd.ShimDirectory, "containerd-shim-aws-firecracker"),
+            ["-namespace", Namespace, "-address", containerd.Address, "-publish-binary", ContainerdFixture.ContainerdBinary, "-id", vmId, "start"],
+            TimeSpan.FromSeconds(60), bundle,
+            new Dictionary<string, string>
+            {
+                ["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = containerd.RuntimeConfigPath,
+                ["TMPDIR"] = containerd.ShimTempDirectory,
+                [FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = containerd.InvocationLogPath,
+            },
+            stdin: []);
+        Assert.True(start.ExitCode == 0, containerd.Describe(start));
+        Assert.Equal(ShimSocketAddress.For(containerd.Address, Namespace, vmId), start.Stdout);
+        TtrpcClient client = await TtrpcClient.ConnectUnixAsync(ShimSocketAddress.ToPath(start.Stdout), _timeout.Token);
+        ConnectResponse connect = await client.CallAsync(ServiceNames.TaskV2, "Connect", new ConnectRequest { Id = vmId }, ConnectResponse.Parser);
+        return new ControlShim(client, (int)connect.ShimPid, bundle);
+    }
+
+    private static async Task<string> AssertStatusAsync(StatusCode expected, Func<Task> call)
+    {
+        TtrpcException e = await Assert.ThrowsAsync<TtrpcException>(call);
+        Assert.True(e.StatusCode == expected, $"expected {expected}, got {e.StatusCode}: {e.Message}");
+        return e.Message;
+    }
+
+    /// <summary>A shim started for a VM id and a connection to it; disposing kills a shim that is still running.</summary>
+    private sealed record ControlShim(TtrpcClient Client, int Pid, string Bundle) : IAsyncDisposable
+    {
+        public Task<T> CallAsync<T>(string method, IMessage request, MessageParser<T> parser)
+            where T : IMessage<T> =>
+            Client.CallAsync(ServiceNames.Firecracker, method, request, parser, new TtrpcCallOptions { Timeout = TimeSpan.FromMinutes(3) });
+
+        public async ValueTask DisposeAsync()
+        {
+            await Client.DisposeAsync();
+            try
+            {
+                using var process = Process.GetProcessById(Pid);
+                if (process.ProcessName.StartsWith("containerd-shim", StringComparison.Ordinal) && !process.HasExited)
+                {
+                    process.Kill();
+                    await process.WaitForExitAsync();
+                }
+            }
+            catch (ArgumentException)
+            {
+                // Exited already, as it should.
+            }
+
+            Directory.Delete(Bundle, recursive: true);
+        }
+    }
+}
