@@ -1,0 +1,215 @@
+using System.CommandLine;
+using System.Globalization;
+using FirecrackerContainerd.Control.Protos;
+using FirecrackerContainerd.Control.Service;
+using FirecrackerContainerd.Protos;
+using FirecrackerContainerd.Protos.FcControl;
+using FirecrackerContainerd.Ttrpc;
+using FirecrackerContainerd.Ttrpc.Client;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+
+namespace FirecrackerContainerd.Fcctl;
+
+/// <summary>fcctl's commands: each one call to the firecracker-control daemon, printed for people or as JSON.</summary>
+public static class FcctlProgram
+{
+    private static readonly JsonFormatter Json = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
+
+    /// <summary>Runs fcctl with <paramref name="args"/>, writing to the given streams; returns the exit code (<see cref="ExitCodes"/>).</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+        var socket = new Option<string?>("--socket") { Description = "the daemon's socket", Recursive = true };
+        var ns = new Option<string?>("--namespace", "-n") { Description = "containerd namespace", Recursive = true };
+        var json = new Option<bool>("--json") { Description = "print the answer as JSON", Recursive = true };
+        var config = new Option<string?>("--config") { Description = $"defaults file (default {FcctlConfig.DefaultPath})", Recursive = true };
+        var root = new RootCommand("Create, stop, pause, resume and inspect microVMs through the firecracker-control daemon.")
+        {
+            socket, ns, json, config,
+        };
+
+        Argument<string> Id() => new("ID") { Description = "VM id" };
+        Option<uint> Timeout() => new("--timeout") { Description = "seconds" };
+        Command Run(Command command, Func<ParseResult, Call, Task<IMessage>> action, Func<ParseResult, IMessage, string> human)
+        {
+            command.SetAction(async (result, token) =>
+            {
+                FcctlConfig defaults;
+                try
+                {
+                    defaults = FcctlConfig.Load(result.GetValue(config));
+                }
+                catch (InvalidDataException e)
+                {
+                    await stderr.WriteLineAsync($"fcctl: {e.Message}").ConfigureAwait(false);
+                    return ExitCodes.Usage;
+                }
+
+                var call = new Call(result.GetValue(socket) ?? defaults.Socket, result.GetValue(ns) ?? defaults.Namespace, token);
+                try
+                {
+                    IMessage answer = await action(result, call).ConfigureAwait(false);
+                    await stdout.WriteLineAsync(result.GetValue(json) ? Json.Format(answer) : human(result, answer)).ConfigureAwait(false);
+                    return ExitCodes.Ok;
+                }
+                catch (TtrpcException e)
+                {
+                    await stderr.WriteLineAsync($"fcctl: {e.StatusCode}: {e.Message}").ConfigureAwait(false);
+                    return e.StatusCode switch
+                    {
+                        StatusCode.NotFound => ExitCodes.NotFound,
+                        StatusCode.AlreadyExists => ExitCodes.AlreadyExists,
+                        StatusCode.InvalidArgument when e.Data.Contains(UsageMarker) => ExitCodes.Usage,
+                        _ => ExitCodes.Failed,
+                    };
+                }
+                catch (IOException e)
+                {
+                    await stderr.WriteLineAsync($"fcctl: {StatusCode.Unavailable}: {e.Message}").ConfigureAwait(false);
+                    return ExitCodes.Failed;
+                }
+            });
+            return command;
+        }
+
+        var createId = Id();
+        var vcpus = new Option<uint>("--vcpus") { Description = "vCPU count (0: the shim's default)" };
+        var mem = new Option<uint>("--mem-mib") { Description = "memory in MiB (0: the shim's default)" };
+        var containers = new Option<int>("--containers") { Description = "how many containers the VM will hold" };
+        var keep = new Option<bool>("--keep") { Description = "keep the VM after its last task is deleted" };
+        var createTimeout = Timeout();
+        root.Add(Run(new Command("create-vm", "create a VM and start its shim") { createId, vcpus, mem, containers, keep, createTimeout },
+            (r, c) => c.CallAsync("CreateVM", new CreateVMRequest
+            {
+                VMID = r.GetValue(createId),
+                MachineCfg = r.GetValue(vcpus) > 0 || r.GetValue(mem) > 0
+                    ? new FirecrackerMachineConfiguration { VcpuCount = r.GetValue(vcpus), MemSizeMib = r.GetValue(mem) }
+                    : null,
+                ContainerCount = r.GetValue(containers),
+                ExitAfterAllTasksDeleted = !r.GetValue(keep),
+                TimeoutSeconds = r.GetValue(createTimeout),
+            }, CreateVMResponse.Parser),
+            (r, a) => Describe("created vm", (CreateVMResponse)a)));
+
+        var stopId = Id();
+        var stopTimeout = Timeout();
+        root.Add(Run(new Command("stop-vm", "stop a VM (its shim is killed after the timeout)") { stopId, stopTimeout },
+            (r, c) => c.CallAsync("StopVM", new StopVMRequest { VMID = r.GetValue(stopId), TimeoutSeconds = r.GetValue(stopTimeout) }, Empty.Parser),
+            (r, _) => $"stopped vm {r.GetValue(stopId)}"));
+
+        var pauseId = Id();
+        root.Add(Run(new Command("pause", "pause a VM") { pauseId },
+            (r, c) => c.CallAsync("PauseVM", new PauseVMRequest { VMID = r.GetValue(pauseId) }, Empty.Parser),
+            (r, _) => $"paused vm {r.GetValue(pauseId)}"));
+
+        var resumeId = Id();
+        root.Add(Run(new Command("resume", "resume a paused VM") { resumeId },
+            (r, c) => c.CallAsync("ResumeVM", new ResumeVMRequest { VMID = r.GetValue(resumeId) }, Empty.Parser),
+            (r, _) => $"resumed vm {r.GetValue(resumeId)}"));
+
+        var infoId = Id();
+        root.Add(Run(new Command("info", "show a VM's sockets and paths") { infoId },
+            (r, c) => c.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = r.GetValue(infoId) }, GetVMInfoResponse.Parser),
+            (_, a) => Describe("vm", (GetVMInfoResponse)a)));
+
+        var metadata = new Command("metadata", "read or write a VM's metadata (a JSON document)");
+        var getId = Id();
+        metadata.Add(Run(new Command("get", "print the VM's metadata") { getId },
+            (r, c) => c.CallAsync("GetVMMetadata", new GetVMMetadataRequest { VMID = r.GetValue(getId) }, GetVMMetadataResponse.Parser),
+            (_, a) => ((GetVMMetadataResponse)a).Metadata));
+        foreach (var (verb, method, done) in new[] { ("set", "SetVMMetadata", "set"), ("update", "UpdateVMMetadata", "updated") })
+        {
+            var id = Id();
+            var document = new Argument<string>("JSON") { Description = "the metadata document" };
+            metadata.Add(Run(new Command(verb, $"{verb} the VM's metadata") { id, document },
+                (r, c) =>
+                {
+                    string text = CheckedJson(r.GetValue(document) ?? "");
+                    IMessage request = method == "SetVMMetadata"
+                        ? new SetVMMetadataRequest { VMID = r.GetValue(id), Metadata = text }
+                        : new UpdateVMMetadataRequest { VMID = r.GetValue(id), Metadata = text };
+                    return c.CallAsync(method, request, Empty.Parser);
+                },
+                (r, _) => $"metadata {done} for vm {r.GetValue(id)}"));
+        }
+
+        root.Add(metadata);
+        root.Add(Run(new Command("list", "list the VMs the daemon created in the namespace"),
+            (_, c) => c.CallAsync(VmListService.ServiceName, "ListVMs", new ListVMsRequest(), ListVMsResponse.Parser),
+            (_, a) => Table((ListVMsResponse)a)));
+
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            foreach (var error in parsed.Errors)
+            {
+                await stderr.WriteLineAsync($"fcctl: {error.Message}").ConfigureAwait(false);
+            }
+
+            await stderr.WriteLineAsync("run fcctl --help for usage").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        return await parsed.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private const string UsageMarker = "fcctl-usage";
+
+    private static string CheckedJson(string text)
+    {
+        try
+        {
+            ShimAnswerValidation.CheckJson(text, "JSON argument");
+            return text;
+        }
+        catch (InvalidDataException e)
+        {
+            var usage = new TtrpcException(StatusCode.InvalidArgument, e.Message, e);
+            usage.Data[UsageMarker] = true;
+            throw usage;
+        }
+    }
+
+    private static string Describe(string what, CreateVMResponse a) =>
+        Lines($"{what} {a.VMID}", ("socket", a.SocketPath), ("log fifo", a.LogFifoPath), ("metrics fifo", a.MetricsFifoPath), ("cgroup", a.CgroupPath));
+
+    private static string Describe(string what, GetVMInfoResponse a) =>
+        Lines($"{what} {a.VMID}", ("socket", a.SocketPath), ("vsock", a.VSockPath), ("log fifo", a.LogFifoPath),
+            ("metrics fifo", a.MetricsFifoPath), ("cgroup", a.CgroupPath));
+
+    private static string Lines(string title, params (string Name, string Value)[] fields) =>
+        string.Join('\n', fields.Where(f => f.Value.Length > 0).Select(f => $"  {f.Name}: {f.Value}").Prepend(title));
+
+    private static string Table(ListVMsResponse list)
+    {
+        if (list.VMs.Count == 0)
+        {
+            return "no vms";
+        }
+
+        int width = Math.Max(4, list.VMs.Max(v => v.VMID.Length));
+        return string.Join('\n', list.VMs.Select(v => string.Create(CultureInfo.InvariantCulture, $"{v.VMID.PadRight(width)}  {v.ShimPid,8}  {v.ShimSocketPath}"))
+            .Prepend($"{"VMID".PadRight(width)}  {"SHIM PID",8}  SOCKET"));
+    }
+
+    /// <summary>One call's target: the daemon's socket, the namespace, and the command's cancellation.</summary>
+    private sealed record Call(string Socket, string Namespace, CancellationToken Token)
+    {
+        public async Task<IMessage> CallAsync<TResponse>(string method, IMessage request, MessageParser<TResponse> parser)
+            where TResponse : IMessage<TResponse> =>
+            await CallAsync(ServiceNames.Firecracker, method, request, parser).ConfigureAwait(false);
+
+        public async Task<IMessage> CallAsync<TResponse>(string service, string method, IMessage request, MessageParser<TResponse> parser)
+            where TResponse : IMessage<TResponse>
+        {
+            var client = await TtrpcClient.ConnectUnixAsync(Socket, Token).ConfigureAwait(false);
+            await using (client.ConfigureAwait(false))
+            {
+                return await client.CallAsync(service, method, request, parser,
+                    new TtrpcCallOptions { Metadata = CallNamespace.For(Namespace) }, Token).ConfigureAwait(false);
+            }
+        }
+    }
+}

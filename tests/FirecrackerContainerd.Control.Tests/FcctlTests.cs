@@ -1,0 +1,85 @@
+namespace FirecrackerContainerd.Control.Tests;
+
+/// <summary>fcctl's entry point against the daemon with fake shims: parsing, output and exit codes.</summary>
+public sealed class FcctlTests : IAsyncLifetime
+{
+    private readonly ControlHarness _h = new();
+
+    public Task InitializeAsync() => _h.InitializeAsync();
+
+    public Task DisposeAsync() => _h.DisposeAsync();
+
+    [Fact]
+    public async Task Create_info_list_and_stop_print_for_people_and_exit_0_and_a_duplicate_create_exits_4()
+    {
+        var create = await _h.FcctlAsync("create-vm", "vm1", "--vcpus", "2", "--mem-mib", "256", "--keep", "--namespace", "ns1");
+        Assert.Equal((0, "created vm vm1\n  socket: /run/vm/firecracker.sock\n", ""), create);
+        Assert.Equal(["CreateVM ns1 vm1 vcpus=2 exit=False"], _h.Shims["ns1/vm1"].Calls.ToArray());
+
+        var duplicate = await _h.FcctlAsync("create-vm", "vm1", "-n", "ns1");
+        Assert.Equal(4, duplicate.Code);
+        Assert.StartsWith("fcctl: AlreadyExists: ", duplicate.Stderr, StringComparison.Ordinal);
+
+        var list = await _h.FcctlAsync("list", "-n", "ns1");
+        Assert.Equal(0, list.Code);
+        Assert.Matches(@"^VMID\s+SHIM PID\s+SOCKET\nvm1\s+\d+\s+/run/containerd/s/[0-9a-f]{64}\n$", list.Stdout);
+
+        var info = await _h.FcctlAsync("info", "vm1", "-n", "ns1", "--json");
+        Assert.Equal(0, info.Code);
+        Assert.Contains("\"VSockPath\": \"/run/vm/firecracker.vsock\"", info.Stdout, StringComparison.Ordinal);
+
+        Assert.Equal((0, "stopped vm vm1\n", ""), await _h.FcctlAsync("stop-vm", "vm1", "--timeout", "5", "-n", "ns1"));
+        Assert.Equal((0, "no vms\n", ""), await _h.FcctlAsync("list", "-n", "ns1"));
+    }
+
+    [Fact]
+    public async Task Metadata_set_then_get_round_trips_the_document()
+    {
+        await _h.StartShimAsync("default", "vm1");
+        Assert.Equal((0, "metadata set for vm vm1\n", ""), await _h.FcctlAsync("metadata", "set", "vm1", "{\"k\":\"v\"}"));
+        Assert.Equal((0, "{\"k\":\"v\"}\n", ""), await _h.FcctlAsync("metadata", "get", "vm1"));
+        Assert.Equal(0, (await _h.FcctlAsync("pause", "vm1")).Code);
+        Assert.Equal(0, (await _h.FcctlAsync("resume", "vm1")).Code);
+    }
+
+    [Fact]
+    public async Task An_unknown_vm_exits_3_with_the_status_name_on_stderr()
+    {
+        var result = await _h.FcctlAsync("info", "nosuch");
+        Assert.Equal(3, result.Code);
+        Assert.Equal("", result.Stdout);
+        Assert.StartsWith("fcctl: NotFound: ", result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("no-such-command")]
+    [InlineData("create-vm")]
+    [InlineData("create-vm", "vm1", "--vcpus", "many")]
+    [InlineData("metadata", "set", "vm1", "{not json")]
+    [InlineData("metadata")]
+    [InlineData("list", "--config", "/nonexistent/fcctl.json")]
+    public async Task Usage_errors_exit_2(params string[] args)
+    {
+        var result = await _h.FcctlAsync(args);
+        Assert.Equal(2, result.Code);
+        Assert.NotEqual("", result.Stderr);
+    }
+
+    [Fact]
+    public async Task A_bad_vm_id_is_a_failed_call_exiting_1()
+    {
+        var result = await _h.FcctlAsync("pause", "../x");
+        Assert.Equal(1, result.Code);
+        Assert.StartsWith("fcctl: InvalidArgument: ", result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_config_file_supplies_the_namespace()
+    {
+        await _h.StartShimAsync("ns2", "vm1");
+        string config = Path.Combine(_h.Options.StateDir, "fcctl.json");
+        await File.WriteAllTextAsync(config, "{\"namespace\": \"ns2\"}");
+        Assert.Equal((0, "paused vm vm1\n", ""), await _h.FcctlAsync("pause", "vm1", "--config", config));
+        Assert.Equal(3, (await _h.FcctlAsync("pause", "vm1")).Code);
+    }
+}
