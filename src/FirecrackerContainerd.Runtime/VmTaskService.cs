@@ -463,7 +463,6 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
         await _stopping.CancelAsync().ConfigureAwait(false);
         await vm.StopAsync(_vmPaused ? TimeSpan.Zero : gracePeriod, cancellationToken).ConfigureAwait(false);
         await _vmWatch.ConfigureAwait(false);
-        _ = Task.Run(() => ExitOnceTasksAreDeletedAsync(vm), CancellationToken.None);
     }
 
     private async Task ExitOnceTasksAreDeletedAsync(MicroVm vm)
@@ -483,7 +482,7 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
         }
 
         await IgnoreFailure(async () => await vm.DisposeAsync().ConfigureAwait(false)).ConfigureAwait(false);
-        context.Lifetime.RequestExit($"StopVM for vm {vm.Machine.VmId}");
+        context.Lifetime.RequestExit($"vm {vm.Machine.VmId} created by CreateVM has exited");
     }
 
     /// <summary>Ends the shim after a failed CreateVM: a shim is good for one VM only.</summary>
@@ -641,6 +640,12 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
                 await IgnoreFailure(() => context.Events.PublishAsync("/tasks/exit",
                     new TaskExit { ContainerId = containerId, Id = id, Pid = process.Pid, ExitStatus = 137, ExitedAt = now }, CancellationToken.None)).ConfigureAwait(false);
             }
+        }
+
+        // A VM created through the control API ends its shim when it ends (StopVM or a dead VMM), as upstream's.
+        if (_createVmCalled)
+        {
+            _ = Task.Run(() => ExitOnceTasksAreDeletedAsync(vm), CancellationToken.None);
         }
     }
 
