@@ -83,3 +83,39 @@ public sealed class FcctlTests : IAsyncLifetime
         Assert.Equal(3, (await _h.FcctlAsync("pause", "vm1")).Code);
     }
 }
+
+/// <summary>The built fcctl executable: its exit code and streams are those of the entry point.</summary>
+public sealed class FcctlBinaryTests : IAsyncLifetime
+{
+    private readonly ControlHarness _h = new();
+
+    public Task InitializeAsync() => _h.InitializeAsync();
+
+    public Task DisposeAsync() => _h.DisposeAsync();
+
+    [Fact]
+    public async Task The_fcctl_executable_exits_3_for_an_unknown_vm_and_0_for_list()
+    {
+        Assert.Equal((3, ""), await RunAsync("info", "nosuch", "--socket", _h.Options.SocketPath));
+        Assert.Equal((0, "no vms\n"), await RunAsync("list", "--socket", _h.Options.SocketPath));
+    }
+
+    private static async Task<(int Code, string Stdout)> RunAsync(params string[] args)
+    {
+        string fcctl = Path.Combine(AppContext.BaseDirectory, "fcctl");
+        Assert.True(File.Exists(fcctl), $"{fcctl} is missing: the fcctl project's output is not next to the tests");
+        var info = new System.Diagnostics.ProcessStartInfo(fcctl) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync(limit.Token);
+        await stderr;
+        return (process.ExitCode, await stdout);
+    }
+}

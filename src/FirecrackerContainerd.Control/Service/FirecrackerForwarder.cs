@@ -86,6 +86,11 @@ public sealed partial class FirecrackerForwarder
             await _vms.ForgetAsync(endpoint, CancellationToken.None).ConfigureAwait(false);
             throw new TtrpcException(StatusCode.Internal, $"create vm {endpoint.VmId} in namespace {endpoint.Namespace}: {e.Message}", e);
         }
+        catch (OperationCanceledException)
+        {
+            await _vms.ForgetAsync(endpoint, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
 
         LogLaunched(_logger, endpoint.VmId, endpoint.Namespace, bundle.RootPath);
         TimeSpan? timeout = request.TimeoutSeconds > 0 ? TimeSpan.FromSeconds(request.TimeoutSeconds) + CreateMargin : null;
