@@ -80,6 +80,63 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
     }
 
     [Fact]
+    public async Task Ctr_task_attach_after_a_detached_run_receives_the_output_without_gaps()
+    {
+        const string id = "vm-attach";
+        await RunDetachedAsync(id, null, "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done");
+        try
+        {
+            // Nobody reads the output until the attach; it must wait in the FIFO, not be dropped or fail.
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var attach = new ProcessStartInfo(ContainerdFixture.CtrBinary)
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                RedirectStandardInput = true,
+                UseShellExecute = false,
+                ArgumentList = { "--address", containerd.Address, "-n", Namespace, "task", "attach", id },
+            };
+            var ticks = new List<int>();
+            string attachErrors;
+            using (Process attached = Process.Start(attach) ?? throw new InvalidOperationException("could not start ctr task attach"))
+            {
+                Task<string> errors = attached.StandardError.ReadToEndAsync();
+                using var enough = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+                try
+                {
+                    while (ticks.Count < 10 && await attached.StandardOutput.ReadLineAsync(enough.Token) is { } line)
+                    {
+                        if (line.StartsWith("tick ", StringComparison.Ordinal) && int.TryParse(line.AsSpan(5), out int n))
+                        {
+                            ticks.Add(n);
+                        }
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                finally
+                {
+                    attached.Kill();
+                    await attached.WaitForExitAsync();
+                }
+
+                attachErrors = await errors;
+            }
+
+            Assert.True(ticks.Count >= 10, $"ctr task attach read {ticks.Count} ticks: {string.Join(", ", ticks)}\nits stderr: {attachErrors}\n{containerd.ShimLog()}");
+            Assert.Equal(Enumerable.Range(ticks[0], ticks.Count), ticks);
+            await KillAndRemoveAsync(id);
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    [Fact]
     public async Task Pause_and_resume_show_in_the_task_status()
     {
         const string id = "vm-pause";

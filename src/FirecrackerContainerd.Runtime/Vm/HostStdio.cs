@@ -140,6 +140,13 @@ internal sealed class HostStdio : IAsyncDisposable
         {
             await using var network = new NetworkStream(connection, ownsSocket: false);
             await using Stream target = await OpenOutputAsync(fifoPath).ConfigureAwait(false);
+
+            // A read end of our own, never read, keeps the FIFO writable when containerd's reader goes away
+            // (ctr run -d exits; ctr task attach opens it again later): output then waits in the pipe, and
+            // the process blocks once it is full, instead of the copy failing with EPIPE and dropping the rest.
+            await using FifoStream? keepWritable = target is FifoStream
+                ? await Fifo.OpenAsync(fifoPath, FifoMode.Read, 0, _stop.Token).ConfigureAwait(false)
+                : null;
             await network.CopyToAsync(target, _stop.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
