@@ -23,8 +23,7 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
     public async Task Exec_into_a_running_container_returns_its_output_stdin_echo_and_exit_code()
     {
         const string id = "vm-exec";
-        await RunDetachedAsync(id, null, "sleep", "600");
-        try
+        await InDetachedContainerAsync(id, ["sleep", "600"], async () =>
         {
             CommandResult exec = await ExecAsync(id, "e1", null, "sh", "-c", "echo from exec; cat /proc/1/cmdline; exit 4");
             Assert.True(exec.ExitCode == 4, containerd.Describe(exec));
@@ -36,13 +35,7 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
 
             Assert.Equal("RUNNING", await containerd.TaskStatusAsync(Namespace, id));
             await KillAndRemoveAsync(id);
-        }
-        finally
-        {
-            await containerd.RemoveContainerAsync(Namespace, id);
-        }
-
-        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+        });
     }
 
     [Fact]
@@ -140,8 +133,7 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
     public async Task Pause_and_resume_show_in_the_task_status()
     {
         const string id = "vm-pause";
-        await RunDetachedAsync(id, null, "sleep", "600");
-        try
+        await InDetachedContainerAsync(id, ["sleep", "600"], async () =>
         {
             CommandResult pause = await containerd.CtrAsync(Namespace, "task", "pause", id);
             Assert.True(pause.ExitCode == 0, containerd.Describe(pause));
@@ -156,21 +148,14 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
             Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
             Assert.Equal("thawed\n", exec.Stdout);
             await KillAndRemoveAsync(id);
-        }
-        finally
-        {
-            await containerd.RemoveContainerAsync(Namespace, id);
-        }
-
-        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+        });
     }
 
     [Fact]
     public async Task Task_metrics_come_from_the_containers_cgroup_in_the_guest()
     {
         const string id = "vm-metrics";
-        await RunDetachedAsync(id, null, "sh", "-c", "sleep 600 & sleep 600 & wait");
-        try
+        await InDetachedContainerAsync(id, ["sh", "-c", "sleep 600 & sleep 600 & wait"], async () =>
         {
             CommandResult metrics = await containerd.CtrAsync(Namespace, "task", "metrics", "--format", "json", id);
             Assert.True(metrics.ExitCode == 0, containerd.Describe(metrics));
@@ -182,13 +167,7 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
             Assert.True(root.GetProperty("memory").GetProperty("usage").GetInt64() > 0, metrics.Stdout);
             Assert.True(root.GetProperty("cpu").GetProperty("usage_usec").GetInt64() > 0, metrics.Stdout);
             await KillAndRemoveAsync(id);
-        }
-        finally
-        {
-            await containerd.RemoveContainerAsync(Namespace, id);
-        }
-
-        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+        });
     }
 
     [Fact]
@@ -232,8 +211,7 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
     {
         const string id = "vm-vmmkill";
         string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + id);
-        await RunDetachedAsync(id, null, "sleep", "600");
-        try
+        await InDetachedContainerAsync(id, ["sleep", "600"], async () =>
         {
             int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
             Assert.Equal(0, Interop.Kill(qemu, 9));
@@ -243,13 +221,7 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
             AssertExitStatus(137, await containerd.CtrAsync(Namespace, "task", "rm", id));
             CommandResult crm = await containerd.CtrAsync(Namespace, "container", "rm", id);
             Assert.True(crm.ExitCode == 0, containerd.Describe(crm));
-        }
-        finally
-        {
-            await containerd.RemoveContainerAsync(Namespace, id);
-        }
-
-        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+        });
     }
 
     [Fact]
@@ -257,8 +229,7 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
     {
         const string id = "vm-shimkill";
         string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + id);
-        await RunDetachedAsync(id, null, "sleep", "600");
-        try
+        await InDetachedContainerAsync(id, ["sleep", "600"], async () =>
         {
             int shim = Assert.Single(containerd.ShimProcesses());
             Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
@@ -278,21 +249,14 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
             await containerd.CtrAsync(Namespace, "task", "rm", id);
             CommandResult crm = await containerd.CtrAsync(Namespace, "container", "rm", id);
             Assert.True(crm.ExitCode == 0, containerd.Describe(crm));
-        }
-        finally
-        {
-            await containerd.RemoveContainerAsync(Namespace, id);
-        }
-
-        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+        });
     }
 
     [Fact]
     public async Task After_containerd_restarts_the_task_is_still_listed_and_can_be_killed()
     {
         const string id = "vm-restart";
-        await RunDetachedAsync(id, null, "sleep", "600");
-        try
+        await InDetachedContainerAsync(id, ["sleep", "600"], async () =>
         {
             int shim = Assert.Single(containerd.ShimProcesses());
             await containerd.RestartAsync();
@@ -303,6 +267,19 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
             Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
             Assert.Equal("still here\n", exec.Stdout);
             await KillAndRemoveAsync(id);
+        });
+    }
+
+    /// <summary>
+    /// Runs <paramref name="test"/> against a detached container in a VM of its own, then removes the
+    /// container whatever happened and checks that the VM left nothing on the host.
+    /// </summary>
+    private async Task InDetachedContainerAsync(string id, string[] command, Func<Task> test)
+    {
+        await RunDetachedAsync(id, null, command);
+        try
+        {
+            await test();
         }
         finally
         {
