@@ -103,9 +103,19 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
                 .ConfigureAwait(false);
             lock (_gate)
             {
-                _tasks[request.Id] = new TaskRecord(request, slot, driveId, new ProcessRecord(io, pid));
+                _tasks[request.Id] = new TaskRecord(request, slot, driveId, new ProcessRecord(io, pid, request.Stdin, request.Stdout, request.Stderr, request.Terminal));
             }
 
+            // Published here, once the task is recorded: the agent's own create event can arrive before that.
+            await context.Events.PublishAsync("/tasks/create", new TaskCreate
+            {
+                ContainerId = request.Id,
+                Bundle = request.Bundle,
+                Rootfs = { request.Rootfs },
+                Io = new TaskIO { Stdin = request.Stdin, Stdout = request.Stdout, Stderr = request.Stderr, Terminal = request.Terminal },
+                Checkpoint = request.Checkpoint,
+                Pid = pid,
+            }, call.CancellationToken).ConfigureAwait(false);
             LogCreated(context.Logger, request.Id, vmId, pid);
             return new CreateTaskResponse { Pid = pid };
         }
@@ -124,53 +134,55 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
 
     public async Task<StartResponse> StartAsync(StartRequest request, TtrpcCallContext call)
     {
-        var (_, _) = Find(request.Id, request.ExecId);
+        var (_, process) = Find(request.Id, request.ExecId);
         uint pid = await Vm.Agent.StartAsync(request, call.CancellationToken).ConfigureAwait(false);
+        lock (_gate)
+        {
+            process.Pid = pid;
+            process.Status = Protos.Containerd.TaskTypes.Status.Running;
+        }
+
         LogStarted(context.Logger, request.Id, request.ExecId, pid);
         return new StartResponse { Pid = pid };
     }
 
+    /// <summary>
+    /// Answered from what this shim saw, without a round trip into the guest: containerd asks for State
+    /// with a short deadline (2 s when listing tasks), which a loaded machine under TCG can miss.
+    /// </summary>
     public async Task<StateResponse> StateAsync(StateRequest request, TtrpcCallContext call)
     {
         var (task, process) = Find(request.Id, request.ExecId);
-        if (process.Exit.Task.IsCompleted && _vm?.Machine.Exited.IsCompleted != false)
+        bool vmPaused = _vmPaused && _vm is { } paused && await paused.Machine.GetStateAsync(call.CancellationToken).ConfigureAwait(false) == MachineState.Paused;
+        lock (_gate)
         {
-            WaitResponse exit = process.Exit.Task.Result;
-            return new StateResponse
+            var state = new StateResponse
             {
                 Id = request.Id,
                 ExecId = request.ExecId,
                 Bundle = task.Request.Bundle,
                 Pid = process.Pid,
-                Status = Protos.Containerd.TaskTypes.Status.Stopped,
-                ExitStatus = exit.ExitStatus,
-                ExitedAt = exit.ExitedAt,
+                Status = process.Status,
+                Stdin = process.Stdin,
+                Stdout = process.Stdout,
+                Stderr = process.Stderr,
+                Terminal = process.Terminal,
             };
-        }
-
-        if (_vmPaused && _vm is { } paused && await paused.Machine.GetStateAsync(call.CancellationToken).ConfigureAwait(false) == MachineState.Paused)
-        {
-            // The whole VM is frozen, and every process in it with the VM.
-            return new StateResponse
+            if (process.Exit.Task.IsCompletedSuccessfully)
             {
-                Id = request.Id,
-                ExecId = request.ExecId,
-                Bundle = task.Request.Bundle,
-                Pid = process.Pid,
-                Status = Protos.Containerd.TaskTypes.Status.Paused,
-                Stdin = request.ExecId.Length == 0 ? task.Request.Stdin : string.Empty,
-                Stdout = request.ExecId.Length == 0 ? task.Request.Stdout : string.Empty,
-                Stderr = request.ExecId.Length == 0 ? task.Request.Stderr : string.Empty,
-                Terminal = request.ExecId.Length == 0 && task.Request.Terminal,
-            };
-        }
+                WaitResponse exit = process.Exit.Task.Result;
+                state.Status = Protos.Containerd.TaskTypes.Status.Stopped;
+                state.ExitStatus = exit.ExitStatus;
+                state.ExitedAt = exit.ExitedAt;
+            }
+            else if (vmPaused && state.Status == Protos.Containerd.TaskTypes.Status.Running)
+            {
+                // The whole VM is frozen, and every process in it with the VM.
+                state.Status = Protos.Containerd.TaskTypes.Status.Paused;
+            }
 
-        StateResponse state = await Vm.Agent.StateAsync(request, call.CancellationToken).ConfigureAwait(false);
-        state.Bundle = task.Request.Bundle;
-        state.Stdin = request.ExecId.Length == 0 ? task.Request.Stdin : state.Stdin;
-        state.Stdout = request.ExecId.Length == 0 ? task.Request.Stdout : state.Stdout;
-        state.Stderr = request.ExecId.Length == 0 ? task.Request.Stderr : state.Stderr;
-        return state;
+            return state;
+        }
     }
 
     public async Task<WaitResponse> WaitAsync(WaitRequest request, TtrpcCallContext call)
@@ -265,7 +277,7 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
             .ConfigureAwait(false);
         lock (_gate)
         {
-            task.Execs[request.ExecId] = new ProcessRecord(io, 0);
+            task.Execs[request.ExecId] = new ProcessRecord(io, 0, request.Stdin, request.Stdout, request.Stderr, request.Terminal);
         }
 
         return new Empty();
@@ -279,15 +291,25 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
 
     public async Task<Empty> PauseAsync(PauseRequest request, TtrpcCallContext call)
     {
-        _ = Find(request.Id, string.Empty);
+        var (task, _) = Find(request.Id, string.Empty);
         await Vm.Agent.PauseAsync(request, call.CancellationToken).ConfigureAwait(false);
+        lock (_gate)
+        {
+            task.Init.Status = Protos.Containerd.TaskTypes.Status.Paused;
+        }
+
         return new Empty();
     }
 
     public async Task<Empty> ResumeAsync(ResumeRequest request, TtrpcCallContext call)
     {
-        _ = Find(request.Id, string.Empty);
+        var (task, _) = Find(request.Id, string.Empty);
         await Vm.Agent.ResumeAsync(request, call.CancellationToken).ConfigureAwait(false);
+        lock (_gate)
+        {
+            task.Init.Status = Protos.Containerd.TaskTypes.Status.Running;
+        }
+
         return new Empty();
     }
 
@@ -554,7 +576,6 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
         string type = envelope.Event.TypeUrl["containerd.events.".Length..];
         IMessage? message = type switch
         {
-            nameof(TaskCreate) => RewriteCreate(TaskCreate.Parser.ParseFrom(envelope.Event.Value)),
             nameof(TaskStart) => Known(TaskStart.Parser.ParseFrom(envelope.Event.Value), m => m.ContainerId),
             nameof(TaskExecAdded) => Known(TaskExecAdded.Parser.ParseFrom(envelope.Event.Value), m => m.ContainerId),
             nameof(TaskExecStarted) => Known(TaskExecStarted.Parser.ParseFrom(envelope.Event.Value), m => m.ContainerId),
@@ -562,28 +583,11 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
             nameof(TaskResumed) => Known(TaskResumed.Parser.ParseFrom(envelope.Event.Value), m => m.ContainerId),
             nameof(TaskOOM) => Known(TaskOOM.Parser.ParseFrom(envelope.Event.Value), m => m.ContainerId),
             nameof(TaskExit) => await OnExitAsync(TaskExit.Parser.ParseFrom(envelope.Event.Value)).ConfigureAwait(false),
-            _ => null, // TaskDelete is published by this shim when containerd deletes the task
+            _ => null, // TaskCreate and TaskDelete are published by this shim itself
         };
         if (message is not null)
         {
             await context.Events.PublishAsync(envelope.Topic, message, _stopping.Token).ConfigureAwait(false);
-        }
-    }
-
-    private TaskCreate? RewriteCreate(TaskCreate create)
-    {
-        lock (_gate)
-        {
-            if (!_tasks.TryGetValue(create.ContainerId, out TaskRecord? task))
-            {
-                return null;
-            }
-
-            create.Bundle = task.Request.Bundle;
-            create.Rootfs.Clear();
-            create.Rootfs.AddRange(task.Request.Rootfs);
-            create.Io = new TaskIO { Stdin = task.Request.Stdin, Stdout = task.Request.Stdout, Stderr = task.Request.Stderr, Terminal = task.Request.Terminal };
-            return create;
         }
     }
 
@@ -740,9 +744,27 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
         public Dictionary<string, ProcessRecord> Execs { get; } = new(StringComparer.Ordinal);
     }
 
-    /// <summary>One process: its host-side stdio and its exit, known once the guest (or the VMM's death) reports it.</summary>
-    private sealed record ProcessRecord(HostStdio Io, uint Pid)
+    /// <summary>
+    /// One process: its host-side stdio, what containerd asked for it, its state as this shim saw it change
+    /// (created, started, paused), and its exit, known once the guest (or the VMM's death) reports it.
+    /// </summary>
+    private sealed class ProcessRecord(HostStdio io, uint pid, string stdin, string stdout, string stderr, bool terminal)
     {
+        public HostStdio Io { get; } = io;
+
+        /// <summary>The guest pid: an exec has one only once started.</summary>
+        public uint Pid { get; set; } = pid;
+
+        public Protos.Containerd.TaskTypes.Status Status { get; set; } = Protos.Containerd.TaskTypes.Status.Created;
+
+        public string Stdin { get; } = stdin;
+
+        public string Stdout { get; } = stdout;
+
+        public string Stderr { get; } = stderr;
+
+        public bool Terminal { get; } = terminal;
+
         public TaskCompletionSource<WaitResponse> Exit { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -94,7 +94,7 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
     }
 
     [Fact]
-    public async Task A_container_killed_for_memory_reaches_ctr_events_as_an_OOM_before_its_exit()
+    public async Task Ctr_events_shows_create_start_and_an_OOM_kill_before_the_exit_it_caused()
     {
         await containerd.RequireGuestAsync(_timeout.Token);
         await containerd.ImportBusyboxImageAsync(Namespace);
@@ -132,6 +132,9 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
         Assert.True(run.ExitCode == 137, Describe(run));
         Assert.DoesNotContain("survived", run.Stdout, StringComparison.Ordinal);
         string[] lines = log.Split('\n');
+        int create = Array.FindIndex(lines, l => l.Contains("/tasks/create", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal));
+        int start = Array.FindIndex(lines, l => l.Contains("/tasks/start", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal));
+        Assert.True(create >= 0 && start > create, $"expected /tasks/create then /tasks/start for {id} in ctr events:\n{log}");
         int oom = Array.FindIndex(lines, l => l.Contains("/tasks/oom", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal));
         int exit = Array.FindIndex(lines, l => l.Contains("/tasks/exit", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal));
         Assert.True(oom >= 0 && exit > oom, $"expected /tasks/oom then /tasks/exit for {id} in ctr events:\n{log}\n{ShimLog()}");

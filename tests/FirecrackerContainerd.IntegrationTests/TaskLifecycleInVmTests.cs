@@ -157,13 +157,22 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
         const string id = "vm-metrics";
         await InDetachedContainerAsync(id, ["sh", "-c", "sleep 600 & sleep 600 & wait"], async () =>
         {
-            CommandResult metrics = await containerd.CtrAsync(Namespace, "task", "metrics", "--format", "json", id);
-            Assert.True(metrics.ExitCode == 0, containerd.Describe(metrics));
+            // sh and its two sleeps (once sh has started them); the guest's own processes are not in the container's cgroup.
+            var clock = Stopwatch.StartNew();
+            CommandResult metrics;
+            int pids;
+            do
+            {
+                metrics = await containerd.CtrAsync(Namespace, "task", "metrics", "--format", "json", id);
+                Assert.True(metrics.ExitCode == 0, containerd.Describe(metrics));
+                using var sample = System.Text.Json.JsonDocument.Parse(metrics.Stdout);
+                pids = sample.RootElement.GetProperty("pids").GetProperty("current").GetInt32();
+            }
+            while (pids < 3 && clock.Elapsed < StateChange);
+
+            Assert.Equal(3, pids);
             using var json = System.Text.Json.JsonDocument.Parse(metrics.Stdout);
             System.Text.Json.JsonElement root = json.RootElement;
-
-            // sh and its two sleeps; the guest's own processes are not in the container's cgroup.
-            Assert.Equal(3, root.GetProperty("pids").GetProperty("current").GetInt32());
             Assert.True(root.GetProperty("memory").GetProperty("usage").GetInt64() > 0, metrics.Stdout);
             Assert.True(root.GetProperty("cpu").GetProperty("usage_usec").GetInt64() > 0, metrics.Stdout);
             await KillAndRemoveAsync(id);
