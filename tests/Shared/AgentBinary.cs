@@ -2,7 +2,10 @@ using System.Diagnostics;
 
 namespace FirecrackerContainerd.TestSupport;
 
-/// <summary>The guest agent published as a native binary, republished when its sources are newer.</summary>
+/// <summary>
+/// The guest agent published as a native binary, republished when its sources are newer; one test process
+/// at a time publishes (the others would otherwise find a half-written binary).
+/// </summary>
 internal static class AgentBinary
 {
     private static readonly SemaphoreSlim PublishLock = new(1, 1);
@@ -15,6 +18,7 @@ internal static class AgentBinary
         await PublishLock.WaitAsync(cancellationToken);
         try
         {
+            using CrossProcessLock shared = await CrossProcessLock.AcquireAsync(Path.Combine(root, "artifacts", ".agent.lock"), cancellationToken);
             DateTime newestSource = new[] { "Agent", "Ttrpc", "Protos", "Core" }
                 .SelectMany(p => Directory.EnumerateFiles(Path.Combine(root, "src", "FirecrackerContainerd." + p), "*.*", SearchOption.AllDirectories))
                 .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))

@@ -25,6 +25,7 @@ internal sealed record GuestImage(string Directory)
         await BuildLock.WaitAsync(cancellationToken);
         try
         {
+            using CrossProcessLock shared = await CrossProcessLock.AcquireAsync(Path.Combine(RepoRoot(), "artifacts", ".image.lock"), cancellationToken);
             using Process process = Process.Start(info)!;
             Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
             Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
