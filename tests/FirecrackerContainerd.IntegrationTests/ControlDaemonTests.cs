@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using Xunit.Abstractions;
+
+namespace FirecrackerContainerd.IntegrationTests;
+
+/// <summary>
+/// The whole control chain with real parts: fcctl → firecracker-control → the VM's shim (launched by the
+/// daemon) → QEMU, and containerd running containers in that VM through the VM id annotation.
+/// </summary>
+[Collection(PrivateContainerd.Name)]
+[Trait("Category", "ContainerRun")]
+public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string Namespace = "fcctl";
+    private readonly string _dir = Directory.CreateTempSubdirectory("fcctl-").FullName;
+    private Process? _daemon;
+
+    private string Socket => Path.Combine(_dir, "control.sock");
+
+    public async Task InitializeAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await containerd.RequireGuestAsync(timeout.Token);
+        await containerd.ImportBusyboxImageAsync(Namespace);
+        var info = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "firecracker-control"))
+        {
+            UseShellExecute = false,
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            ArgumentList =
+            {
+                "--socket", Socket, "--containerd-address", containerd.Address, "--state-dir", Path.Combine(_dir, "state"),
+                "--shim-binary", Path.Combine(containerd.ShimDirectory, "containerd-shim-aws-firecracker"),
+                "--publish-binary", ContainerdFixture.ContainerdBinary,
+            },
+        };
+
+        // The shims the daemon launches get what containerd gives the ones it launches.
+        info.Environment["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = containerd.RuntimeConfigPath;
+        info.Environment["TMPDIR"] = containerd.ShimTempDirectory;
+        _daemon = Process.Start(info) ?? throw new InvalidOperationException("could not start firecracker-control");
+        _daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) { output.WriteLine($"daemon: {e.Data}"); } };
+        _daemon.BeginErrorReadLine();
+        Assert.True(await Eventually.HoldsAsync(() => File.Exists(Socket) || _daemon.HasExited), "the daemon never made its socket");
+        Assert.False(_daemon.HasExited, $"firecracker-control exited with {(_daemon.HasExited ? _daemon.ExitCode : 0)}");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_daemon is { HasExited: false } daemon)
+        {
+            _ = Interop.Kill(daemon.Id, Interop.SIGTERM);
+            await daemon.WaitForExitAsync();
+        }
+
+        _daemon?.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task Fcctl_creates_a_VM_that_containers_share_and_stops_it_leaving_nothing()
+    {
+        const string vmId = "ctl-vm";
+        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--keep");
+        Assert.True(created.ExitCode == 0, containerd.Describe(created));
+        Assert.Equal(4, (await FcctlAsync("create-vm", vmId)).ExitCode);
+
+        CommandResult list = await FcctlAsync("list");
+        Assert.Contains(vmId, list.Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, (await FcctlAsync("info", vmId)).ExitCode);
+
+        string first = await BootIdFromContainerAsync("ctl-c1", vmId);
+        string second = await BootIdFromContainerAsync("ctl-c2", vmId);
+        Assert.Matches("^[0-9a-f-]{36}$", first);
+        Assert.Equal(first, second);
+
+        Assert.Equal(0, (await FcctlAsync("metadata", "set", vmId, """{"role":"test","n":1}""")).ExitCode);
+        Assert.Equal(0, (await FcctlAsync("metadata", "update", vmId, """{"n":2}""")).ExitCode);
+        CommandResult metadata = await FcctlAsync("metadata", "get", vmId);
+        Assert.True(metadata.ExitCode == 0, containerd.Describe(metadata));
+        using (var json = System.Text.Json.JsonDocument.Parse(metadata.Stdout))
+        {
+            Assert.Equal("test", json.RootElement.GetProperty("role").GetString());
+            Assert.Equal(2, json.RootElement.GetProperty("n").GetInt32());
+        }
+
+        CommandResult stopped = await FcctlAsync("stop-vm", vmId, "--timeout", "5");
+        Assert.True(stopped.ExitCode == 0, containerd.Describe(stopped));
+        Assert.Equal(3, (await FcctlAsync("info", vmId)).ExitCode);
+        Assert.DoesNotContain(vmId, (await FcctlAsync("list")).Stdout, StringComparison.Ordinal);
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, "ctl-c1", "ctl-c2");
+    }
+
+    [Fact]
+    public async Task Fcctl_reports_bad_and_unknown_VM_ids_with_their_exit_codes()
+    {
+        CommandResult bad = await FcctlAsync("create-vm", "bad/id");
+        Assert.True(bad.ExitCode == 1 && bad.Stderr.Contains("InvalidArgument", StringComparison.Ordinal), containerd.Describe(bad));
+        Assert.Equal(3, (await FcctlAsync("stop-vm", "no-such-vm")).ExitCode);
+        Assert.Equal(3, (await FcctlAsync("pause", "no-such-vm")).ExitCode);
+    }
+
+    private async Task<string> BootIdFromContainerAsync(string id, string vmId)
+    {
+        containerd.NoteTaskId(Namespace, id);
+        CommandResult run = await containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"aws.firecracker.vm.id={vmId}",
+             BusyboxImage.Name, id, "cat", "/proc/sys/kernel/random/boot_id"]);
+        Assert.True(run.ExitCode == 0, containerd.Describe(run));
+        return run.Stdout.Trim();
+    }
+
+    private Task<CommandResult> FcctlAsync(params string[] args) =>
+        ProcessRunner.RunAsync(Path.Combine(AppContext.BaseDirectory, "fcctl"), [.. args, "--socket", Socket, "-n", Namespace], TimeSpan.FromSeconds(120));
+}
