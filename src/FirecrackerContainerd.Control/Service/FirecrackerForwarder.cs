@@ -26,6 +26,9 @@ public sealed partial class FirecrackerForwarder
     /// <summary>Added to CreateVM's own timeout, so that the shim reports its timeout before the daemon gives up.</summary>
     private static readonly TimeSpan CreateMargin = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long beyond StopVM's timeout a shim may take to exit before it is killed.</summary>
+    private static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(5);
+
     private readonly VmRegistry _vms;
     private readonly ILogger _logger;
 
@@ -115,7 +118,9 @@ public sealed partial class FirecrackerForwarder
     {
         var endpoint = _vms.Endpoint(call, request.VMID);
         using var held = await _vms.LockAsync(endpoint, call.CancellationToken).ConfigureAwait(false);
-        TimeSpan timeout = request.TimeoutSeconds > 0 ? TimeSpan.FromSeconds(request.TimeoutSeconds) : DefaultStopTimeout;
+        // The shim gives the guest the request's timeout to power off and then kills its VMM; the shim itself
+        // gets a margin beyond that to report the exits and leave before it is killed.
+        TimeSpan timeout = (request.TimeoutSeconds > 0 ? TimeSpan.FromSeconds(request.TimeoutSeconds) : DefaultStopTimeout) + StopMargin;
         var clock = Stopwatch.StartNew();
         var (client, process) = await ConnectAsync(endpoint, call.CancellationToken).ConfigureAwait(false);
         TtrpcException? failure = null;
@@ -179,13 +184,36 @@ public sealed partial class FirecrackerForwarder
         }
     }
 
+    /// <summary>
+    /// Whether a shim that dropped a call is gone: its process has exited, or nothing answers on its socket.
+    /// The exit can trail the dropped connection by a moment (the socket answers until then), so it is awaited briefly.
+    /// </summary>
+    private static async Task<bool> GoneAsync(ShimEndpoint endpoint, ShimProcess? process)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            if (process is { IsRunning: false } || !await endpoint.AnswersAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                return true;
+            }
+
+            if (clock.Elapsed > TimeSpan.FromSeconds(2))
+            {
+                return false;
+            }
+
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+    }
+
     private async Task<TResponse> ForwardAsync<TResponse>(
         TtrpcCallContext call, string method, string vmId, IMessage request, MessageParser<TResponse> parser,
         Action<TResponse>? check = null, TimeSpan? timeout = null)
         where TResponse : IMessage<TResponse>
     {
         var endpoint = _vms.Endpoint(call, vmId);
-        var (client, _) = await ConnectAsync(endpoint, call.CancellationToken).ConfigureAwait(false);
+        var (client, process) = await ConnectAsync(endpoint, call.CancellationToken).ConfigureAwait(false);
         TResponse answer;
         await using (client.ConfigureAwait(false))
         {
@@ -197,7 +225,7 @@ public sealed partial class FirecrackerForwarder
             }
             catch (TtrpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown)
             {
-                if (!await endpoint.AnswersAsync(CancellationToken.None).ConfigureAwait(false))
+                if (await GoneAsync(endpoint, process).ConfigureAwait(false))
                 {
                     await _vms.ForgetAsync(endpoint, CancellationToken.None).ConfigureAwait(false);
                     throw new TtrpcException(StatusCode.Unavailable,
