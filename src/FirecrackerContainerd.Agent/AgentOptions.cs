@@ -10,7 +10,8 @@ internal sealed record AgentOptions(
     string Runtime,
     string BundleRoot,
     string StateRoot,
-    bool Trace = false)
+    bool Trace = false,
+    string MetadataDirectory = "/run/fc-metadata")
 {
     public static AgentOptions Parse(string[] args)
     {
@@ -32,6 +33,7 @@ internal sealed record AgentOptions(
                 "--bundle-root" => options with { BundleRoot = Value() },
                 "--state-root" => options with { StateRoot = Value() },
                 "--trace" => options with { Trace = true },
+                "--metadata-dir" => options with { MetadataDirectory = Value() },
                 _ => throw new ArgumentException($"unknown argument \"{args[i]}\""),
             };
         }

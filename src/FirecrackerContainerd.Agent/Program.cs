@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using FirecrackerContainerd.Agent;
 using FirecrackerContainerd.Agent.Drives;
 using FirecrackerContainerd.Agent.Events;
+using FirecrackerContainerd.Agent.Metadata;
 using FirecrackerContainerd.Agent.Oci;
 using FirecrackerContainerd.Agent.Processes;
 using FirecrackerContainerd.Agent.Stdio;
@@ -20,7 +21,7 @@ try
 }
 catch (ArgumentException e)
 {
-    await Console.Error.WriteLineAsync($"fc-agent: {e.Message}\nusage: fc-agent [--vsock-port N | --unix PATH] [--stdio-dir DIR] [--runtime crun|runc|PATH] [--bundle-root DIR] [--state-root DIR] [--trace]");
+    await Console.Error.WriteLineAsync($"fc-agent: {e.Message}\nusage: fc-agent [--vsock-port N | --unix PATH] [--stdio-dir DIR] [--runtime crun|runc|PATH] [--bundle-root DIR] [--state-root DIR] [--metadata-dir DIR] [--trace]");
     return 2;
 }
 
@@ -50,8 +51,10 @@ var events = new EventQueue();
 IStdioTransport stdio = options.StdioDirectory is { } dir ? new UnixStdioTransport(dir) : new VsockStdioTransport();
 var registry = new TtrpcServiceRegistry { Trace = options.Trace ? AgentTrace.Write : null };
 new AgentService("/proc", runtimes).Register(registry);
+var metadata = new MetadataStore(options.MetadataDirectory);
+metadata.Register(registry);
 events.Register(registry);
-using var tasks = new TaskService(new OciRuntime(runtimeBinary, options.StateRoot, reaper), reaper, stdio, events, options.BundleRoot);
+using var tasks = new TaskService(new OciRuntime(runtimeBinary, options.StateRoot, reaper), reaper, stdio, events, options.BundleRoot, metadata.Directory);
 tasks.Register(registry);
 DriveMounter.Scan().Register(registry);
 

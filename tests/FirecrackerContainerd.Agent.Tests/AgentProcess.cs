@@ -46,7 +46,7 @@ internal sealed class AgentProcess : IAsyncDisposable
         foreach (string arg in new[]
         {
             "--unix", socket, "--stdio-dir", Path.Combine(root, "stdio"),
-            "--runtime", runc, "--bundle-root", Path.Combine(root, "bundles"), "--state-root", Path.Combine(root, "state"),
+            "--runtime", runc, "--bundle-root", Path.Combine(root, "bundles"), "--state-root", Path.Combine(root, "state"), "--metadata-dir", Path.Combine(root, "metadata"),
         })
         {
             info.ArgumentList.Add(arg);

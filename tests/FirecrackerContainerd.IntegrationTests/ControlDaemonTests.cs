@@ -84,11 +84,23 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
             Assert.Equal(2, json.RootElement.GetProperty("n").GetInt32());
         }
 
+        // The guest has the merged document too: every container reads it at /run/fc-metadata.
+        containerd.NoteTaskId(Namespace, "ctl-c3");
+        CommandResult inGuest = await containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"aws.firecracker.vm.id={vmId}",
+             BusyboxImage.Name, "ctl-c3", "cat", "/run/fc-metadata/metadata.json"]);
+        Assert.True(inGuest.ExitCode == 0, containerd.Describe(inGuest));
+        using (var json = System.Text.Json.JsonDocument.Parse(inGuest.Stdout))
+        {
+            Assert.Equal("test", json.RootElement.GetProperty("role").GetString());
+            Assert.Equal(2, json.RootElement.GetProperty("n").GetInt32());
+        }
+
         CommandResult stopped = await FcctlAsync("stop-vm", vmId, "--timeout", "5");
         Assert.True(stopped.ExitCode == 0, containerd.Describe(stopped));
         Assert.Equal(3, (await FcctlAsync("info", vmId)).ExitCode);
         Assert.DoesNotContain(vmId, (await FcctlAsync("list")).Stdout, StringComparison.Ordinal);
-        await containerd.AssertNothingLeftAsync(Namespace, vmId, "ctl-c1", "ctl-c2");
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, "ctl-c1", "ctl-c2", "ctl-c3");
     }
 
     [Fact]

@@ -42,13 +42,15 @@ internal sealed class TaskService : IDisposable
     private readonly IStdioTransport _stdio;
     private readonly EventQueue _events;
     private readonly OomWatcher _oom;
+    private readonly string? _metadataDirectory;
     private readonly string _bundleRoot;
     private readonly Dictionary<string, ContainerTask> _tasks = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _lock = new(1, 1);
     private long _consoleSockets;
 
-    public TaskService(OciRuntime runtime, ChildReaper reaper, IStdioTransport stdio, EventQueue events, string bundleRoot)
+    public TaskService(OciRuntime runtime, ChildReaper reaper, IStdioTransport stdio, EventQueue events, string bundleRoot, string? metadataDirectory = null)
     {
+        _metadataDirectory = metadataDirectory;
         _runtime = runtime;
         _reaper = reaper;
         _stdio = stdio;
@@ -101,7 +103,7 @@ internal sealed class TaskService : IDisposable
         }
 
         ValidateTerminalPorts(request.Terminal, extra, $"create {request.Id}");
-        byte[] spec = PrepareSpec(extra.JsonSpec.ToByteArray(), request.Terminal);
+        byte[] spec = PrepareSpec(extra.JsonSpec.ToByteArray(), request.Terminal, _metadataDirectory);
 
         string bundle = Path.Combine(_bundleRoot, request.Id);
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -759,8 +761,9 @@ internal sealed class TaskService : IDisposable
     }
 
     // The container's root is always the bundle's rootfs directory (the mounted drive), whatever the host
-    // said; its terminal flag is the request's, which the runtime checks against the console socket.
-    private static byte[] PrepareSpec(byte[] spec, bool terminal)
+    // said; its terminal flag is the request's, which the runtime checks against the console socket; the VM's
+    // metadata directory is mounted read-only at its own path (unless the spec mounts something there).
+    private static byte[] PrepareSpec(byte[] spec, bool terminal, string? metadataDirectory)
     {
         JsonObject obj = ParseObject(spec, "the OCI spec");
         if (obj["root"] is not JsonObject root)
@@ -775,6 +778,25 @@ internal sealed class TaskService : IDisposable
         }
 
         process["terminal"] = terminal;
+        if (metadataDirectory is not null)
+        {
+            if (obj["mounts"] is not JsonArray mounts)
+            {
+                obj["mounts"] = mounts = [];
+            }
+
+            if (!mounts.Any(m => m is JsonObject o && o["destination"]?.GetValueKind() == JsonValueKind.String && (string?)o["destination"] == metadataDirectory))
+            {
+                mounts.Add((JsonNode)new JsonObject
+                {
+                    ["destination"] = metadataDirectory,
+                    ["type"] = "bind",
+                    ["source"] = metadataDirectory,
+                    ["options"] = new JsonArray("rbind", "ro", "nosuid", "nodev", "noexec"),
+                });
+            }
+        }
+
         return Encoding.UTF8.GetBytes(obj.ToJsonString());
     }
 

@@ -137,7 +137,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         });
     }
 
-    /// <summary>Replaces the metadata document, in the VMM's metadata service too where it has one.</summary>
+    /// <summary>Replaces the metadata document: in the guest (the agent's metadata file), and in the VMM's metadata service where it has one.</summary>
     public async Task<Empty> SetVmMetadataAsync(SetVMMetadataRequest request, TtrpcCallContext call)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -150,10 +150,11 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         }
 
         _metadata.Set(document);
+        await vm.Agent.SetMetadataAsync(_metadata.ToJson(), call.CancellationToken).ConfigureAwait(false);
         return new Empty();
     }
 
-    /// <summary>Merges a JSON merge patch into the metadata document, in the VMM's metadata service too where it has one.</summary>
+    /// <summary>Merges a JSON merge patch into the metadata document; the guest gets the merged whole, the VMM's metadata service (where there is one) the patch.</summary>
     public async Task<Empty> UpdateVmMetadataAsync(UpdateVMMetadataRequest request, TtrpcCallContext call)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -174,6 +175,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
             throw new TtrpcException(StatusCode.InvalidArgument, $"vm \"{vmId}\": {e.Message}", e);
         }
 
+        await vm.Agent.SetMetadataAsync(_metadata.ToJson(), call.CancellationToken).ConfigureAwait(false);
         return new Empty();
     }
 

@@ -1,4 +1,5 @@
 using FirecrackerContainerd.Core;
+using AgentMetadata = FirecrackerContainerd.Protos.Agent.AgentMetadata;
 using AgentVersion = FirecrackerContainerd.Protos.Agent.AgentVersion;
 using MountDriveRequest = FirecrackerContainerd.Protos.Agent.MountDriveRequest;
 using UnmountDriveRequest = FirecrackerContainerd.Protos.Agent.UnmountDriveRequest;
@@ -26,6 +27,10 @@ internal sealed class AgentClient(TtrpcClient client) : IAsyncDisposable
 
     public async Task<AgentVersion> VersionAsync(CancellationToken cancellationToken) =>
         await client.CallAsync("Agent", "Version", new Empty(), AgentVersion.Parser, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Installs the VM's metadata document in the guest, where every container can read it.</summary>
+    public Task SetMetadataAsync(string json, CancellationToken cancellationToken) =>
+        client.CallAsync("Agent", "SetMetadata", new AgentMetadata { Json = json }, Empty.Parser, cancellationToken: cancellationToken);
 
     public Task MountDriveAsync(string driveId, string destination, CancellationToken cancellationToken) =>
         client.CallAsync("DriveMounter", "MountDrive",
