@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using FirecrackerContainerd.Control.Configuration;
+using FirecrackerContainerd.Control.Grpc;
 using FirecrackerContainerd.Control.Service;
 using FirecrackerContainerd.Control.Shims;
 using FirecrackerContainerd.Shim.Lifecycle;
@@ -8,18 +9,20 @@ using Microsoft.Extensions.Logging;
 
 namespace FirecrackerContainerd.Control;
 
-/// <summary>The firecracker-control daemon: binds its socket (0600) and serves "Firecracker" and "FirecrackerControl" until stopped.</summary>
+/// <summary>The firecracker-control daemon: binds its sockets (0600) and serves "Firecracker" and "FirecrackerControl" over ttrpc and gRPC until stopped.</summary>
 public sealed class ControlDaemon : IAsyncDisposable
 {
     private readonly Socket _listener;
     private readonly TtrpcServer _server;
     private readonly string _socketPath;
+    private readonly GrpcGateway? _grpc;
 
-    private ControlDaemon(Socket listener, TtrpcServer server, string socketPath)
+    private ControlDaemon(Socket listener, TtrpcServer server, string socketPath, GrpcGateway? grpc)
     {
         _listener = listener;
         _server = server;
         _socketPath = socketPath;
+        _grpc = grpc;
     }
 
     /// <summary>Binds <see cref="ControlOptions.SocketPath"/> (replacing a stale socket) and starts serving.</summary>
@@ -37,7 +40,23 @@ public sealed class ControlDaemon : IAsyncDisposable
         var listener = await ShimSocket.BindAsync(options.SocketPath, cancellationToken).ConfigureAwait(false);
         var server = new TtrpcServer(registry, new TtrpcServerOptions { RequireSameUser = true }, logger);
         _ = server.ServeAsync(listener, CancellationToken.None);
-        return new ControlDaemon(listener, server, options.SocketPath);
+        GrpcGateway? grpc = null;
+        if (options.GrpcSocketPath.Length > 0)
+        {
+            try
+            {
+                grpc = await GrpcGateway.StartAsync(options.GrpcSocketPath, registry, logger, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await server.DisposeAsync().ConfigureAwait(false);
+                listener.Dispose();
+                ShimSocket.Remove(options.SocketPath);
+                throw;
+            }
+        }
+
+        return new ControlDaemon(listener, server, options.SocketPath, grpc);
     }
 
     /// <summary>Stops accepting, lets running calls finish for a moment, and removes the socket.</summary>
@@ -56,5 +75,9 @@ public sealed class ControlDaemon : IAsyncDisposable
         await _server.DisposeAsync().ConfigureAwait(false);
         _listener.Dispose();
         ShimSocket.Remove(_socketPath);
+        if (_grpc is not null)
+        {
+            await _grpc.DisposeAsync().ConfigureAwait(false);
+        }
     }
 }

@@ -12,7 +12,7 @@ try
 catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException)
 {
     await Console.Error.WriteLineAsync($"firecracker-control: {e.Message}").ConfigureAwait(false);
-    await Console.Error.WriteLineAsync("usage: firecracker-control [--config FILE] [--socket PATH] [--containerd-address PATH] [--shim-binary PATH] [--publish-binary PATH] [--state-dir DIR]").ConfigureAwait(false);
+    await Console.Error.WriteLineAsync("usage: firecracker-control [--config FILE] [--socket PATH] [--grpc-socket PATH (empty: none)] [--containerd-address PATH] [--shim-binary PATH] [--publish-binary PATH] [--state-dir DIR]").ConfigureAwait(false);
     return 2;
 }
 
@@ -25,7 +25,8 @@ try
 {
     var launcher = new ShimBinaryLauncher(options.ShimBinary, options.ContainerdAddress, options.PublishBinary);
     await using var daemon = await ControlDaemon.StartAsync(options, launcher, logger, CancellationToken.None).ConfigureAwait(false);
-    await Console.Error.WriteLineAsync($"firecracker-control: serving on {options.SocketPath}").ConfigureAwait(false);
+    await Console.Error.WriteLineAsync($"firecracker-control: serving ttrpc on {options.SocketPath}" +
+        (options.GrpcSocketPath.Length > 0 ? $", gRPC on {options.GrpcSocketPath}" : string.Empty)).ConfigureAwait(false);
     await stop.Task.ConfigureAwait(false);
     return 0;
 }

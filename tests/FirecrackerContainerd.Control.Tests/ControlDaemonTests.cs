@@ -18,6 +18,7 @@ public sealed class ControlDaemonTests : IDisposable
     private ControlOptions Options => new()
     {
         SocketPath = Path.Combine(_dir, "control.sock"),
+        GrpcSocketPath = Path.Combine(_dir, "control-grpc.sock"),
         ContainerdAddress = Path.Combine(_dir, "containerd.sock"),
         StateDir = Path.Combine(_dir, "state"),
         ShimBinary = Path.Combine(_dir, "fake-shim"),

@@ -21,6 +21,7 @@ public sealed class ControlHarness : IAsyncLifetime, IShimLauncher
     public ControlOptions Options => new()
     {
         SocketPath = Path.Combine(_dir, "control.sock"),
+        GrpcSocketPath = Path.Combine(_dir, "control-grpc.sock"),
         // A per-test containerd address gives per-test shim socket names under /run/containerd/s.
         ContainerdAddress = Path.Combine(_dir, "containerd.sock"),
         StateDir = Path.Combine(_dir, "state"),

@@ -22,14 +22,15 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         await containerd.RequireGuestAsync(timeout.Token);
         await containerd.ImportBusyboxImageAsync(Namespace);
-        var info = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "firecracker-control"))
+        var info = new ProcessStartInfo(BuiltExecutable("Control", "firecracker-control"))
         {
             UseShellExecute = false,
             RedirectStandardError = true,
             RedirectStandardOutput = true,
             ArgumentList =
             {
-                "--socket", Socket, "--containerd-address", containerd.Address, "--state-dir", Path.Combine(_dir, "state"),
+                "--socket", Socket, "--grpc-socket", Path.Combine(_dir, "control-grpc.sock"),
+                "--containerd-address", containerd.Address, "--state-dir", Path.Combine(_dir, "state"),
                 "--shim-binary", Path.Combine(containerd.ShimDirectory, "containerd-shim-aws-firecracker"),
                 "--publish-binary", ContainerdFixture.ContainerdBinary,
             },
@@ -123,5 +124,13 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
     }
 
     private Task<CommandResult> FcctlAsync(params string[] args) =>
-        ProcessRunner.RunAsync(Path.Combine(AppContext.BaseDirectory, "fcctl"), [.. args, "--socket", Socket, "-n", Namespace], TimeSpan.FromSeconds(120));
+        ProcessRunner.RunAsync(BuiltExecutable("Fcctl", "fcctl"), [.. args, "--socket", Socket, "-n", Namespace], TimeSpan.FromSeconds(120));
+
+    /// <summary>An executable of src/FirecrackerContainerd.<paramref name="project"/>, built in the configuration these tests were.</summary>
+    private static string BuiltExecutable(string project, string name)
+    {
+        var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        string path = Path.Combine(GuestImage.RepoRoot(), "src", "FirecrackerContainerd." + project, "bin", framework.Parent!.Name, framework.Name, name);
+        return File.Exists(path) ? path : throw new InvalidOperationException($"{path} was not built (build the solution first)");
+    }
 }

@@ -13,6 +13,10 @@ public sealed record ControlOptions
     [JsonPropertyName("socket")]
     public string SocketPath { get; set; } = "/run/firecracker-containerd/control.sock";
 
+    /// <summary>The Unix socket the same API is served on as gRPC (HTTP/2, mode 0600); empty: no gRPC.</summary>
+    [JsonPropertyName("grpcSocket")]
+    public string GrpcSocketPath { get; set; } = "/run/firecracker-containerd/control-grpc.sock";
+
     /// <summary>containerd's gRPC socket address; with the namespace and VM id it names each shim's socket.</summary>
     [JsonPropertyName("containerdAddress")]
     public string ContainerdAddress { get; set; } = "/run/containerd/containerd.sock";
@@ -49,7 +53,7 @@ public sealed record ControlOptions
     /// <summary>
     /// Builds the options from <paramref name="args"/>: <c>--config FILE</c> (default <see cref="DefaultConfigPath"/>,
     /// read only when present), then <c>--socket</c>, <c>--containerd-address</c>, <c>--shim-binary</c>,
-    /// <c>--publish-binary</c>, <c>--state-dir</c>.
+    /// <c>--publish-binary</c>, <c>--state-dir</c>, <c>--grpc-socket</c> (an empty value turns gRPC off).
     /// </summary>
     /// <exception cref="ArgumentException">An unknown flag or a flag without its value.</exception>
     public static ControlOptions FromArguments(IReadOnlyList<string> args)
@@ -59,12 +63,12 @@ public sealed record ControlOptions
         for (int i = 0; i < args.Count; i++)
         {
             string name = args[i];
-            if (name is not ("--config" or "--socket" or "--containerd-address" or "--shim-binary" or "--publish-binary" or "--state-dir"))
+            if (name is not ("--config" or "--socket" or "--grpc-socket" or "--containerd-address" or "--shim-binary" or "--publish-binary" or "--state-dir"))
             {
                 throw new ArgumentException($"unknown argument {name}");
             }
 
-            if (i + 1 >= args.Count || args[i + 1].Length == 0)
+            if (i + 1 >= args.Count || (args[i + 1].Length == 0 && name != "--grpc-socket"))
             {
                 throw new ArgumentException($"{name} needs a value");
             }
@@ -78,6 +82,7 @@ public sealed record ControlOptions
         return (options with
         {
             SocketPath = flags.GetValueOrDefault("--socket", options.SocketPath),
+            GrpcSocketPath = flags.GetValueOrDefault("--grpc-socket", options.GrpcSocketPath),
             ContainerdAddress = flags.GetValueOrDefault("--containerd-address", options.ContainerdAddress),
             ShimBinary = flags.GetValueOrDefault("--shim-binary", options.ShimBinary),
             PublishBinary = flags.GetValueOrDefault("--publish-binary", options.PublishBinary),
@@ -96,6 +101,11 @@ public sealed record ControlOptions
             {
                 throw new InvalidDataException($"{source}: {name} must be an absolute path, got \"{value}\"");
             }
+        }
+
+        if (GrpcSocketPath.Length > 0 && !Path.IsPathRooted(GrpcSocketPath))
+        {
+            throw new InvalidDataException($"{source}: grpcSocket must be an absolute path or empty, got \"{GrpcSocketPath}\"");
         }
 
         return string.IsNullOrEmpty(ContainerdAddress)

@@ -77,6 +77,11 @@ public sealed class TtrpcServiceRegistry
         return this;
     }
 
+    /// <summary>The unary handler of (service, method), for serving the same table over another transport.</summary>
+    /// <exception cref="TtrpcException">Unimplemented: no such service or method, or the method streams.</exception>
+    public TtrpcUnaryHandler FindUnary(string service, string method) =>
+        Lookup(service, method).Unary ?? throw new TtrpcException(StatusCode.Unimplemented, $"method {method} streams; only unary methods are served here");
+
     internal TtrpcMethod Lookup(string service, string method)
     {
         if (!_services.TryGetValue(service, out var methods))
