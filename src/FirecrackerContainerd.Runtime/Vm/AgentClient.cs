@@ -59,23 +59,6 @@ internal sealed class AgentClient(TtrpcClient client) : IAsyncDisposable
     public async Task<uint> StartAsync(StartRequest request, CancellationToken cancellationToken) =>
         CheckPid((await Call("Start", request, StartResponse.Parser, cancellationToken).ConfigureAwait(false)).Pid, "Start");
 
-    public async Task<StateResponse> StateAsync(StateRequest request, CancellationToken cancellationToken)
-    {
-        StateResponse state = await Call("State", request, StateResponse.Parser, cancellationToken).ConfigureAwait(false);
-        if (state.Id != request.Id || state.Pid > MaxPid || state.ExitStatus > 255 || !System.Enum.IsDefined(state.Status))
-        {
-            throw new InvalidDataException($"the agent answered State of {request.Id} with an impossible state");
-        }
-
-        return state;
-    }
-
-    public async Task<WaitResponse> WaitAsync(WaitRequest request, CancellationToken cancellationToken)
-    {
-        WaitResponse exit = await Call("Wait", request, WaitResponse.Parser, cancellationToken).ConfigureAwait(false);
-        return exit.ExitStatus <= 255 ? exit : throw new InvalidDataException($"the agent reported exit status {exit.ExitStatus} for {request.Id}");
-    }
-
     public async Task<DeleteResponse> DeleteAsync(DeleteRequest request, CancellationToken cancellationToken)
     {
         DeleteResponse deleted = await Call("Delete", request, DeleteResponse.Parser, cancellationToken).ConfigureAwait(false);
