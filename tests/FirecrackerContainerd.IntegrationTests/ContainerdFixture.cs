@@ -261,7 +261,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
     {
         string vmDir = Path.Combine(ShimBaseDirectory, ns + "#" + vmId);
         Assert.True(await Eventually.HoldsAsync(() => ShimProcesses().Count == 0),
-            $"a shim process outlived its tasks: {string.Join("; ", ShimProcesses().Select(CommandLineOf))}\nshim invocations:\n{InvocationLog}\n{ShimLog()}");
+            $"a shim process outlived its tasks: {string.Join("; ", ShimProcesses().Select(pid => $"{pid}: {ProcessRunner.CommandLineOf(pid) ?? "(gone)"}"))}\nshim invocations:\n{InvocationLog}\n{ShimLog()}");
         Assert.True(await Eventually.HoldsAsync(() => ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir).Count == 0), "a QEMU outlived its shim");
         foreach (string id in taskIds.DefaultIfEmpty(vmId))
         {
@@ -273,18 +273,6 @@ public sealed class ContainerdFixture : IAsyncLifetime
         Assert.Empty(MountsBelow(ShimBaseDirectory));
         Assert.Empty(MountsBelow(ShimTempDirectory));
         Assert.Empty(System.IO.Directory.EnumerateDirectories(ShimTempDirectory, "fc-rootfs-*"));
-    }
-
-    private static string CommandLineOf(int pid)
-    {
-        try
-        {
-            return $"{pid}: " + File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
-        }
-        catch (IOException)
-        {
-            return $"{pid}: (gone)";
-        }
     }
 
     /// <summary>containerd's log lines about our runtime, and its warnings and errors.</summary>
@@ -304,20 +292,8 @@ public sealed class ContainerdFixture : IAsyncLifetime
     /// <summary>Pids of our shim processes serving this containerd.</summary>
     public IReadOnlyList<int> ShimProcesses() =>
         ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address)
-            .Where(pid => Path.GetFileName(ExecutableOf(pid)) == "containerd-shim-aws-firecracker") // not a process that merely names it
+            .Where(pid => Path.GetFileName(ProcessRunner.ArgumentsOf(pid)?.FirstOrDefault()) == "containerd-shim-aws-firecracker") // not a process that merely names it
             .ToList();
-
-    private static string ExecutableOf(int pid)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0')[0];
-        }
-        catch (IOException)
-        {
-            return string.Empty;
-        }
-    }
 
     /// <inheritdoc/>
     public async Task DisposeAsync()

@@ -78,22 +78,8 @@ internal static class ProcessRunner
         var found = new List<int>();
         foreach (string dir in Directory.EnumerateDirectories("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(dir), out int pid))
-            {
-                continue;
-            }
-
-            string cmdline;
-            try
-            {
-                cmdline = Encoding.UTF8.GetString(File.ReadAllBytes(Path.Combine(dir, "cmdline"))).Replace('\0', ' ');
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                continue;
-            }
-
-            if (needles.All(n => cmdline.Contains(n, StringComparison.Ordinal)))
+            if (int.TryParse(Path.GetFileName(dir), out int pid) && CommandLineOf(pid) is { } cmdline &&
+                needles.All(n => cmdline.Contains(n, StringComparison.Ordinal)))
             {
                 found.Add(pid);
             }
@@ -101,4 +87,20 @@ internal static class ProcessRunner
 
         return found;
     }
+
+    /// <summary>The arguments of process <paramref name="pid"/> (argv[0] first), or null once it is gone.</summary>
+    public static string[]? ArgumentsOf(int pid)
+    {
+        try
+        {
+            return Encoding.UTF8.GetString(File.ReadAllBytes($"/proc/{pid}/cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The command line of process <paramref name="pid"/>, arguments joined by spaces, or null once it is gone.</summary>
+    public static string? CommandLineOf(int pid) => ArgumentsOf(pid) is { } args ? string.Join(' ', args) : null;
 }
