@@ -224,12 +224,16 @@ public sealed class ContainerdFixture : IAsyncLifetime
     }
 
     /// <summary>Waits (bounded) until the task's status is <paramref name="status"/>; false if it never is.</summary>
-    public async Task<bool> TaskReachesAsync(string ns, string id, string status, TimeSpan within)
+    public Task<bool> TaskReachesAsync(string ns, string id, string status, TimeSpan within) =>
+        TaskReachesAsync(ns, id, s => s == status, within);
+
+    /// <summary>Waits (bounded) until the task's status (null: not listed) satisfies <paramref name="reached"/>; false if it never does.</summary>
+    public async Task<bool> TaskReachesAsync(string ns, string id, Func<string?, bool> reached, TimeSpan within)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < within)
         {
-            if (await TaskStatusAsync(ns, id) == status)
+            if (reached(await TaskStatusAsync(ns, id)))
             {
                 return true;
             }

@@ -247,14 +247,8 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
             Assert.True(await Eventually.HoldsAsync(() => ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir).Count == 0, TimeSpan.FromSeconds(30)),
                 "the VMM outlived its killed shim");
             // containerd cleans up after a shim that disconnects: the task reads as stopped, then goes.
-            var clock = Stopwatch.StartNew();
-            string? status;
-            while ((status = await containerd.TaskStatusAsync(Namespace, id)) == "RUNNING" && clock.Elapsed < StateChange)
-            {
-                await Task.Delay(250);
-            }
-
-            Assert.True(status is null or "STOPPED", $"containerd still says {status}\n{containerd.ShimLog()}");
+            Assert.True(await containerd.TaskReachesAsync(Namespace, id, s => s is null or "STOPPED", StateChange),
+                $"containerd still says {await containerd.TaskStatusAsync(Namespace, id)}\n{containerd.ShimLog()}");
             await containerd.CtrAsync(Namespace, "task", "rm", id);
             CommandResult crm = await containerd.CtrAsync(Namespace, "container", "rm", id);
             Assert.True(crm.ExitCode == 0, containerd.Describe(crm));
