@@ -16,7 +16,7 @@ namespace FirecrackerContainerd.Vmm.Tests.Qemu;
 [Trait("Category", "Vm")]
 public sealed class AgentInVmTests : IDisposable
 {
-    private static readonly HybridVsockDialOptions BootDial = new(TimeSpan.FromSeconds(90), TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
+    private static readonly TimeSpan BootLimit = TimeSpan.FromSeconds(90);
     private readonly string _base = Directory.CreateTempSubdirectory("fc-agentvm-").FullName;
     private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(3));
     private readonly ITestOutputHelper _output;
@@ -53,16 +53,7 @@ public sealed class AgentInVmTests : IDisposable
             Assert.Equal(vmDir.FirecrackerVSockPath, machine.VsockHostPath);
 
             AgentVersion version;
-            Socket first;
-            try
-            {
-                first = await HybridVsockDialer.DialAsync(vmDir.FirecrackerVSockPath, WellKnownNames.AgentVsockPort, BootDial, _timeout.Token);
-            }
-            catch (TimeoutException e)
-            {
-                Assert.Fail($"{e.Message}\nguest console:\n{console}");
-                throw;
-            }
+            Socket first = await GuestAgent.DialAsync(vmDir.FirecrackerVSockPath, console, BootLimit, _timeout.Token);
 
             using (Socket socket = first)
             await using (var client = new TtrpcClient(socket))
@@ -79,7 +70,7 @@ public sealed class AgentInVmTests : IDisposable
             // Many connections at once, each its own ttrpc client, all reaching the same guest.
             string[] bootIds = await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
             {
-                using Socket socket = await HybridVsockDialer.DialAsync(vmDir.FirecrackerVSockPath, WellKnownNames.AgentVsockPort, BootDial, _timeout.Token);
+                using Socket socket = await GuestAgent.DialAsync(vmDir.FirecrackerVSockPath, console, BootLimit, _timeout.Token);
                 await using var client = new TtrpcClient(socket);
                 return (await client.CallAsync("Agent", "Version", new Empty(), AgentVersion.Parser, cancellationToken: _timeout.Token)).BootId;
             }));

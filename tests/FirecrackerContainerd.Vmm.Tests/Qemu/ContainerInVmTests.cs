@@ -19,7 +19,7 @@ namespace FirecrackerContainerd.Vmm.Tests.Qemu;
 [Trait("Category", "ContainerRun")]
 public sealed class ContainerInVmTests : IDisposable
 {
-    private static readonly HybridVsockDialOptions BootDial = new(TimeSpan.FromSeconds(120), TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
+    private static readonly TimeSpan BootLimit = TimeSpan.FromSeconds(120);
     private readonly string _base = Directory.CreateTempSubdirectory("fc-ctrvm-").FullName;
 
     // Publishing the agent and building the image can take minutes on a busy machine; the VM part takes less.
@@ -62,16 +62,7 @@ public sealed class ContainerInVmTests : IDisposable
         {
             var clock = Stopwatch.StartNew();
             await machine.StartAsync(_timeout.Token);
-            Socket socket;
-            try
-            {
-                socket = await HybridVsockDialer.DialAsync(vmDir.FirecrackerVSockPath, WellKnownNames.AgentVsockPort, BootDial, _timeout.Token);
-            }
-            catch (TimeoutException e)
-            {
-                Assert.Fail($"{e.Message}\nguest console:\n{console}");
-                throw;
-            }
+            Socket socket = await GuestAgent.DialAsync(vmDir.FirecrackerVSockPath, console, BootLimit, _timeout.Token);
 
             using (socket)
             await using (var ttrpc = new TtrpcClient(socket))
