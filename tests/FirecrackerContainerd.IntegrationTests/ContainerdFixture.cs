@@ -28,6 +28,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
     private readonly StringBuilder _log = new();
     private readonly Lock _logLock = new();
     private readonly HashSet<(string Namespace, string Id)> _usedIds = [];
+    private readonly List<(string Namespace, string Id)> _notCleared = [];
     private Process? _containerd;
     private readonly HashSet<string> _imageImportedInto = [];
     private string? _guestKernelRelease;
@@ -205,7 +206,39 @@ public sealed class ContainerdFixture : IAsyncLifetime
     }
 
     /// <summary>Remembers that a test used <paramref name="id"/>, so teardown can check and clear its shim socket.</summary>
-    public void NoteTaskId(string ns, string id) => _usedIds.Add((ns, id));
+    public void NoteTaskId(string ns, string id)
+    {
+        lock (_usedIds)
+        {
+            _usedIds.Add((ns, id));
+            _notCleared.Add((ns, id));
+        }
+    }
+
+    /// <summary>
+    /// Removes the tasks and containers noted since the last call, whatever state a failed test left them in, and ends
+    /// their shims; so that one failed test does not spill into the next. Tests call it when they end.
+    /// </summary>
+    public async Task RemoveLeftoversAsync()
+    {
+        (string Namespace, string Id)[] noted;
+        lock (_usedIds)
+        {
+            noted = [.. _notCleared];
+            _notCleared.Clear();
+        }
+
+        foreach (var (ns, id) in noted)
+        {
+            await RemoveContainerAsync(ns, id);
+        }
+
+        string[] ids = [.. noted.Select(n => n.Id)];
+        if (!await Eventually.HoldsAsync(() => ShimProcesses(ids).Count == 0))
+        {
+            await KillAsync(ShimProcesses(ids));
+        }
+    }
 
     /// <summary>The filesystem path of our shim's socket for a task of this containerd.</summary>
     public string ShimSocketPath(string ns, string id) =>
@@ -264,8 +297,9 @@ public sealed class ContainerdFixture : IAsyncLifetime
     public async Task AssertNothingLeftAsync(string ns, string vmId, params string[] taskIds)
     {
         string vmDir = Path.Combine(ShimBaseDirectory, ns + "#" + vmId);
-        Assert.True(await Eventually.HoldsAsync(() => ShimProcesses().Count == 0),
-            $"a shim process outlived its tasks: {string.Join("; ", ShimProcesses().Select(pid => $"{pid}: {ProcessRunner.CommandLineOf(pid) ?? "(gone)"}"))}\nshim invocations:\n{InvocationLog}\n{ShimLog()}");
+        string[] ids = [vmId, .. taskIds];
+        Assert.True(await Eventually.HoldsAsync(() => ShimProcesses(ids).Count == 0),
+            $"a shim process outlived its tasks: {string.Join("; ", ShimProcesses(ids).Select(pid => $"{pid}: {ProcessRunner.CommandLineOf(pid) ?? "(gone)"}"))}\nshim invocations:\n{InvocationLog}\n{ShimLog()}");
         Assert.True(await Eventually.HoldsAsync(() => ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir).Count == 0), "a QEMU outlived its shim");
         foreach (string id in taskIds.DefaultIfEmpty(vmId))
         {
@@ -293,11 +327,39 @@ public sealed class ContainerdFixture : IAsyncLifetime
             $"shim invocations:\n{InvocationLog}\ncontainerd log (tail):\n{(log.Length > 6000 ? log[^6000..] : log)}";
     }
 
-    /// <summary>Pids of our shim processes serving this containerd.</summary>
-    public IReadOnlyList<int> ShimProcesses() =>
+    /// <summary>
+    /// Pids of our shim processes serving this containerd; with <paramref name="ids"/>, only those started for one of
+    /// those task or VM ids (their <c>-id</c>), so that a shim another test left does not count.
+    /// </summary>
+    public IReadOnlyList<int> ShimProcesses(params string[] ids) =>
         ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address)
-            .Where(pid => Path.GetFileName(ProcessRunner.ArgumentsOf(pid)?.FirstOrDefault()) == "containerd-shim-aws-firecracker") // not a process that merely names it
+            .Where(pid => ProcessRunner.ArgumentsOf(pid) is { Length: > 0 } args &&
+                Path.GetFileName(args[0]) == "containerd-shim-aws-firecracker" && // not a process that merely names it
+                (ids.Length == 0 || ids.Contains(IdArgument(args))))
             .ToList();
+
+    private static string? IdArgument(string[] args)
+    {
+        int at = Array.IndexOf(args, "-id");
+        return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
+    }
+
+    private static async Task KillAsync(IEnumerable<int> pids)
+    {
+        foreach (int pid in pids)
+        {
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                process.Kill();
+                await process.WaitForExitAsync();
+            }
+            catch (ArgumentException)
+            {
+                // Already gone.
+            }
+        }
+    }
 
     /// <inheritdoc/>
     public async Task DisposeAsync()
@@ -305,34 +367,10 @@ public sealed class ContainerdFixture : IAsyncLifetime
         await StopContainerdAsync();
 
         // Shims are not containerd's children once they daemonise: stop any of ours that outlived it.
-        foreach (int pid in ShimProcesses())
-        {
-            try
-            {
-                using var shim = Process.GetProcessById(pid);
-                shim.Kill();
-                await shim.WaitForExitAsync();
-            }
-            catch (ArgumentException)
-            {
-                // Already gone.
-            }
-        }
+        await KillAsync(ShimProcesses());
 
         // A QEMU that outlived its shim would hold the VM directory: stop it before deleting.
-        foreach (int pid in ProcessRunner.FindProcesses("qemu-system-x86_64", Directory))
-        {
-            try
-            {
-                using var qemu = Process.GetProcessById(pid);
-                qemu.Kill();
-                await qemu.WaitForExitAsync();
-            }
-            catch (ArgumentException)
-            {
-                // Already gone.
-            }
-        }
+        await KillAsync(ProcessRunner.FindProcesses("qemu-system-x86_64", Directory));
 
         foreach (var (ns, id) in _usedIds)
         {

@@ -19,12 +19,16 @@ namespace FirecrackerContainerd.IntegrationTests;
 /// </summary>
 [Collection(PrivateContainerd.Name)]
 [Trait("Category", "ContainerRun")]
-public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHelper output) : IDisposable
+public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHelper output) : IAsyncLifetime, IDisposable
 {
     private const string Namespace = "fcctl";
     private const string VmIdAnnotation = "aws.firecracker.vm.id";
     private static readonly TimeSpan StateChange = TimeSpan.FromSeconds(60);
     private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(5));
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync() => containerd.RemoveLeftoversAsync();
 
     public void Dispose() => _timeout.Dispose();
 
@@ -69,7 +73,7 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             // Two containers, one after the other, run in the same guest, which stays up between them.
             string first = await BootIdAsync(ids[0], vmId);
             Assert.Equal([qemu], ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
-            Assert.Equal(shim.Pid, Assert.Single(containerd.ShimProcesses()));
+            Assert.Equal(shim.Pid, Assert.Single(containerd.ShimProcesses(vmId)));
             string second = await BootIdAsync(ids[1], vmId);
             Assert.Matches("^[0-9a-f-]{36}$", first);
             Assert.Equal(first, second);
@@ -104,7 +108,7 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             output.WriteLine($"StopVM: {clock.Elapsed.TotalSeconds:F1} s");
             CommandResult killed = await longRun;
             Assert.True(killed.ExitCode == 137, containerd.Describe(killed));
-            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses().Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
+            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
         }
         finally
         {
@@ -162,7 +166,7 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             // Nothing was booted: the shim ends on containerd's Shutdown like any shim without tasks.
             Assert.Empty(ProcessRunner.FindProcesses("qemu-system-x86_64", Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + vmId)));
             await shim.Client.CallAsync(ServiceNames.TaskV2, "Shutdown", new ShutdownRequest { Id = vmId }, Empty.Parser);
-            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses().Count == 0), "the shim did not exit on Shutdown");
+            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), "the shim did not exit on Shutdown");
         }
 
         await containerd.AssertNothingLeftAsync(Namespace, vmId, vmId);

@@ -13,6 +13,7 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
 {
     private const string Namespace = "fcctl";
     private readonly string _dir = Directory.CreateTempSubdirectory("fcctl-").FullName;
+    private readonly List<string> _createdVms = [];
     private Process? _daemon;
 
     private string Socket => Path.Combine(_dir, "control.sock");
@@ -50,6 +51,13 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
     {
         if (_daemon is { HasExited: false } daemon)
         {
+            // A failed test may leave its VM: stop it through the daemon, as a user would, before the daemon goes.
+            foreach (string vmId in _createdVms)
+            {
+                await FcctlAsync("stop-vm", vmId, "--timeout", "2");
+            }
+
+            await containerd.RemoveLeftoversAsync();
             _ = Interop.Kill(daemon.Id, Interop.SIGTERM);
             await daemon.WaitForExitAsync();
         }
@@ -62,6 +70,7 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
     public async Task Fcctl_creates_a_VM_that_containers_share_and_stops_it_leaving_nothing()
     {
         const string vmId = "ctl-vm";
+        _createdVms.Add(vmId);
         CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--keep");
         Assert.True(created.ExitCode == 0, containerd.Describe(created));
         Assert.Equal(4, (await FcctlAsync("create-vm", vmId)).ExitCode);

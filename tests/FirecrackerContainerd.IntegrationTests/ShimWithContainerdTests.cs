@@ -2,9 +2,13 @@ namespace FirecrackerContainerd.IntegrationTests;
 
 /// <summary>containerd as the client: it starts our shim, calls its Task service and deletes it.</summary>
 [Collection(PrivateContainerd.Name)]
-public class ShimWithContainerdTests(ContainerdFixture containerd)
+public class ShimWithContainerdTests(ContainerdFixture containerd) : IAsyncLifetime
 {
     private const string Namespace = "fctest";
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync() => containerd.RemoveLeftoversAsync();
 
     [Fact]
     public async Task Ctr_run_with_an_invalid_vm_id_fails_with_invalid_vm_id_and_leaves_no_shim_socket_or_address_file()
@@ -22,7 +26,7 @@ public class ShimWithContainerdTests(ContainerdFixture containerd)
         Assert.Contains($"verb=start ns={Namespace} id={id} ", containerd.InvocationLog);
         Assert.True(await Eventually.HoldsAsync(() => containerd.InvocationLog.Contains($"verb=delete ns={Namespace} id={id} ", StringComparison.Ordinal)),
             $"containerd never ran our delete; shim invocations:\n{containerd.InvocationLog}\ncontainerd log:\n{containerd.ContainerdLog}");
-        Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses().Count == 0), "a shim process outlived its task");
+        Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(id).Count == 0), "a shim process outlived its task");
         Assert.False(File.Exists(containerd.ShimSocketPath(Namespace, id)), "the shim socket was left under /run/containerd/s");
         string bundle = Path.Combine(containerd.StateDirectory, "io.containerd.runtime.v2.task", Namespace, id);
         Assert.True(await Eventually.HoldsAsync(() => !File.Exists(Path.Combine(bundle, "address"))), "the bundle address file was left");

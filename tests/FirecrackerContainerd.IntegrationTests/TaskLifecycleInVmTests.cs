@@ -10,12 +10,16 @@ namespace FirecrackerContainerd.IntegrationTests;
 /// </summary>
 [Collection(PrivateContainerd.Name)]
 [Trait("Category", "ContainerRun")]
-public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOutputHelper output) : IDisposable
+public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOutputHelper output) : IAsyncLifetime, IDisposable
 {
     private const string Namespace = "fclife";
     private const string VmIdAnnotation = "aws.firecracker.vm.id";
     private static readonly TimeSpan StateChange = TimeSpan.FromSeconds(60);
     private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(4));
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync() => containerd.RemoveLeftoversAsync();
 
     public void Dispose() => _timeout.Dispose();
 
@@ -194,7 +198,7 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
             Assert.True(first.ExitCode == 0 && second.ExitCode == 0, containerd.Describe(first) + containerd.Describe(second));
             Assert.Matches("^[0-9a-f-]{36}\n$", first.Stdout);
             Assert.Equal(first.Stdout, second.Stdout);
-            Assert.Single(containerd.ShimProcesses());
+            Assert.Single(containerd.ShimProcesses([vmId, .. ids]));
             Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
 
             // The VM outlives the first container and serves the second.
@@ -240,7 +244,7 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
         string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + id);
         await InDetachedContainerAsync(id, ["sleep", "600"], async () =>
         {
-            int shim = Assert.Single(containerd.ShimProcesses());
+            int shim = Assert.Single(containerd.ShimProcesses(id));
             Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
             Assert.Equal(0, Interop.Kill(shim, 9));
 
@@ -261,10 +265,10 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
         const string id = "vm-restart";
         await InDetachedContainerAsync(id, ["sleep", "600"], async () =>
         {
-            int shim = Assert.Single(containerd.ShimProcesses());
+            int shim = Assert.Single(containerd.ShimProcesses(id));
             await containerd.RestartAsync();
 
-            Assert.Equal([shim], containerd.ShimProcesses());
+            Assert.Equal([shim], containerd.ShimProcesses(id));
             Assert.Equal("RUNNING", await containerd.TaskStatusAsync(Namespace, id));
             CommandResult exec = await ExecAsync(id, "after-restart", null, "echo", "still here");
             Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
