@@ -8,6 +8,7 @@ using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Ttrpc.Server;
 using FirecrackerContainerd.Vmm.Firecracker;
+using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Qemu;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
@@ -124,17 +125,28 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         return new Empty();
     }
 
-    /// <summary>Where the VM's sockets are. The QEMU driver has no log or metrics FIFO and no cgroup of its own.</summary>
-    public Task<GetVMInfoResponse> GetVmInfoAsync(GetVMInfoRequest request, TtrpcCallContext call)
+    /// <summary>
+    /// Where the VM's sockets are, and its run state as the VMM reports it (QMP query-status under QEMU). The QEMU
+    /// driver has no log or metrics FIFO and no cgroup of its own.
+    /// </summary>
+    public async Task<GetVMInfoResponse> GetVmInfoAsync(GetVMInfoRequest request, TtrpcCallContext call)
     {
         ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(call);
         MicroVm vm = Created(request.VMID);
-        return Task.FromResult(new GetVMInfoResponse
+        if (vm.Machine.Exited.IsCompleted)
+        {
+            throw new TtrpcException(StatusCode.NotFound, $"vm \"{vmId}\" has exited");
+        }
+
+        MachineState state = await vm.Machine.GetStateAsync(call.CancellationToken).ConfigureAwait(false);
+        return new GetVMInfoResponse
         {
             VMID = vmId,
             SocketPath = ControlSocketPath(vm),
             VSockPath = vm.Machine.VsockHostPath ?? string.Empty,
-        });
+            State = state.ToString(),
+        };
     }
 
     /// <summary>Replaces the metadata document: in the guest (the agent's metadata file), and in the VMM's metadata service where it has one.</summary>
