@@ -88,11 +88,11 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("SetVMMetadata", new SetVMMetadataRequest { VMID = vmId, Metadata = "{not json" }, Empty.Parser));
             await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("UpdateVMMetadata", new UpdateVMMetadataRequest { VMID = vmId, Metadata = "[1]" }, Empty.Parser));
 
-            // A paused VM pauses its containers; resumed, they run again.
+            // A paused VM pauses its containers; resumed, they run again, with the stdio they had.
             containerd.NoteTaskId(Namespace, ids[2]);
             longRun = containerd.CtrWithInputAsync(Namespace, null,
                 ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"{VmIdAnnotation}={vmId}",
-                 BusyboxImage.Name, ids[2], "sleep", "600"]);
+                 BusyboxImage.Name, ids[2], "sh", "-c", "trap 'echo signalled after the resume' USR1; echo started; while true; do sleep 0.2; done"]);
             Assert.True(await containerd.TaskReachesAsync(Namespace, ids[2], "RUNNING", StateChange), $"{ids[2]} never ran\n{containerd.ShimLog()}");
             await shim.CallAsync("PauseVM", new PauseVMRequest { VMID = vmId }, Empty.Parser);
             Assert.Equal("PAUSED", await containerd.TaskStatusAsync(Namespace, ids[2]));
@@ -101,6 +101,8 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             CommandResult exec = await containerd.CtrWithInputAsync(Namespace, null, ["task", "exec", "--exec-id", "boot", ids[2], "cat", "/proc/sys/kernel/random/boot_id"]);
             Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
             Assert.Equal(first, exec.Stdout.Trim());
+            CommandResult signal = await containerd.CtrAsync(Namespace, "task", "kill", "--signal", "SIGUSR1", ids[2]);
+            Assert.True(signal.ExitCode == 0, containerd.Describe(signal));
 
             // StopVM ends the VM under the running container, which reads as killed, and then the shim.
             clock.Restart();
@@ -108,6 +110,8 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             output.WriteLine($"StopVM: {clock.Elapsed.TotalSeconds:F1} s");
             CommandResult killed = await longRun;
             Assert.True(killed.ExitCode == 137, containerd.Describe(killed));
+            // Written after the resume on the stdout connection made before the pause: it survived the pause.
+            Assert.Equal("started\nsignalled after the resume\n", killed.Stdout);
             Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
         }
         finally

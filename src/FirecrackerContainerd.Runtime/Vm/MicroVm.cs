@@ -25,23 +25,23 @@ internal sealed class MicroVm : IAsyncDisposable
     private int _agentDisposed;
     private int _disposed;
 
-    private readonly HybridVsockDialOptions _dial;
-
-    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots, HybridVsockDialOptions dial)
+    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots)
     {
         Dir = dir;
         Machine = machine;
         Agent = agent;
         _slotsInUse = new bool[slots];
-        _dial = dial;
     }
 
     public VmDir Dir { get; }
 
     public IVirtualMachine Machine { get; }
 
-    /// <summary>The connection to the guest agent; replaced by <see cref="ReconnectAgentAsync"/>.</summary>
-    public AgentClient Agent { get; private set; }
+    /// <summary>
+    /// The connection to the guest agent. It outlives a pause: the vsock device keeps the VM's connections while
+    /// QEMU has its rings stopped.
+    /// </summary>
+    public AgentClient Agent { get; }
 
     /// <summary>Boots VM <paramref name="vmId"/> of namespace <paramref name="ns"/> and waits until its agent answers.</summary>
     public static async Task<MicroVm> StartAsync(RuntimeConfig config, string ns, string vmId, ILogger logger, CancellationToken cancellationToken)
@@ -78,44 +78,13 @@ internal sealed class MicroVm : IAsyncDisposable
 
             var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)));
             await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
-            return new MicroVm(dir, machine, agent, config.ContainerSlots, dial);
+            return new MicroVm(dir, machine, agent, config.ContainerSlots);
         }
         catch
         {
             await machine.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-    }
-
-    /// <summary>
-    /// Dials the agent again and makes the new connection <see cref="Agent"/>, closing the old one. Needed after a
-    /// pause under QEMU: stopping the vCPUs stops the vhost-user vsock device's rings, which resets every vsock
-    /// connection of the VM.
-    /// </summary>
-    public async Task<AgentClient> ReconnectAgentAsync(CancellationToken cancellationToken)
-    {
-        Socket socket = await HybridVsockDialer.DialAsync(Dir.FirecrackerVSockPath, WellKnownNames.AgentVsockPort, _dial, cancellationToken)
-            .ConfigureAwait(false);
-        var agent = new AgentClient(new TtrpcClient(socket));
-        try
-        {
-            await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            await agent.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-
-        AgentClient old;
-        lock (_gate)
-        {
-            old = Agent;
-            Agent = agent;
-        }
-
-        await old.DisposeAsync().ConfigureAwait(false);
-        return agent;
     }
 
     /// <summary>Takes a free stub drive; its id is what the agent mounts.</summary>
