@@ -1,5 +1,7 @@
+using System.Collections.Immutable;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using FirecrackerContainerd.Vmm.Machine;
 
 namespace FirecrackerContainerd.Runtime.Config;
 
@@ -59,6 +61,10 @@ public sealed record RuntimeConfig
     /// <summary>How long a new VM may take until its agent answers, in seconds.</summary>
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>Network interfaces of the VM (set by CreateVM, not by the file).</summary>
+    [JsonIgnore]
+    public ImmutableArray<NetworkInterface> NetworkInterfaces { get; set; } = [];
 
     /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
     public static RuntimeConfig Load(string? path = null)

@@ -237,7 +237,6 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         string? unsupported =
             request.RootDrive is not null ? "RootDrive (the guest's root is the initramfs of the runtime configuration)"
             : request.DriveMounts.Count > 0 ? "DriveMounts (no host drives are attached to the VM besides container slots)"
-            : request.NetworkInterfaces.Count > 0 ? "NetworkInterfaces (the VM has no network devices)"
             : request.JailerConfig is not null ? "JailerConfig (the VMM runs without a jailer)"
             : request.BalloonDevice is not null ? "BalloonDevice (the QEMU driver attaches no balloon device)"
             : request.LogFifoPath.Length > 0 ? "LogFifoPath (the VMM's console goes to the shim's log)"
@@ -311,6 +310,12 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         if (request.TimeoutSeconds > 0)
         {
             configured.AgentTimeoutSeconds = (int)Math.Min(request.TimeoutSeconds, 3600);
+        }
+
+        (configured.NetworkInterfaces, string networkArgs) = GuestNetwork.FromRequest(request, GuestNetwork.IsHostTapDevice);
+        if (networkArgs.Length > 0)
+        {
+            configured.KernelArgs = $"{configured.KernelArgs} {networkArgs}";
         }
 
         return problems.Count == 0
