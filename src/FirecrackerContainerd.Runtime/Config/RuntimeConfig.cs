@@ -60,6 +60,10 @@ public sealed record RuntimeConfig
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
 
+    /// <summary>The memory balloon CreateVM asked for; never read from the file.</summary>
+    [JsonIgnore]
+    public FirecrackerContainerd.Vmm.Machine.BalloonDevice? Balloon { get; set; }
+
     /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
     public static RuntimeConfig Load(string? path = null)
     {

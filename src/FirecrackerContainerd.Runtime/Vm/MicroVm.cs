@@ -63,7 +63,8 @@ internal sealed class MicroVm : IAsyncDisposable
             new BootSource(config.KernelImagePath, config.InitrdPath, config.KernelArgs),
             new MachineConfig(config.VcpuCount, config.MemSizeMib),
             drives.ToImmutable(),
-            new VsockDevice(VsockDevice.MinGuestCid, VsockName));
+            new VsockDevice(VsockDevice.MinGuestCid, VsockName),
+            Balloon: config.Balloon);
         IVirtualMachine machine = await CreateMachineAsync(config, spec, dir, logger, cancellationToken).ConfigureAwait(false);
         try
         {
