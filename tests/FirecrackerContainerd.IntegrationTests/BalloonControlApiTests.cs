@@ -94,6 +94,36 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
     }
 
     [Fact]
+    public async Task A_balloon_with_a_target_at_CreateVM_is_given_by_the_guest_as_it_boots()
+    {
+        const string vmId = "bal-boot";
+        string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + vmId);
+        await containerd.RequireGuestAsync(_timeout.Token);
+        await using (var shim = await StartShimAsync(vmId))
+        {
+            await shim.CallAsync("CreateVM", new CreateVMRequest
+            {
+                VMID = vmId,
+                MachineCfg = new FirecrackerMachineConfiguration { MemSizeMib = GuestMib },
+                BalloonDevice = new FirecrackerBalloonDevice { AmountMib = 32, DeflateOnOom = true, StatsPollingIntervals = 1 },
+                TimeoutSeconds = 180,
+            }, CreateVMResponse.Parser);
+            int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+            Assert.Contains("virtio-balloon-device,id=balloon,deflate-on-oom=on", await File.ReadAllTextAsync($"/proc/{qemu}/cmdline"), StringComparison.Ordinal);
+            FirecrackerBalloonDevice config = (await GetConfigAsync(shim, vmId)).BalloonConfig;
+            Assert.Equal((32L, true, 1L), (config.AmountMib, config.DeflateOnOom, config.StatsPollingIntervals));
+
+            GetBalloonStatsResponse stats = await StatsWhenAsync(shim, vmId, s => s.ActualMib == 32 && s.TotalMemory > 0);
+            Assert.Equal((32L, 32L * 256), (stats.TargetMib, stats.ActualPages));
+
+            await shim.CallAsync("StopVM", new StopVMRequest { VMID = vmId, TimeoutSeconds = 2 }, Empty.Parser);
+            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, vmId);
+    }
+
+    [Fact]
     public async Task Without_a_balloon_every_balloon_call_fails_with_FailedPrecondition_naming_the_VM()
     {
         const string vmId = "bal-none";
