@@ -66,6 +66,10 @@ public sealed record RuntimeConfig
     [JsonIgnore]
     public ImmutableArray<NetworkInterface> NetworkInterfaces { get; set; } = [];
 
+    /// <summary>The memory balloon CreateVM asked for; never read from the file.</summary>
+    [JsonIgnore]
+    public BalloonDevice? Balloon { get; set; }
+
     /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
     public static RuntimeConfig Load(string? path = null)
     {

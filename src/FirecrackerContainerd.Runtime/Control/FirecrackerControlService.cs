@@ -27,8 +27,8 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
 
     private const int MaxKernelArgsLength = 2048;
     private const int MaxMemSizeMib = 1024 * 1024;
-    private const string NoBalloon = "the VM has no balloon device: the QEMU driver does not attach one yet";
     private readonly VmMetadata _metadata = new();
+    private readonly BalloonControl _balloon = new(vmId);
 
     /// <summary>Registers every control RPC in <paramref name="registry"/>.</summary>
     public TtrpcServiceRegistry Register(TtrpcServiceRegistry registry)
@@ -44,10 +44,10 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
             .AddUnary(name, "SetVMMetadata", SetVMMetadataRequest.Parser, SetVmMetadataAsync)
             .AddUnary(name, "UpdateVMMetadata", UpdateVMMetadataRequest.Parser, UpdateVmMetadataAsync)
             .AddUnary(name, "GetVMMetadata", GetVMMetadataRequest.Parser, GetVmMetadataAsync)
-            .AddUnary(name, "GetBalloonConfig", GetBalloonConfigRequest.Parser, (_, _) => Task.FromException<GetBalloonConfigResponse>(Unimplemented(NoBalloon)))
-            .AddUnary(name, "UpdateBalloon", UpdateBalloonRequest.Parser, (_, _) => Task.FromException<Empty>(Unimplemented(NoBalloon)))
-            .AddUnary(name, "GetBalloonStats", GetBalloonStatsRequest.Parser, (_, _) => Task.FromException<GetBalloonStatsResponse>(Unimplemented(NoBalloon)))
-            .AddUnary(name, "UpdateBalloonStats", UpdateBalloonStatsRequest.Parser, (_, _) => Task.FromException<Empty>(Unimplemented(NoBalloon)));
+            .AddUnary(name, "GetBalloonConfig", GetBalloonConfigRequest.Parser, (r, c) => _balloon.GetConfigAsync(Created(r.VMID).Machine, c.CancellationToken))
+            .AddUnary(name, "UpdateBalloon", UpdateBalloonRequest.Parser, (r, c) => _balloon.UpdateAsync(Created(r.VMID).Machine, r, c.CancellationToken))
+            .AddUnary(name, "GetBalloonStats", GetBalloonStatsRequest.Parser, (r, c) => _balloon.GetStatsAsync(Created(r.VMID).Machine, c.CancellationToken))
+            .AddUnary(name, "UpdateBalloonStats", UpdateBalloonStatsRequest.Parser, (r, c) => _balloon.UpdateStatsAsync(Created(r.VMID).Machine, r, c.CancellationToken));
     }
 
     /// <summary>
@@ -238,7 +238,6 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
             request.RootDrive is not null ? "RootDrive (the guest's root is the initramfs of the runtime configuration)"
             : request.DriveMounts.Count > 0 ? "DriveMounts (no host drives are attached to the VM besides container slots)"
             : request.JailerConfig is not null ? "JailerConfig (the VMM runs without a jailer)"
-            : request.BalloonDevice is not null ? "BalloonDevice (the QEMU driver attaches no balloon device)"
             : request.LogFifoPath.Length > 0 ? "LogFifoPath (the VMM's console goes to the shim's log)"
             : request.MetricsFifoPath.Length > 0 ? "MetricsFifoPath (the QEMU driver has no metrics stream)"
             : request.MachineCfg is { CPUTemplate.Length: > 0 } ? "MachineCfg.CPUTemplate (CPU templates are not supported)"
@@ -277,6 +276,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
             }
         }
 
+        configured.Balloon = BalloonControl.FromCreateRequest(request.BalloonDevice, configured.MemSizeMib, problems);
         if (request.ContainerCount != 0)
         {
             if (request.ContainerCount is < 1 or > 16)

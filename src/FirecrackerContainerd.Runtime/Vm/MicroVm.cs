@@ -64,7 +64,8 @@ internal sealed class MicroVm : IAsyncDisposable
             new MachineConfig(config.VcpuCount, config.MemSizeMib),
             drives.ToImmutable(),
             new VsockDevice(VsockDevice.MinGuestCid, VsockName),
-            config.NetworkInterfaces);
+            config.NetworkInterfaces,
+            Balloon: config.Balloon);
         IVirtualMachine machine = await CreateMachineAsync(config, spec, dir, logger, cancellationToken).ConfigureAwait(false);
         try
         {
