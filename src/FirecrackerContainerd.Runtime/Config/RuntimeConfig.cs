@@ -60,6 +60,10 @@ public sealed record RuntimeConfig
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
 
+    /// <summary>Host files the VM gets as drives and mounts in the guest (CreateVM's DriveMounts; not a file setting).</summary>
+    [JsonIgnore]
+    public System.Collections.Immutable.ImmutableArray<Vm.VmDriveMount> DriveMounts { get; set; } = [];
+
     /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
     public static RuntimeConfig Load(string? path = null)
     {

@@ -64,7 +64,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         }
 
         RejectUnsupported(request);
-        RuntimeConfig config = Configure(LoadConfig(), request);
+        RuntimeConfig config = DriveMounts.Apply(Configure(LoadConfig(), request), request);
         TimeSpan timeout = TimeSpan.FromSeconds(config.AgentTimeoutSeconds);
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(call.CancellationToken);
         bound.CancelAfter(timeout);
@@ -224,7 +224,6 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
     {
         string? unsupported =
             request.RootDrive is not null ? "RootDrive (the guest's root is the initramfs of the runtime configuration)"
-            : request.DriveMounts.Count > 0 ? "DriveMounts (no host drives are attached to the VM besides container slots)"
             : request.NetworkInterfaces.Count > 0 ? "NetworkInterfaces (the VM has no network devices)"
             : request.JailerConfig is not null ? "JailerConfig (the VMM runs without a jailer)"
             : request.BalloonDevice is not null ? "BalloonDevice (the QEMU driver attaches no balloon device)"

@@ -26,9 +26,13 @@ internal sealed class MicroVm : IAsyncDisposable
     private int _disposed;
 
     private readonly HybridVsockDialOptions _dial;
+    private readonly ImmutableArray<VmDriveMount> _driveMounts;
+    private readonly ILogger _logger;
 
-    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots, HybridVsockDialOptions dial)
+    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots, HybridVsockDialOptions dial, ImmutableArray<VmDriveMount> driveMounts, ILogger logger)
     {
+        _driveMounts = driveMounts;
+        _logger = logger;
         Dir = dir;
         Machine = machine;
         Agent = agent;
@@ -58,6 +62,8 @@ internal sealed class MicroVm : IAsyncDisposable
             drives.Add(new Drive(DriveId(slot), path));
         }
 
+        drives.AddRange(config.DriveMounts.Select(mount => mount.CreateStub(dir)));
+
         var spec = new MachineSpec(
             vmId,
             new BootSource(config.KernelImagePath, config.InitrdPath, config.KernelArgs),
@@ -78,7 +84,8 @@ internal sealed class MicroVm : IAsyncDisposable
 
             var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)));
             await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
-            return new MicroVm(dir, machine, agent, config.ContainerSlots, dial);
+            await VmDriveMount.MountAllAsync(config.DriveMounts, machine, agent, cancellationToken).ConfigureAwait(false);
+            return new MicroVm(dir, machine, agent, config.ContainerSlots, dial, config.DriveMounts, logger);
         }
         catch
         {
@@ -158,10 +165,12 @@ internal sealed class MicroVm : IAsyncDisposable
 
     /// <summary>
     /// Ends the VM: the guest gets <paramref name="gracePeriod"/> to power off, then the VMM is killed. Zero when its
-    /// containers are gone already: their rootfs images are thrown away, so the guest has nothing to flush.
+    /// containers are gone already: their rootfs images are thrown away, so the guest has nothing to flush. The drive
+    /// mounts, whose files outlive the VM, are flushed and unmounted first.
     /// </summary>
     public async Task StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
     {
+        await VmDriveMount.UnmountAllAsync(_driveMounts, Machine, Agent, gracePeriod, _logger, cancellationToken).ConfigureAwait(false);
         await DisposeAgentAsync().ConfigureAwait(false);
         if (!Machine.Exited.IsCompleted)
         {
