@@ -90,6 +90,7 @@ internal sealed class MicroVm : IAsyncDisposable
         catch
         {
             await machine.DisposeAsync().ConfigureAwait(false);
+            DeleteStubs(dir, config);
             throw;
         }
     }
@@ -230,6 +231,20 @@ internal sealed class MicroVm : IAsyncDisposable
         var probe = new KvmProbe("/var/cache/firecracker-containerd");
         AcceleratorVerdict verdict = await probe.DecideAsync(config.KernelImagePath, config.InitrdPath, cancellationToken).ConfigureAwait(false);
         return new QemuMachine(spec, dir, new QemuOptions(Accelerator: verdict.Accelerator), logger);
+    }
+
+    // A VM that never came up leaves no drives behind (the host files of drive mounts are not the VM's).
+    private static void DeleteStubs(VmDir dir, RuntimeConfig config)
+    {
+        for (int slot = 0; slot < config.ContainerSlots; slot++)
+        {
+            File.Delete(StubPath(dir, slot));
+        }
+
+        foreach (VmDriveMount mount in config.DriveMounts)
+        {
+            File.Delete(mount.StubPath(dir));
+        }
     }
 
     private static string DriveId(int slot) => $"stub{slot}";

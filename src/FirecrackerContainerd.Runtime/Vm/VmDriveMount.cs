@@ -35,14 +35,27 @@ public sealed record VmDriveMount(
     /// <summary>The drive id of drive mount number <paramref name="index"/>.</summary>
     public static string DriveIdOf(int index) => $"drivemount{index}";
 
-    /// <summary>Writes the stub file the VM boots with in place of the host file, and returns its drive.</summary>
+    /// <summary>
+    /// Writes the stub file the VM boots with in place of the host file, and returns its drive. The stub is sparse
+    /// and as large as the host file, so the patch changes no capacity: QEMU cannot resize a read-only drive.
+    /// </summary>
     internal Drive CreateStub(VmDir dir)
     {
-        string path = Path.Combine(dir.RootPath, DriveId);
+        string path = StubPath(dir);
         File.Delete(path);
         StubDrive.Create(path, DriveId);
+        long size = new FileInfo(HostPath).Length;
+        if (size > StubDrive.SectorSize)
+        {
+            using FileStream stub = new(path, FileMode.Open, FileAccess.Write);
+            stub.SetLength(size);
+        }
+
         return new Drive(DriveId, path, IsReadOnly: !IsWritable, CacheType: CacheType, RateLimiter: RateLimiter);
     }
+
+    /// <summary>Where the stub file of this drive mount lives: in the VM directory, named by the drive id.</summary>
+    internal string StubPath(VmDir dir) => Path.Combine(dir.RootPath, DriveId);
 
     /// <summary>
     /// Patches every stub to its host file and has the agent mount it, in order (a later mount may lie below an
@@ -57,13 +70,11 @@ public sealed record VmDriveMount(
                 await machine.PatchDriveAsync(mount.DriveId, mount.HostPath, cancellationToken).ConfigureAwait(false);
                 await agent.MountDriveAsync(mount.DriveId, mount.VmPath, mount.FilesystemType, mount.Options, cancellationToken).ConfigureAwait(false);
             }
-            catch (TtrpcException e)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                throw new TtrpcException(e.StatusCode, $"vm \"{machine.VmId}\": drive mount {mount.DriveId} of {mount.HostPath} at {mount.VmPath}: {e.Message}", e);
-            }
-            catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException)
-            {
-                throw new IOException($"vm \"{machine.VmId}\": drive mount {mount.DriveId} of {mount.HostPath} at {mount.VmPath}: {e.Message}", e);
+                // The agent's status is kept; a VMM failure (QMP, Firecracker API) is the shim's Internal error.
+                throw new TtrpcException(e is TtrpcException t ? t.StatusCode : StatusCode.Internal,
+                    $"vm \"{machine.VmId}\": drive mount {mount.DriveId} of {mount.HostPath} at {mount.VmPath}: {e.Message}", e);
             }
         }
     }

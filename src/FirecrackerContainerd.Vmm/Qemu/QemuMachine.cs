@@ -173,15 +173,22 @@ public sealed partial class QemuMachine : IVirtualMachine
                 throw;
             }
 
+            long oldSize = new FileInfo(drive.HostPath).Length;
             _driveFileNodes[driveId] = newFileNode;
             Spec = Spec.WithDriveHostPath(driveId, hostPath);
             await Qmp.ExecuteAsync("blockdev-del", w => w.WriteString("node-name", oldFileNode), cancellationToken).ConfigureAwait(false);
+
+            // QEMU refuses to resize a read-only node, even to its own size: a read-only drive's stub must be
+            // made as large as the file that replaces it, and then the guest needs no new capacity.
             long size = new FileInfo(hostPath).Length;
-            await Qmp.ExecuteAsync("block_resize", w =>
+            if (size != oldSize)
             {
-                w.WriteString("node-name", driveId);
-                w.WriteNumber("size", size);
-            }, cancellationToken).ConfigureAwait(false);
+                await Qmp.ExecuteAsync("block_resize", w =>
+                {
+                    w.WriteString("node-name", driveId);
+                    w.WriteNumber("size", size);
+                }, cancellationToken).ConfigureAwait(false);
+            }
         }
         finally
         {
