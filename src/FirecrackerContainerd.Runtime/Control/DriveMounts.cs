@@ -54,11 +54,12 @@ public static partial class DriveMounts
         var result = ImmutableArray.CreateBuilder<VmDriveMount>(mounts.Count);
         var vmPaths = new HashSet<string>(StringComparer.Ordinal);
         bool rateLimited = false;
+        bool blockDevice = false;
         for (int i = 0; i < mounts.Count; i++)
         {
             FirecrackerDriveMount mount = mounts[i];
             string field = $"DriveMounts[{i}]";
-            CheckHostPath(field, mount.HostPath, problems);
+            blockDevice |= CheckHostPath(field, mount.HostPath, problems);
             if (CheckVmPath(field, mount.VMPath, problems) && !vmPaths.Add(mount.VMPath))
             {
                 problems.Add($"{field}.VMPath \"{mount.VMPath}\" is used by an earlier drive mount");
@@ -98,22 +99,31 @@ public static partial class DriveMounts
             throw new TtrpcException(StatusCode.InvalidArgument, $"create vm \"{vmId}\": {string.Join("; ", problems)}");
         }
 
-        // "auto" may pick QEMU, which has no block IO throttling that matches Firecracker's token buckets.
-        if (rateLimited && !string.Equals(vmm, "firecracker", StringComparison.Ordinal))
+        // "auto" may pick QEMU, which has no block IO throttling that matches Firecracker's token buckets, and whose
+        // drive patch ("file" driver, sized from the file's length) takes regular files only.
+        bool firecracker = string.Equals(vmm, "firecracker", StringComparison.Ordinal);
+        if (rateLimited && !firecracker)
         {
             throw new TtrpcException(StatusCode.Unimplemented,
                 $"create vm \"{vmId}\": DriveMounts[].RateLimiter needs the Firecracker driver (vmm \"firecracker\"); the QEMU driver has no drive rate limiter");
         }
 
+        if (blockDevice && !firecracker)
+        {
+            throw new TtrpcException(StatusCode.Unimplemented,
+                $"create vm \"{vmId}\": a DriveMounts[].HostPath that is a block device needs the Firecracker driver (vmm \"firecracker\"); the QEMU driver attaches regular files only");
+        }
+
         return result.MoveToImmutable();
     }
 
-    private static void CheckHostPath(string field, string path, List<string> problems)
+    // True when the path is a block device.
+    private static bool CheckHostPath(string field, string path, List<string> problems)
     {
         if (path.Length == 0 || path.Length > MaxPathLength || !Path.IsPathFullyQualified(path) || path.Any(char.IsControl))
         {
             problems.Add($"{field}.HostPath \"{Printable(path)}\" must be an absolute path without control characters");
-            return;
+            return false;
         }
 
         int type;
@@ -124,13 +134,15 @@ public static partial class DriveMounts
         catch (IOException e)
         {
             problems.Add($"{field}.HostPath: {e.Message}");
-            return;
+            return false;
         }
 
         if (type is not (RegularFile or BlockDevice))
         {
             problems.Add($"{field}.HostPath \"{path}\" is neither a regular file nor a block device");
         }
+
+        return type == BlockDevice;
     }
 
     // Normalised: "/" then segments that are neither empty, "." nor "..", so the guest path is what it reads.

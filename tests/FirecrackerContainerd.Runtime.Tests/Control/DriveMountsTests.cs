@@ -221,6 +221,20 @@ public sealed class DriveMountsTests : IDisposable
     }
 
     [Fact]
+    public void A_block_device_is_accepted_under_Firecracker_and_unimplemented_under_QEMU()
+    {
+        string device = Directory.EnumerateFileSystemEntries("/sys/class/block").Select(e => "/dev/" + Path.GetFileName(e)).FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("this test needs a block device in /dev (none is listed in /sys/class/block)");
+        FirecrackerDriveMount request = Mount();
+        request.HostPath = device;
+
+        Assert.Equal(device, Assert.Single(DriveMounts.Validate("vm1", [request], "firecracker")).HostPath);
+        TtrpcException e = Assert.Throws<TtrpcException>(() => DriveMounts.Validate("vm1", [request], "qemu"));
+        Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
+        Assert.Contains("block device", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_rate_limiter_reaches_the_drive_under_Firecracker()
     {
         FirecrackerDriveMount request = Mount();
