@@ -176,7 +176,7 @@ public static class FcctlProgram
         Lines($"{what} {a.VMID}", ("socket", a.SocketPath), ("log fifo", a.LogFifoPath), ("metrics fifo", a.MetricsFifoPath), ("cgroup", a.CgroupPath));
 
     private static string Describe(string what, GetVMInfoResponse a) =>
-        Lines($"{what} {a.VMID}", ("socket", a.SocketPath), ("vsock", a.VSockPath), ("log fifo", a.LogFifoPath),
+        Lines($"{what} {a.VMID}", ("state", a.State.ToLowerInvariant()), ("socket", a.SocketPath), ("vsock", a.VSockPath), ("log fifo", a.LogFifoPath),
             ("metrics fifo", a.MetricsFifoPath), ("cgroup", a.CgroupPath));
 
     private static string Lines(string title, params (string Name, string Value)[] fields) =>

@@ -462,16 +462,6 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
         MicroVm vm = LiveVm();
         await vm.Machine.ResumeAsync(cancellationToken).ConfigureAwait(false);
         _vmPaused = false;
-
-        // The pause reset the VM's vsock connections (see MicroVm.ReconnectAgentAsync): the agent gets a new one,
-        // and so does the event stream. Output of processes that were running is cut off.
-        AgentClient agent = await vm.ReconnectAgentAsync(cancellationToken).ConfigureAwait(false);
-        Task previous = _eventPump;
-        _eventPump = Task.Run(async () =>
-        {
-            await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            await PumpEventsAsync(agent).ConfigureAwait(false);
-        }, CancellationToken.None);
     }
 
     /// <summary>

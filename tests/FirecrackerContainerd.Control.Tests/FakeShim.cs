@@ -34,6 +34,9 @@ public sealed class FakeShim : IAsyncDisposable
     /// <summary>When set, GetVMInfo names another VM (a misbehaving shim).</summary>
     public bool AnswerWrongVm { get; set; }
 
+    /// <summary>The run state GetVMInfo reports.</summary>
+    public string State { get; set; } = "Running";
+
     public string Metadata { get; set; } = "{}";
 
     public static async Task<FakeShim> StartAsync(string path, string vmId)
@@ -59,7 +62,7 @@ public sealed class FakeShim : IAsyncDisposable
             .AddUnary<GetVMInfoRequest, GetVMInfoResponse>(S, "GetVMInfo", GetVMInfoRequest.Parser, (r, c) =>
             {
                 shim!.Record("GetVMInfo", c, r.VMID);
-                return Task.FromResult(new GetVMInfoResponse { VMID = shim.AnswerWrongVm ? "other" : r.VMID, VSockPath = "/run/vm/firecracker.vsock" });
+                return Task.FromResult(new GetVMInfoResponse { VMID = shim.AnswerWrongVm ? "other" : r.VMID, VSockPath = "/run/vm/firecracker.vsock", State = shim.State });
             })
             .AddUnary<SetVMMetadataRequest, Empty>(S, "SetVMMetadata", SetVMMetadataRequest.Parser, (r, c) =>
             {

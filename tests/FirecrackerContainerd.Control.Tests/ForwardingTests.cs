@@ -102,6 +102,21 @@ public sealed class ForwardingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_vm_state_the_daemon_does_not_know_is_refused_as_Internal_and_a_known_one_passes()
+    {
+        var shim = await _h.StartShimAsync("ns1", "vm1");
+        shim.State = "Paused";
+        var info = await _h.CallAsync("ns1", "GetVMInfo", new GetVMInfoRequest { VMID = "vm1" }, GetVMInfoResponse.Parser);
+        Assert.Equal("Paused", info.State);
+
+        shim.State = "Paused\u001b[2J";
+        var e = await Assert.ThrowsAsync<TtrpcException>(() =>
+            _h.CallAsync("ns1", "GetVMInfo", new GetVMInfoRequest { VMID = "vm1" }, GetVMInfoResponse.Parser));
+        Assert.Equal(StatusCode.Internal, e.StatusCode);
+        Assert.Contains("unknown state", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Metadata_that_is_not_json_is_refused_before_it_reaches_the_shim()
     {
         var shim = await _h.StartShimAsync("ns1", "vm1");

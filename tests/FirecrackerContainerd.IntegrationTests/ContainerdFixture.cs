@@ -25,13 +25,14 @@ public sealed class ContainerdFixture : IAsyncLifetime
     public static string CtrBinary { get; } = Environment.GetEnvironmentVariable(CtrBinaryVariable) is { Length: > 0 } c ? c : "/usr/bin/ctr";
 
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan GuestPreparationTimeout = TimeSpan.FromMinutes(20);
     private readonly StringBuilder _log = new();
     private readonly Lock _logLock = new();
     private readonly HashSet<(string Namespace, string Id)> _usedIds = [];
     private readonly List<(string Namespace, string Id)> _notCleared = [];
     private Process? _containerd;
     private readonly HashSet<string> _imageImportedInto = [];
-    private string? _guestKernelRelease;
+    private Task<string>? _guest;
 
     /// <summary>The private directory holding config, root, state, sockets and logs.</summary>
     public string Directory { get; private set; } = string.Empty;
@@ -146,13 +147,22 @@ public sealed class ContainerdFixture : IAsyncLifetime
     /// Publishes the agent, builds the guest image with it (both cached) and writes the runtime configuration that
     /// points the shims at it (QEMU, 2 vCPUs, 512 MiB); returns the guest's kernel release from the image manifest.
     /// </summary>
-    public async Task<string> RequireGuestAsync(CancellationToken cancellationToken)
+    public Task<string> RequireGuestAsync(CancellationToken cancellationToken)
     {
-        if (_guestKernelRelease is { } known)
+        // Prepared once for every test, under its own bound: a test that stops waiting (its deadline passed while
+        // another process held the image lock) does not cancel the preparation the next test waits for.
+        lock (_imageImportedInto)
         {
-            return known;
+            _guest ??= PrepareGuestAsync();
         }
 
+        return _guest.WaitAsync(cancellationToken);
+    }
+
+    private async Task<string> PrepareGuestAsync()
+    {
+        using var bound = new CancellationTokenSource(GuestPreparationTimeout);
+        CancellationToken cancellationToken = bound.Token;
         if (ProcessRunner.FindOnPath("qemu-system-x86_64") is null)
         {
             throw new InvalidOperationException("qemu-system-x86_64 is missing: install it with `apt-get install qemu-system-x86`");
@@ -176,7 +186,6 @@ public sealed class ContainerdFixture : IAsyncLifetime
             // which the shim logs into containerd's log.
             ["kernel_args"] = Environment.GetEnvironmentVariable("FC_TEST_GUEST_DEBUG") == "1" ? "reboot=k panic=-1 fc.debug=1" : "reboot=k panic=-1 quiet",
         }), cancellationToken);
-        _guestKernelRelease = release;
         return release;
     }
 

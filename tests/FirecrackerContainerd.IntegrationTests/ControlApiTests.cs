@@ -88,11 +88,11 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("SetVMMetadata", new SetVMMetadataRequest { VMID = vmId, Metadata = "{not json" }, Empty.Parser));
             await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("UpdateVMMetadata", new UpdateVMMetadataRequest { VMID = vmId, Metadata = "[1]" }, Empty.Parser));
 
-            // A paused VM pauses its containers; resumed, they run again.
+            // A paused VM pauses its containers; resumed, they run again, with the stdio they had.
             containerd.NoteTaskId(Namespace, ids[2]);
             longRun = containerd.CtrWithInputAsync(Namespace, null,
                 ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"{VmIdAnnotation}={vmId}",
-                 BusyboxImage.Name, ids[2], "sleep", "600"]);
+                 BusyboxImage.Name, ids[2], "sh", "-c", "trap 'echo signalled after the resume' USR1; echo started; while true; do sleep 0.2; done"]);
             Assert.True(await containerd.TaskReachesAsync(Namespace, ids[2], "RUNNING", StateChange), $"{ids[2]} never ran\n{containerd.ShimLog()}");
             await shim.CallAsync("PauseVM", new PauseVMRequest { VMID = vmId }, Empty.Parser);
             Assert.Equal("PAUSED", await containerd.TaskStatusAsync(Namespace, ids[2]));
@@ -101,6 +101,8 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             CommandResult exec = await containerd.CtrWithInputAsync(Namespace, null, ["task", "exec", "--exec-id", "boot", ids[2], "cat", "/proc/sys/kernel/random/boot_id"]);
             Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
             Assert.Equal(first, exec.Stdout.Trim());
+            CommandResult signal = await containerd.CtrAsync(Namespace, "task", "kill", "--signal", "SIGUSR1", ids[2]);
+            Assert.True(signal.ExitCode == 0, containerd.Describe(signal));
 
             // StopVM ends the VM under the running container, which reads as killed, and then the shim.
             clock.Restart();
@@ -108,6 +110,8 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             output.WriteLine($"StopVM: {clock.Elapsed.TotalSeconds:F1} s");
             CommandResult killed = await longRun;
             Assert.True(killed.ExitCode == 137, containerd.Describe(killed));
+            // Written after the resume on the stdout connection made before the pause: it survived the pause.
+            Assert.Equal("started\nsignalled after the resume\n", killed.Stdout);
             Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
         }
         finally
@@ -127,6 +131,73 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
     }
 
     [Fact]
+    public async Task CreateVM_with_a_static_interface_on_a_host_TAP_device_gives_the_guest_a_network_that_reaches_the_host()
+    {
+        const string vmId = "ctl-net";
+        const string id = "ctl-net-c";
+        // Our own TAP device and subnet on the host; the guest gets .2 and its default route through the host's .1.
+        string tap = "fct" + Environment.ProcessId.ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+        string subnet = $"172.31.{Environment.ProcessId % 250}";
+        await containerd.RequireGuestAsync(_timeout.Token);
+        await containerd.ImportBusyboxImageAsync(Namespace);
+        await RunIpAsync("tuntap", "add", "dev", tap, "mode", "tap");
+        try
+        {
+            await RunIpAsync("addr", "add", $"{subnet}.1/24", "dev", tap);
+            await RunIpAsync("link", "set", tap, "up");
+            using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse($"{subnet}.1"), 0);
+            listener.Start();
+            int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+
+            await using var shim = await StartShimAsync(vmId);
+            var ip = new IPConfiguration { PrimaryAddr = $"{subnet}.2/24", GatewayAddr = $"{subnet}.1" };
+            ip.Nameservers.Add($"{subnet}.1");
+            var request = new CreateVMRequest { VMID = vmId, ContainerCount = 1, TimeoutSeconds = 180 };
+            request.NetworkInterfaces.Add(new FirecrackerNetworkInterface
+            {
+                StaticConfig = new StaticNetworkConfiguration { MacAddress = "06:00:ac:1f:00:02", HostDevName = tap, IPConfig = ip },
+            });
+            await shim.CallAsync("CreateVM", request, CreateVMResponse.Parser);
+
+            // A container on the VM's network (--net-host) sees the address and the route, and its bytes reach the host;
+            // the guest's resolv.conf, which ctr binds into such a container, names the nameserver.
+            containerd.NoteTaskId(Namespace, id);
+            // The host reads one line and closes the connection, which is what ends nc in the guest.
+            Task<(string? Line, string From)> received = Task.Run(async () =>
+            {
+                using System.Net.Sockets.TcpClient client = await listener.AcceptTcpClientAsync(_timeout.Token);
+                using var reader = new StreamReader(client.GetStream());
+                return (await reader.ReadLineAsync(_timeout.Token), ((System.Net.IPEndPoint)client.Client.RemoteEndPoint!).Address.ToString());
+            });
+            CommandResult run = await containerd.CtrWithInputAsync(Namespace, null,
+                ["run", "--rm", "--net-host", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"{VmIdAnnotation}={vmId}",
+                 BusyboxImage.Name, id, "sh", "-c", $"ip -o -4 addr show; ip route; cat /etc/resolv.conf; echo hello from the guest network | nc {subnet}.1 {port}"]);
+            Assert.True(run.ExitCode == 0, containerd.Describe(run));
+            Assert.Contains($"inet {subnet}.2/24", run.Stdout, StringComparison.Ordinal);
+            Assert.Contains($"default via {subnet}.1", run.Stdout, StringComparison.Ordinal);
+            Assert.Contains($"nameserver {subnet}.1", run.Stdout, StringComparison.Ordinal);
+            Assert.Equal(("hello from the guest network", $"{subnet}.2"), await received.WaitAsync(TimeSpan.FromSeconds(30)));
+
+            await shim.CallAsync("StopVM", new StopVMRequest { VMID = vmId, TimeoutSeconds = 2 }, Empty.Parser);
+            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+            await ProcessRunner.RunAsync("ip", ["link", "del", tap], TimeSpan.FromSeconds(30));
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, vmId, id);
+        Assert.False(Directory.Exists($"/sys/class/net/{tap}"), $"the test's TAP device {tap} was left");
+    }
+
+    private static async Task RunIpAsync(params string[] args)
+    {
+        CommandResult ip = await ProcessRunner.RunAsync("ip", args, TimeSpan.FromSeconds(30));
+        Assert.True(ip.ExitCode == 0, $"ip {string.Join(' ', args)}: {ip.Output}");
+    }
+
+    [Fact]
     public async Task Control_calls_without_a_VM_or_with_unsupported_settings_fail_with_a_status_that_says_why()
     {
         const string vmId = "ctl-novm";
@@ -140,12 +211,21 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "a/b" }, CreateVMResponse.Parser));
             await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "other-vm" }, CreateVMResponse.Parser));
 
-            string network = await AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            string cni = await AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,
-                NetworkInterfaces = { new FirecrackerNetworkInterface() },
+                NetworkInterfaces = { new FirecrackerNetworkInterface { CNIConfig = new CNIConfiguration { NetworkName = "fcnet" } } },
             }, CreateVMResponse.Parser));
-            Assert.Contains("NetworkInterfaces", network, StringComparison.Ordinal);
+            Assert.Contains("CNIConfig", cni, StringComparison.Ordinal);
+            string noTap = await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            {
+                VMID = vmId,
+                NetworkInterfaces =
+                {
+                    new FirecrackerNetworkInterface { StaticConfig = new StaticNetworkConfiguration { MacAddress = "06:00:ac:1f:00:02", HostDevName = "lo" } },
+                },
+            }, CreateVMResponse.Parser));
+            Assert.Contains("not a TAP device", noTap, StringComparison.Ordinal);
             string jailer = await AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,
@@ -160,8 +240,7 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             }, CreateVMResponse.Parser));
             Assert.Contains("MemSizeMib 64", memory, StringComparison.Ordinal);
             Assert.Contains("ContainerCount 99", memory, StringComparison.Ordinal);
-            string balloon = await AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("GetBalloonConfig", new GetBalloonConfigRequest { VMID = vmId }, GetBalloonConfigResponse.Parser));
-            Assert.Contains("balloon", balloon, StringComparison.Ordinal);
+            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetBalloonConfig", new GetBalloonConfigRequest { VMID = vmId }, GetBalloonConfigResponse.Parser));
 
             // Nothing was booted: the shim ends on containerd's Shutdown like any shim without tasks.
             Assert.Empty(ProcessRunner.FindProcesses("qemu-system-x86_64", Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + vmId)));

@@ -12,6 +12,7 @@ namespace FirecrackerContainerd.IntegrationTests;
 public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutputHelper output) : IAsyncLifetime
 {
     private const string Namespace = "fcctl";
+    private static readonly TimeSpan StateChange = TimeSpan.FromSeconds(60);
     private readonly string _dir = Directory.CreateTempSubdirectory("fcctl-").FullName;
     private readonly List<string> _createdVms = [];
     private Process? _daemon;
@@ -114,6 +115,80 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
     }
 
     [Fact]
+    public async Task Fcctl_pauses_and_resumes_a_VM_under_running_containers_and_stop_vm_ends_them_with_exit_events()
+    {
+        const string vmId = "ctl-stop";
+        string[] ids = ["ctl-s1", "ctl-s2"];
+        _createdVms.Add(vmId);
+        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--keep");
+        Assert.True(created.ExitCode == 0, containerd.Describe(created));
+        Assert.Equal("Running", await StateAsync(vmId));
+
+        var events = new ProcessStartInfo(ContainerdFixture.CtrBinary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            ArgumentList = { "--address", containerd.Address, "-n", Namespace, "events" },
+        };
+        using Process watcher = Process.Start(events) ?? throw new InvalidOperationException("could not start ctr events");
+        Task<string> seen = watcher.StandardOutput.ReadToEndAsync();
+        try
+        {
+            foreach (string id in ids)
+            {
+                containerd.NoteTaskId(Namespace, id);
+                CommandResult run = await containerd.CtrWithInputAsync(Namespace, null,
+                    ["run", "-d", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"aws.firecracker.vm.id={vmId}",
+                     BusyboxImage.Name, id, "sleep", "600"]);
+                Assert.True(run.ExitCode == 0, containerd.Describe(run));
+                Assert.True(await containerd.TaskReachesAsync(Namespace, id, "RUNNING", StateChange), $"{id} never ran\n{containerd.ShimLog()}");
+            }
+
+            // Paused: the VMM says so (QMP query-status through GetVMInfo) and containerd sees the tasks paused.
+            Assert.Equal(0, (await FcctlAsync("pause", vmId)).ExitCode);
+            Assert.Equal("Paused", await StateAsync(vmId));
+            Assert.Contains("state: paused", (await FcctlAsync("info", vmId)).Stdout, StringComparison.Ordinal);
+            foreach (string id in ids)
+            {
+                Assert.Equal("PAUSED", await containerd.TaskStatusAsync(Namespace, id));
+            }
+
+            Assert.Equal(0, (await FcctlAsync("resume", vmId)).ExitCode);
+            Assert.Equal("Running", await StateAsync(vmId));
+            foreach (string id in ids)
+            {
+                Assert.True(await containerd.TaskReachesAsync(Namespace, id, "RUNNING", StateChange), $"{id} did not run again\n{containerd.ShimLog()}");
+            }
+
+            // Stopped under its running containers: each task exits with SIGKILL's status, and containerd says so.
+            CommandResult stopped = await FcctlAsync("stop-vm", vmId, "--timeout", "2");
+            Assert.True(stopped.ExitCode == 0, containerd.Describe(stopped));
+            Assert.Equal(3, (await FcctlAsync("info", vmId)).ExitCode);
+            foreach (string id in ids)
+            {
+                Assert.True(await containerd.TaskReachesAsync(Namespace, id, s => s is null or "STOPPED", StateChange),
+                    $"containerd still says {id} is {await containerd.TaskStatusAsync(Namespace, id)}\n{containerd.ShimLog()}");
+            }
+        }
+        finally
+        {
+            watcher.Kill();
+            await watcher.WaitForExitAsync();
+        }
+
+        string log = await seen;
+        foreach (string id in ids)
+        {
+            Assert.True(log.Split('\n').Any(l => l.Contains("/tasks/exit", StringComparison.Ordinal) && l.Contains($"\"{id}\"", StringComparison.Ordinal) &&
+                l.Contains("\"exit_status\":137", StringComparison.Ordinal)), $"no /tasks/exit with status 137 for {id} in ctr events:\n{log}");
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, ids);
+    }
+
+    [Fact]
     public async Task Fcctl_reports_bad_and_unknown_VM_ids_with_their_exit_codes()
     {
         CommandResult bad = await FcctlAsync("create-vm", "bad/id");
@@ -130,6 +205,15 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
              BusyboxImage.Name, id, "cat", "/proc/sys/kernel/random/boot_id"]);
         Assert.True(run.ExitCode == 0, containerd.Describe(run));
         return run.Stdout.Trim();
+    }
+
+    /// <summary>The VM's run state from <c>fcctl info --json</c> (GetVMInfo's State).</summary>
+    private async Task<string?> StateAsync(string vmId)
+    {
+        CommandResult info = await FcctlAsync("info", vmId, "--json");
+        Assert.True(info.ExitCode == 0, containerd.Describe(info));
+        using var json = System.Text.Json.JsonDocument.Parse(info.Stdout);
+        return json.RootElement.GetProperty("State").GetString();
     }
 
     private Task<CommandResult> FcctlAsync(params string[] args) =>

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using FirecrackerContainerd.Vmm.Firecracker;
 using FirecrackerContainerd.Vmm.Firecracker.Api;
+using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Tests.Contract;
 
 namespace FirecrackerContainerd.Vmm.Tests;
@@ -81,6 +82,63 @@ public sealed class FirecrackerApiContractTests : IAsyncLifetime
         Assert.Empty(_server.Violations);
         Assert.Equal("Running", info.State);
         Assert.Equal("Firecracker", info.AppName);
+    }
+
+    [Fact]
+    public async Task Balloon_config_statistics_and_interval_calls_conform_and_follow_firecrackers_rules()
+    {
+        await FirecrackerMachine.ConfigureAsync(_client, TestSpecs.Full(_dir), default);
+        await _client.PutActionAsync(ActionType.InstanceStart, default);
+
+        await _client.PatchBalloonAsync(new ApiBalloonUpdate(32), default);
+        Assert.Equal(new BalloonDevice(32, DeflateOnOom: true, StatsPollingIntervalSeconds: 1),
+            FirecrackerMachine.ToBalloonDevice("vm1", await _client.GetBalloonAsync(default)));
+        BalloonStatistics stats = FirecrackerMachine.ToBalloonStatistics("vm1", 256, await _client.GetBalloonStatsAsync(default));
+        await _client.PatchBalloonStatsAsync(new ApiBalloonStatsUpdate(5), default);
+        var off = await Assert.ThrowsAsync<FirecrackerApiException>(() => _client.PatchBalloonStatsAsync(new ApiBalloonStatsUpdate(0), default));
+
+        Assert.Equal((32L, 32L * 256, 32L, 32L * 256), (stats.TargetMib, stats.TargetPages, stats.ActualMib, stats.ActualPages));
+        Assert.Equal((256L - 32) << 20, stats.Guest!.TotalMemory);
+        Assert.Null(stats.Guest.HugetlbAllocations);
+        Assert.Contains("statistics after boot", off.Message, StringComparison.Ordinal);
+        Assert.Empty(_server.Violations);
+        Assert.Equal(
+            ["PATCH /balloon 204", "GET /balloon 200", "GET /balloon/statistics 200", "PATCH /balloon/statistics 204", "PATCH /balloon/statistics 400"],
+            _server.Requests.SkipWhile(r => r.Path != "/actions").Skip(1).Select(r => $"{r.Method} {r.Path} {r.Status}"));
+    }
+
+    [Fact]
+    public async Task Balloon_statistics_are_refused_when_they_were_off_at_boot()
+    {
+        await FirecrackerMachine.ConfigureAsync(_client, TestSpecs.Full(_dir) with { Balloon = new BalloonDevice(0, false) }, default);
+        await _client.PutActionAsync(ActionType.InstanceStart, default);
+
+        await Assert.ThrowsAsync<FirecrackerApiException>(() => _client.GetBalloonStatsAsync(default));
+        await Assert.ThrowsAsync<FirecrackerApiException>(() => _client.PatchBalloonStatsAsync(new ApiBalloonStatsUpdate(1), default));
+        Assert.Empty(_server.Violations);
+    }
+
+    [Theory]
+    [InlineData(-1, 0, 0, 0, null)]
+    [InlineData(256 * 257, 256 * 257, 257, 257, null)]
+    [InlineData(256, 256, 2, 1, null)]
+    [InlineData(256, 256, 1, 1, 268435457L)]
+    [InlineData(256, 256, 1, 1, -5L)]
+    public void Balloon_statistics_that_no_guest_could_have_are_an_error(long targetPages, long actualPages, long targetMib, long actualMib, long? totalMemory)
+    {
+        var stats = new ApiBalloonStats(targetPages, actualPages, targetMib, actualMib, null, null, null, null, null, totalMemory, null, null, null, null);
+        var e = Assert.Throws<InvalidDataException>(() => FirecrackerMachine.ToBalloonStatistics("vm1", 256, stats));
+        Assert.Contains("vm1", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Balloon_answers_beyond_64_bits_or_below_zero_are_errors_not_wraps()
+    {
+        Assert.ThrowsAny<JsonException>(() => JsonSerializer.Deserialize(
+            """{"target_pages":0,"actual_pages":0,"target_mib":0,"actual_mib":0,"minor_faults":18446744073709551615}""",
+            FirecrackerJsonContext.Default.ApiBalloonStats));
+        Assert.Throws<InvalidDataException>(() => FirecrackerMachine.ToBalloonDevice("vm1", new ApiBalloon(-1, false, 1)));
+        Assert.Throws<InvalidDataException>(() => FirecrackerMachine.ToBalloonDevice("vm1", new ApiBalloon(1, false, -1)));
     }
 
     [Fact]

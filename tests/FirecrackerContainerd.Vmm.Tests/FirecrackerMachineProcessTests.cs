@@ -40,6 +40,10 @@ public class FirecrackerMachineProcessTests
         await machine.CreateSnapshotAsync(new SnapshotCreate(dir.Combine("snap"), dir.Combine("mem")), ct);
         await machine.ResumeAsync(ct);
         await machine.UpdateBalloonAsync(16, ct);
+        Assert.Equal(new BalloonDevice(16, DeflateOnOom: true, StatsPollingIntervalSeconds: 1), await machine.GetBalloonConfigAsync(ct));
+        Assert.Equal(16, (await machine.GetBalloonStatisticsAsync(ct)).ActualMib);
+        await machine.UpdateBalloonStatisticsAsync(2, ct);
+        Assert.Equal(new BalloonDevice(16, DeflateOnOom: true, StatsPollingIntervalSeconds: 2), machine.Spec.Balloon);
         await machine.SetMetadataAsync(JsonDocument.Parse("""{"k":"v"}""").RootElement, ct);
         await machine.PatchMetadataAsync(JsonDocument.Parse("""{"k2":"v2"}""").RootElement, ct);
         await machine.FlushMetricsAsync(ct);
@@ -68,7 +72,7 @@ public class FirecrackerMachineProcessTests
                 "PUT /drives/root 204", "PUT /drives/stub0 204", "PUT /drives/stub1 204", "PUT /network-interfaces/eth0 204",
                 "PUT /vsock 204", "PUT /balloon 204", "PUT /mmds/config 204", "PUT /mmds 204", "PUT /actions 204",
                 "GET / 200", "PATCH /drives/stub0 204", "PATCH /vm 204", "GET / 200", "PUT /snapshot/create 204", "PATCH /vm 204",
-                "PATCH /balloon 204", "PUT /mmds 204", "PATCH /mmds 204", "PUT /actions 204", "PUT /actions 204",
+                "PATCH /balloon 204", "GET /balloon 200", "GET /balloon/statistics 200", "PATCH /balloon/statistics 204", "PUT /mmds 204", "PATCH /mmds 204", "PUT /actions 204", "PUT /actions 204",
             ],
             requests.Where(r => r != "GET /machine-config 200"));
     }

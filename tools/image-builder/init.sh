@@ -5,6 +5,8 @@
 #   fc.init=<path>          run this executable instead of the agent (no arguments)
 #   fc.init64=<base64>      run this shell script (base64 so it survives kernel command-line parsing)
 #   fc.debug=1              echo each step on the console; the agent traces its calls there too
+#   fc.net=<mac>,[<ipv4>/<prefix>],[<gateway>]   configure the interface with that MAC (repeatable)
+#   fc.dns=<ip>[,<ip>...]   nameservers for /etc/resolv.conf
 
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 export HOME=/root
@@ -34,14 +36,51 @@ done < /etc/fc-modules
 debug=0
 init_path=""
 init_script=""
+nets=""
+dns=""
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         fc.init=*) init_path="${arg#fc.init=}" ;;
         fc.init64=*) init_script="${arg#fc.init64=}" ;;
         fc.debug=1) debug=1 ;;
+        fc.net=*) nets="$nets ${arg#fc.net=}" ;;
+        fc.dns=*) dns="${arg#fc.dns=}" ;;
     esac
 done
 [ "$debug" = 1 ] && log "modules: $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
+
+# Network: the interface with each fc.net MAC gets its address and, where given, the default route.
+# A failure is logged and the VM goes on: its containers may not need that network.
+ip link set lo up || log "network: lo did not come up"
+configure_net() {
+    mac="$1" address="$2" gateway="$3" dev=""
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        for path in /sys/class/net/*; do
+            [ "$(cat "$path/address" 2>/dev/null)" = "$mac" ] && dev="${path##*/}"
+        done
+        [ -n "$dev" ] && break
+        sleep 0.2
+    done
+    [ -n "$dev" ] || { log "network: no interface has MAC $mac"; return 1; }
+    ip link set dev "$dev" up || { log "network: $dev did not come up"; return 1; }
+    if [ -n "$address" ]; then
+        ip addr add "$address" dev "$dev" || { log "network: $dev: address $address refused"; return 1; }
+    fi
+    if [ -n "$gateway" ]; then
+        ip route add default via "$gateway" dev "$dev" || { log "network: $dev: default route via $gateway refused"; return 1; }
+    fi
+    [ "$debug" = 1 ] && log "network: $dev $mac ${address:-no address} ${gateway:+via $gateway}"
+    return 0
+}
+for net in $nets; do
+    # mac,address,gateway (address and gateway may be empty)
+    mac="${net%%,*}" rest="${net#*,}"
+    configure_net "$mac" "${rest%%,*}" "${rest#*,}"
+done
+if [ -n "$dns" ]; then
+    : > /etc/resolv.conf
+    for server in $(echo "$dns" | tr ',' ' '); do echo "nameserver $server" >> /etc/resolv.conf; done
+fi
 
 log "ready uptime=$(cut -d' ' -f1 /proc/uptime)"
 if [ -n "$init_script" ]; then

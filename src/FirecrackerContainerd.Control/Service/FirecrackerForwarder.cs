@@ -26,8 +26,12 @@ public sealed partial class FirecrackerForwarder
     /// <summary>Added to CreateVM's own timeout, so that the shim reports its timeout before the daemon gives up.</summary>
     private static readonly TimeSpan CreateMargin = TimeSpan.FromSeconds(5);
 
-    /// <summary>How long beyond StopVM's timeout a shim may take to exit before it is killed.</summary>
-    private static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// How long beyond StopVM's timeout a shim may take to exit before it is killed: a shim whose VM stopped under
+    /// running tasks waits up to 10 s for containerd to delete them (so that the deletes get their exit statuses
+    /// from it), and then a few seconds to leave.
+    /// </summary>
+    private static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(15);
 
     private readonly VmRegistry _vms;
     private readonly ILogger _logger;

@@ -33,6 +33,10 @@ public static class ShimAnswerValidation
         CheckVmId(answer.VMID, vmId);
         CheckPaths(("SocketPath", answer.SocketPath), ("LogFifoPath", answer.LogFifoPath),
             ("MetricsFifoPath", answer.MetricsFifoPath), ("CgroupPath", answer.CgroupPath), ("VSockPath", answer.VSockPath));
+        if (answer.State is not ("" or "NotStarted" or "Running" or "Paused"))
+        {
+            throw new InvalidDataException($"the shim reported vm {vmId} in an unknown state \"{Clip(answer.State)}\"");
+        }
     }
 
     /// <summary>Checks a GetVMMetadata answer: a JSON document of bounded size (empty means none).</summary>
@@ -105,5 +109,7 @@ public static class ShimAnswerValidation
         }
     }
 
-    private static string Clip(string text) => text.Length > 100 ? text[..100] + "..." : text;
+    // Shortened, with control characters shown as '?': the text ends up in messages printed on terminals.
+    private static string Clip(string text) =>
+        new string([.. (text.Length > 100 ? text[..100] + "..." : text).Select(c => char.IsControl(c) ? '?' : c)]);
 }

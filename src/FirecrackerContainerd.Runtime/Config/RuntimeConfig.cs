@@ -1,5 +1,7 @@
+using System.Collections.Immutable;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using FirecrackerContainerd.Vmm.Machine;
 
 namespace FirecrackerContainerd.Runtime.Config;
 
@@ -60,9 +62,17 @@ public sealed record RuntimeConfig
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
 
+    /// <summary>Network interfaces of the VM (set by CreateVM, not by the file).</summary>
+    [JsonIgnore]
+    public ImmutableArray<NetworkInterface> NetworkInterfaces { get; set; } = [];
+
+    /// <summary>The memory balloon CreateVM asked for; never read from the file.</summary>
+    [JsonIgnore]
+    public BalloonDevice? Balloon { get; set; }
+
     /// <summary>Host files the VM gets as drives and mounts in the guest (CreateVM's DriveMounts; not a file setting).</summary>
     [JsonIgnore]
-    public System.Collections.Immutable.ImmutableArray<Vm.VmDriveMount> DriveMounts { get; set; } = [];
+    public ImmutableArray<Vm.VmDriveMount> DriveMounts { get; set; } = [];
 
     /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
     public static RuntimeConfig Load(string? path = null)

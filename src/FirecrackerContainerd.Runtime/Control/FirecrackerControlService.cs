@@ -8,6 +8,7 @@ using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Ttrpc.Server;
 using FirecrackerContainerd.Vmm.Firecracker;
+using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Qemu;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
@@ -26,8 +27,8 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
 
     private const int MaxKernelArgsLength = 2048;
     private const int MaxMemSizeMib = 1024 * 1024;
-    private const string NoBalloon = "the VM has no balloon device: the QEMU driver does not attach one yet";
     private readonly VmMetadata _metadata = new();
+    private readonly BalloonControl _balloon = new(vmId);
 
     /// <summary>Registers every control RPC in <paramref name="registry"/>.</summary>
     public TtrpcServiceRegistry Register(TtrpcServiceRegistry registry)
@@ -43,10 +44,10 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
             .AddUnary(name, "SetVMMetadata", SetVMMetadataRequest.Parser, SetVmMetadataAsync)
             .AddUnary(name, "UpdateVMMetadata", UpdateVMMetadataRequest.Parser, UpdateVmMetadataAsync)
             .AddUnary(name, "GetVMMetadata", GetVMMetadataRequest.Parser, GetVmMetadataAsync)
-            .AddUnary(name, "GetBalloonConfig", GetBalloonConfigRequest.Parser, (_, _) => Task.FromException<GetBalloonConfigResponse>(Unimplemented(NoBalloon)))
-            .AddUnary(name, "UpdateBalloon", UpdateBalloonRequest.Parser, (_, _) => Task.FromException<Empty>(Unimplemented(NoBalloon)))
-            .AddUnary(name, "GetBalloonStats", GetBalloonStatsRequest.Parser, (_, _) => Task.FromException<GetBalloonStatsResponse>(Unimplemented(NoBalloon)))
-            .AddUnary(name, "UpdateBalloonStats", UpdateBalloonStatsRequest.Parser, (_, _) => Task.FromException<Empty>(Unimplemented(NoBalloon)));
+            .AddUnary(name, "GetBalloonConfig", GetBalloonConfigRequest.Parser, (r, c) => _balloon.GetConfigAsync(Created(r.VMID).Machine, c.CancellationToken))
+            .AddUnary(name, "UpdateBalloon", UpdateBalloonRequest.Parser, (r, c) => _balloon.UpdateAsync(Created(r.VMID).Machine, r, c.CancellationToken))
+            .AddUnary(name, "GetBalloonStats", GetBalloonStatsRequest.Parser, (r, c) => _balloon.GetStatsAsync(Created(r.VMID).Machine, c.CancellationToken))
+            .AddUnary(name, "UpdateBalloonStats", UpdateBalloonStatsRequest.Parser, (r, c) => _balloon.UpdateStatsAsync(Created(r.VMID).Machine, r, c.CancellationToken));
     }
 
     /// <summary>
@@ -124,17 +125,28 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         return new Empty();
     }
 
-    /// <summary>Where the VM's sockets are. The QEMU driver has no log or metrics FIFO and no cgroup of its own.</summary>
-    public Task<GetVMInfoResponse> GetVmInfoAsync(GetVMInfoRequest request, TtrpcCallContext call)
+    /// <summary>
+    /// Where the VM's sockets are, and its run state as the VMM reports it (QMP query-status under QEMU). The QEMU
+    /// driver has no log or metrics FIFO and no cgroup of its own.
+    /// </summary>
+    public async Task<GetVMInfoResponse> GetVmInfoAsync(GetVMInfoRequest request, TtrpcCallContext call)
     {
         ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(call);
         MicroVm vm = Created(request.VMID);
-        return Task.FromResult(new GetVMInfoResponse
+        if (vm.Machine.Exited.IsCompleted)
+        {
+            throw new TtrpcException(StatusCode.NotFound, $"vm \"{vmId}\" has exited");
+        }
+
+        MachineState state = await vm.Machine.GetStateAsync(call.CancellationToken).ConfigureAwait(false);
+        return new GetVMInfoResponse
         {
             VMID = vmId,
             SocketPath = ControlSocketPath(vm),
             VSockPath = vm.Machine.VsockHostPath ?? string.Empty,
-        });
+            State = state.ToString(),
+        };
     }
 
     /// <summary>Replaces the metadata document: in the guest (the agent's metadata file), and in the VMM's metadata service where it has one.</summary>
@@ -224,9 +236,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
     {
         string? unsupported =
             request.RootDrive is not null ? "RootDrive (the guest's root is the initramfs of the runtime configuration)"
-            : request.NetworkInterfaces.Count > 0 ? "NetworkInterfaces (the VM has no network devices)"
             : request.JailerConfig is not null ? "JailerConfig (the VMM runs without a jailer)"
-            : request.BalloonDevice is not null ? "BalloonDevice (the QEMU driver attaches no balloon device)"
             : request.LogFifoPath.Length > 0 ? "LogFifoPath (the VMM's console goes to the shim's log)"
             : request.MetricsFifoPath.Length > 0 ? "MetricsFifoPath (the QEMU driver has no metrics stream)"
             : request.MachineCfg is { CPUTemplate.Length: > 0 } ? "MachineCfg.CPUTemplate (CPU templates are not supported)"
@@ -265,6 +275,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
             }
         }
 
+        configured.Balloon = BalloonControl.FromCreateRequest(request.BalloonDevice, configured.MemSizeMib, problems);
         if (request.ContainerCount != 0)
         {
             if (request.ContainerCount is < 1 or > 16)
@@ -298,6 +309,12 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         if (request.TimeoutSeconds > 0)
         {
             configured.AgentTimeoutSeconds = (int)Math.Min(request.TimeoutSeconds, 3600);
+        }
+
+        (configured.NetworkInterfaces, string networkArgs) = GuestNetwork.FromRequest(request, GuestNetwork.IsHostTapDevice);
+        if (networkArgs.Length > 0)
+        {
+            configured.KernelArgs = $"{configured.KernelArgs} {networkArgs}";
         }
 
         return problems.Count == 0

@@ -25,11 +25,10 @@ internal sealed class MicroVm : IAsyncDisposable
     private int _agentDisposed;
     private int _disposed;
 
-    private readonly HybridVsockDialOptions _dial;
     private readonly ImmutableArray<VmDriveMount> _driveMounts;
     private readonly ILogger _logger;
 
-    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots, HybridVsockDialOptions dial, ImmutableArray<VmDriveMount> driveMounts, ILogger logger)
+    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger)
     {
         _driveMounts = driveMounts;
         _logger = logger;
@@ -37,15 +36,17 @@ internal sealed class MicroVm : IAsyncDisposable
         Machine = machine;
         Agent = agent;
         _slotsInUse = new bool[slots];
-        _dial = dial;
     }
 
     public VmDir Dir { get; }
 
     public IVirtualMachine Machine { get; }
 
-    /// <summary>The connection to the guest agent; replaced by <see cref="ReconnectAgentAsync"/>.</summary>
-    public AgentClient Agent { get; private set; }
+    /// <summary>
+    /// The connection to the guest agent. It outlives a pause: the vsock device keeps the VM's connections while
+    /// QEMU has its rings stopped.
+    /// </summary>
+    public AgentClient Agent { get; }
 
     /// <summary>Boots VM <paramref name="vmId"/> of namespace <paramref name="ns"/> and waits until its agent answers.</summary>
     public static async Task<MicroVm> StartAsync(RuntimeConfig config, string ns, string vmId, ILogger logger, CancellationToken cancellationToken)
@@ -69,7 +70,9 @@ internal sealed class MicroVm : IAsyncDisposable
             new BootSource(config.KernelImagePath, config.InitrdPath, config.KernelArgs),
             new MachineConfig(config.VcpuCount, config.MemSizeMib),
             drives.ToImmutable(),
-            new VsockDevice(VsockDevice.MinGuestCid, VsockName));
+            new VsockDevice(VsockDevice.MinGuestCid, VsockName),
+            config.NetworkInterfaces,
+            Balloon: config.Balloon);
         IVirtualMachine machine = await CreateMachineAsync(config, spec, dir, logger, cancellationToken).ConfigureAwait(false);
         try
         {
@@ -85,7 +88,7 @@ internal sealed class MicroVm : IAsyncDisposable
             var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)));
             await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
             await VmDriveMount.MountAllAsync(config.DriveMounts, machine, agent, cancellationToken).ConfigureAwait(false);
-            return new MicroVm(dir, machine, agent, config.ContainerSlots, dial, config.DriveMounts, logger);
+            return new MicroVm(dir, machine, agent, config.ContainerSlots, config.DriveMounts, logger);
         }
         catch
         {
@@ -93,37 +96,6 @@ internal sealed class MicroVm : IAsyncDisposable
             DeleteStubs(dir, config);
             throw;
         }
-    }
-
-    /// <summary>
-    /// Dials the agent again and makes the new connection <see cref="Agent"/>, closing the old one. Needed after a
-    /// pause under QEMU: stopping the vCPUs stops the vhost-user vsock device's rings, which resets every vsock
-    /// connection of the VM.
-    /// </summary>
-    public async Task<AgentClient> ReconnectAgentAsync(CancellationToken cancellationToken)
-    {
-        Socket socket = await HybridVsockDialer.DialAsync(Dir.FirecrackerVSockPath, WellKnownNames.AgentVsockPort, _dial, cancellationToken)
-            .ConfigureAwait(false);
-        var agent = new AgentClient(new TtrpcClient(socket));
-        try
-        {
-            await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            await agent.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-
-        AgentClient old;
-        lock (_gate)
-        {
-            old = Agent;
-            Agent = agent;
-        }
-
-        await old.DisposeAsync().ConfigureAwait(false);
-        return agent;
     }
 
     /// <summary>Takes a free stub drive; its id is what the agent mounts.</summary>

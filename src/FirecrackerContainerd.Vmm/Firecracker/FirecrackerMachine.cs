@@ -144,8 +144,59 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     }
 
     /// <inheritdoc/>
-    public Task UpdateBalloonAsync(int amountMib, CancellationToken cancellationToken) =>
-        Api().PatchBalloonAsync(new ApiBalloonUpdate(amountMib), cancellationToken);
+    public async Task UpdateBalloonAsync(int amountMib, CancellationToken cancellationToken)
+    {
+        await Api().PatchBalloonAsync(new ApiBalloonUpdate(amountMib), cancellationToken).ConfigureAwait(false);
+        UpdateSpecBalloon(b => b with { AmountMib = amountMib });
+    }
+
+    /// <inheritdoc/>
+    public async Task<BalloonDevice> GetBalloonConfigAsync(CancellationToken cancellationToken) =>
+        ToBalloonDevice(VmId, await Api().GetBalloonAsync(cancellationToken).ConfigureAwait(false));
+
+    /// <inheritdoc/>
+    public async Task<BalloonStatistics> GetBalloonStatisticsAsync(CancellationToken cancellationToken) =>
+        ToBalloonStatistics(VmId, Spec.Machine.MemSizeMib, await Api().GetBalloonStatsAsync(cancellationToken).ConfigureAwait(false));
+
+    /// <inheritdoc/>
+    public async Task UpdateBalloonStatisticsAsync(int pollingIntervalSeconds, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(pollingIntervalSeconds);
+        await Api().PatchBalloonStatsAsync(new ApiBalloonStatsUpdate(pollingIntervalSeconds), cancellationToken).ConfigureAwait(false);
+        UpdateSpecBalloon(b => b with { StatsPollingIntervalSeconds = pollingIntervalSeconds });
+    }
+
+    /// <summary>Checks Firecracker's <c>GET /balloon</c> answer; it must not be taken on trust.</summary>
+    internal static BalloonDevice ToBalloonDevice(string vmId, ApiBalloon balloon) =>
+        balloon.AmountMib >= 0 && balloon.StatsPollingIntervalS is null or >= 0
+            ? new BalloonDevice(balloon.AmountMib, balloon.DeflateOnOom, balloon.StatsPollingIntervalS ?? 0)
+            : throw new InvalidDataException(
+                $"firecracker API GET /balloon for vm \"{vmId}\" answered amount {balloon.AmountMib} MiB, interval {balloon.StatsPollingIntervalS} s");
+
+    /// <summary>Checks Firecracker's <c>GET /balloon/statistics</c> answer against a guest of <paramref name="memSizeMib"/> MiB.</summary>
+    internal static BalloonStatistics ToBalloonStatistics(string vmId, int memSizeMib, ApiBalloonStats stats)
+    {
+        var guest = new GuestMemoryStatistics(
+            stats.SwapIn, stats.SwapOut, stats.MajorFaults, stats.MinorFaults, stats.FreeMemory, stats.TotalMemory,
+            stats.AvailableMemory, stats.DiskCaches, stats.HugetlbAllocations, stats.HugetlbFailures);
+        BalloonStatistics checkedStats = BalloonStatistics.Create(vmId, memSizeMib, stats.TargetPages, stats.ActualPages, guest.IsEmpty ? null : guest);
+        if (checkedStats.TargetMib != stats.TargetMib || checkedStats.ActualMib != stats.ActualMib)
+        {
+            throw new InvalidDataException(
+                $"firecracker API GET /balloon/statistics for vm \"{vmId}\" answered MiB ({stats.TargetMib}, {stats.ActualMib}) that do not match its pages ({stats.TargetPages}, {stats.ActualPages})");
+        }
+
+        return checkedStats;
+    }
+
+    private void UpdateSpecBalloon(Func<BalloonDevice, BalloonDevice> change)
+    {
+        MachineSpec spec = Spec;
+        if (spec.Balloon is { } balloon)
+        {
+            Volatile.Write(ref _spec, spec with { Balloon = change(balloon) });
+        }
+    }
 
     /// <inheritdoc/>
     public Task SetMetadataAsync(JsonElement metadata, CancellationToken cancellationToken) =>

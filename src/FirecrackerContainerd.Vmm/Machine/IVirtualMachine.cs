@@ -12,7 +12,7 @@ public interface IVirtualMachine : IAsyncDisposable
     /// <summary>The machine's identifier.</summary>
     string VmId { get; }
 
-    /// <summary>The spec the machine was built from, with drive patches applied.</summary>
+    /// <summary>The spec the machine was built from, with drive patches and balloon changes applied.</summary>
     MachineSpec Spec { get; }
 
     /// <summary>Host path of the hybrid vsock socket the runtime dials (CONNECT/OK), or null without vsock.</summary>
@@ -41,6 +41,15 @@ public interface IVirtualMachine : IAsyncDisposable
 
     /// <summary>Changes the balloon's target size.</summary>
     Task UpdateBalloonAsync(int amountMib, CancellationToken cancellationToken);
+
+    /// <summary>The balloon as it is now: target, deflate-on-OOM and statistics interval.</summary>
+    Task<BalloonDevice> GetBalloonConfigAsync(CancellationToken cancellationToken);
+
+    /// <summary>The balloon's target and actual size and the guest's memory statistics; only when statistics were on at boot.</summary>
+    Task<BalloonStatistics> GetBalloonStatisticsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Changes how often the guest reports statistics; turning them on or off after boot is refused.</summary>
+    Task UpdateBalloonStatisticsAsync(int pollingIntervalSeconds, CancellationToken cancellationToken);
 
     /// <summary>Replaces the metadata store with <paramref name="metadata"/> (a JSON object).</summary>
     Task SetMetadataAsync(JsonElement metadata, CancellationToken cancellationToken);

@@ -217,14 +217,14 @@ public static partial class MachineSpecValidator
             return;
         }
 
-        if (balloon.AmountMib < 0 || (spec.Machine is not null && balloon.AmountMib > spec.Machine.MemSizeMib))
+        if (balloon.AmountMib < 0 || (spec.Machine is not null && balloon.AmountMib >= spec.Machine.MemSizeMib))
         {
-            problems.Add($"balloon: amount {balloon.AmountMib} MiB must be between 0 and the memory size");
+            problems.Add($"balloon: amount {balloon.AmountMib} MiB must be at least 0 and below the memory size");
         }
 
-        if (balloon.StatsPollingIntervalSeconds < 0)
+        if (balloon.StatsPollingIntervalSeconds is < 0 or > BalloonDevice.MaxStatsPollingIntervalSeconds)
         {
-            problems.Add($"balloon: statistics interval {balloon.StatsPollingIntervalSeconds} s must not be negative");
+            problems.Add($"balloon: statistics interval {balloon.StatsPollingIntervalSeconds} s must be between 0 and {BalloonDevice.MaxStatsPollingIntervalSeconds}");
         }
     }
 

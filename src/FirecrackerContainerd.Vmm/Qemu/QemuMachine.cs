@@ -88,6 +88,7 @@ public sealed partial class QemuMachine : IVirtualMachine
             _qemu = await VmmProcess.StartAsync(VmId, launch, _logger, timeout.Token).ConfigureAwait(false);
             _ = ObserveExitAsync(_qemu);
             _qmp = await ConnectQmpAsync(timeout.Token).ConfigureAwait(false);
+            await ConfigureBalloonAsync(timeout.Token).ConfigureAwait(false);
             LogStarted(_logger, VmId, _qemu.Pid, _options.Accelerator);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -199,25 +200,6 @@ public sealed partial class QemuMachine : IVirtualMachine
         {
             _patchLock.Release();
         }
-    }
-
-    /// <inheritdoc/>
-    public Task UpdateBalloonAsync(int amountMib, CancellationToken cancellationToken)
-    {
-        if (Spec.Balloon is null)
-        {
-            throw new InvalidOperationException($"vm \"{VmId}\" has no balloon device");
-        }
-
-        if (amountMib < 0 || amountMib >= Spec.Machine.MemSizeMib)
-        {
-            throw new ArgumentOutOfRangeException(nameof(amountMib), amountMib,
-                $"vm \"{VmId}\": the balloon must stay between 0 and {Spec.Machine.MemSizeMib} MiB");
-        }
-
-        // Firecracker sizes the balloon; QEMU sets the guest's remaining memory.
-        long target = (long)(Spec.Machine.MemSizeMib - amountMib) << 20;
-        return Qmp.ExecuteAsync("balloon", w => w.WriteNumber("value", target), cancellationToken);
     }
 
     /// <inheritdoc/>

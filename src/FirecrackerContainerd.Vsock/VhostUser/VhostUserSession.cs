@@ -35,6 +35,8 @@ internal sealed partial class VhostUserSession : IDisposable
     private VirtioVsockQueues? queues;
     private KickWatcher? rxKick;
     private KickWatcher? txKick;
+    // The rings as they were when the front-end stopped them (GET_VRING_BASE), while it has not restarted them.
+    private RingPosition[]? suspended;
 
     public VhostUserSession(VhostUserChannel channel, ulong guestCid, object gate, IVsockBackend backend,
         Action onActivated, Action onDeactivated, ILogger logger)
@@ -88,7 +90,7 @@ internal sealed partial class VhostUserSession : IDisposable
                 break;
             case VhostUserRequest.ResetOwner:
             case VhostUserRequest.ResetDevice:
-                Stop();
+                Stop(keepConnections: false);
                 break;
             case VhostUserRequest.SetMemTable:
                 SetMemTable(message);
@@ -224,7 +226,7 @@ internal sealed partial class VhostUserSession : IDisposable
             Unmap(mappings);
             throw;
         }
-        Stop();
+        Stop(keepConnections: true);
         lock (gate)
         {
             memory?.Dispose();
@@ -273,7 +275,7 @@ internal sealed partial class VhostUserSession : IDisposable
             case VhostUserRequest.SetVringKick:
                 if (index is RxQueue or TxQueue)
                 {
-                    Stop();
+                    Stop(keepConnections: true);
                 }
                 Interop.CloseQuietly(vring.KickFd);
                 vring.KickFd = fd;
@@ -296,6 +298,7 @@ internal sealed partial class VhostUserSession : IDisposable
     {
         VringConfig rxConfig = vrings[RxQueue];
         VringConfig txConfig = vrings[TxQueue];
+        bool resetFirst = false;
         lock (gate)
         {
             if (queues is not null || memory is null || !rxConfig.Ready || !txConfig.Ready)
@@ -308,6 +311,14 @@ internal sealed partial class VhostUserSession : IDisposable
             {
                 throw new VhostUserProtocolException($"vring addresses or sizes (rx {rxConfig.Num}, tx {txConfig.Num}) are outside guest memory or invalid");
             }
+            // Rings that start where they stopped are a resumed VM: its connections carry on. Rings anywhere else
+            // belong to a guest that reset the device, whose connections are gone.
+            if (suspended is { } before && !(before[0] == RingPosition.Of(rxConfig) && before[1] == RingPosition.Of(txConfig)))
+            {
+                resetFirst = true;
+            }
+
+            suspended = null;
             queues = new VirtioVsockQueues(
                 new SplitVirtqueue(memory, rxLayout.Value, rxConfig.Base),
                 new SplitVirtqueue(memory, txLayout.Value, txConfig.Base),
@@ -320,8 +331,15 @@ internal sealed partial class VhostUserSession : IDisposable
         rxKick = new KickWatcher(rxConfig.KickFd, "vsock-rx-kick", () => OnKick(RxQueue));
         txKick = new KickWatcher(txConfig.KickFd, "vsock-tx-kick", () => OnKick(TxQueue));
         LogStarted(guestCid, rxConfig.Num, txConfig.Num);
+        if (resetFirst)
+        {
+            onDeactivated();
+        }
+
         onActivated();
         OnKick(TxQueue);
+        // What the host sent while the rings were stopped waits for the guest.
+        OnKick(RxQueue);
     }
 
     private void OnKick(int queue)
@@ -362,7 +380,9 @@ internal sealed partial class VhostUserSession : IDisposable
         }
         if (index is RxQueue or TxQueue)
         {
-            Stop();
+            // QEMU stops the rings this way when the VM is paused as well as when the guest resets the device;
+            // which one it was shows when the rings start again (TryStart).
+            Stop(keepConnections: true);
             vring.Base = next;
             // A restart brings a new kick descriptor.
             Interop.CloseQuietly(vring.KickFd);
@@ -371,9 +391,14 @@ internal sealed partial class VhostUserSession : IDisposable
         return next;
     }
 
-    private void Stop()
+    /// <summary>
+    /// Stops the queues. With <paramref name="keepConnections"/>, the connections stay (a paused VM resumes them)
+    /// until the rings start again somewhere else; otherwise they are reset now.
+    /// </summary>
+    private void Stop(bool keepConnections)
     {
         bool wasRunning;
+        bool reset;
         lock (gate)
         {
             wasRunning = queues is not null;
@@ -383,13 +408,22 @@ internal sealed partial class VhostUserSession : IDisposable
                 vrings[TxQueue].Base = queues.Tx.NextAvail;
             }
             queues = null;
+            reset = (wasRunning || suspended is not null) && !keepConnections;
+            if (wasRunning && keepConnections)
+            {
+                suspended = [RingPosition.Of(vrings[RxQueue]), RingPosition.Of(vrings[TxQueue])];
+            }
+            else if (reset)
+            {
+                suspended = null;
+            }
         }
         // Joined outside the lock: a watcher may be waiting for it.
         rxKick?.Dispose();
         txKick?.Dispose();
         rxKick = null;
         txKick = null;
-        if (wasRunning)
+        if (reset)
         {
             onDeactivated();
         }
@@ -397,7 +431,7 @@ internal sealed partial class VhostUserSession : IDisposable
 
     public void Dispose()
     {
-        Stop();
+        Stop(keepConnections: false);
         lock (gate)
         {
             foreach (VringConfig vring in vrings)
@@ -415,6 +449,12 @@ internal sealed partial class VhostUserSession : IDisposable
     private void LogQueueProblem(string problem) => LogGuestFault(problem);
 
     /// <summary>What the front-end told us about one vring.</summary>
+    /// <summary>Where a ring is in guest memory and how far the device got in it.</summary>
+    private readonly record struct RingPosition(uint Num, ulong DescUser, ulong AvailUser, ulong UsedUser, ushort Base)
+    {
+        public static RingPosition Of(VringConfig vring) => new(vring.Num, vring.DescUser, vring.AvailUser, vring.UsedUser, vring.Base);
+    }
+
     private sealed class VringConfig
     {
         public uint Num { get; set; }

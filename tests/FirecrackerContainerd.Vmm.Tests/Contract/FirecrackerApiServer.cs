@@ -34,6 +34,7 @@ public sealed class FirecrackerApiServer : IAsyncDisposable
     private bool _configuredBeyondTelemetry;
     private JsonNode _machineConfig = JsonNode.Parse("""{"vcpu_count":1,"mem_size_mib":128,"smt":false}""")!;
     private JsonNode _mmds = new JsonObject();
+    private JsonNode? _balloon;
     private int _logFd = -1;
     private int _metricsFd = -1;
 
@@ -166,6 +167,7 @@ public sealed class FirecrackerApiServer : IAsyncDisposable
     {
         const string NotAfterStart = "The requested operation is not supported after starting the microVM.";
         const string NotBeforeStart = "The requested operation is not supported before starting the microVM.";
+        const string NoBalloon = "Invalid request method and/or path: balloon device not configured.";
         var started = _state != "Not started";
         var template = _contract.MatchPath(path);
         switch (method, template)
@@ -232,7 +234,29 @@ public sealed class FirecrackerApiServer : IAsyncDisposable
                 }
 
                 return (204, null);
+            case ("PUT", "/balloon"):
+                if (started) return (400, Fault(NotAfterStart));
+                _balloon = body!;
+                return (204, null);
+            case ("GET", "/balloon"):
+                return _balloon is null ? (400, Fault(NoBalloon)) : (200, _balloon.ToJsonString());
             case ("PATCH", "/balloon"):
+                if (_balloon is null) return (400, Fault(NoBalloon));
+                _balloon["amount_mib"] = body!["amount_mib"]!.GetValue<int>();
+                return (204, null);
+            case ("GET", "/balloon/statistics"):
+                if (_balloon is null) return (400, Fault(NoBalloon));
+                if (_balloon["stats_polling_interval_s"]?.GetValue<int>() is null or 0) return (400, Fault("Statistics for the balloon device are not enabled"));
+                return (200, BalloonStats(_balloon["amount_mib"]!.GetValue<int>()));
+            case ("PATCH", "/balloon/statistics"):
+                if (_balloon is null) return (400, Fault(NoBalloon));
+                var interval = body!["stats_polling_interval_s"]!.GetValue<int>();
+                if (started && (_balloon["stats_polling_interval_s"]?.GetValue<int>() is null or 0) != (interval == 0))
+                {
+                    return (400, Fault("Cannot enable/disable the statistics after boot."));
+                }
+
+                _balloon["stats_polling_interval_s"] = interval;
                 return (204, null);
             case ("PUT", "/machine-config"):
                 if (started) return (400, Fault(NotAfterStart));
@@ -246,6 +270,19 @@ public sealed class FirecrackerApiServer : IAsyncDisposable
             default:
                 return (400, Fault($"Invalid request method and/or path: {method} {path}."));
         }
+    }
+
+    // The guest gives at once what it is asked; its figures are those of a small, quiet guest.
+    private string BalloonStats(int amountMib)
+    {
+        var memBytes = _machineConfig["mem_size_mib"]!.GetValue<long>() << 20;
+        return new JsonObject
+        {
+            ["target_pages"] = amountMib * 256, ["actual_pages"] = amountMib * 256, ["target_mib"] = amountMib, ["actual_mib"] = amountMib,
+            ["swap_in"] = 0, ["swap_out"] = 0, ["major_faults"] = 3, ["minor_faults"] = 4000,
+            ["free_memory"] = memBytes / 2, ["total_memory"] = memBytes - ((long)amountMib << 20), ["available_memory"] = memBytes / 2,
+            ["disk_caches"] = 4096, ["oom_kill"] = 0,
+        }.ToJsonString();
     }
 
     private static bool IdMatches(string path, JsonNode? id) => path.EndsWith("/" + id?.GetValue<string>(), StringComparison.Ordinal);

@@ -36,6 +36,32 @@ public sealed class HybridVsockVmTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_connection_outlives_a_pause_of_the_VM_and_carries_bytes_after_the_resume()
+    {
+        await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.GetAsync());
+        using var timeout = new CancellationTokenSource(TestTimeout);
+
+        (Socket socket, _) = await vm.ConnectAsync(GuestVm.EchoPort, timeout.Token);
+        using (socket)
+        {
+            byte[] before = Encoding.ASCII.GetBytes("before the pause\n");
+            await socket.SendAsync(before, timeout.Token);
+            Assert.Equal(before, await ReceiveExactlyAsync(socket, before.Length, timeout.Token));
+
+            // QEMU stops the device's rings on "stop" and starts them where they were on "cont".
+            await vm.QmpAsync(timeout.Token, "stop");
+            byte[] during = Encoding.ASCII.GetBytes("sent while paused\n");
+            await socket.SendAsync(during, timeout.Token);
+            await vm.QmpAsync(timeout.Token, "cont");
+
+            Assert.Equal(during, await ReceiveExactlyAsync(socket, during.Length, timeout.Token));
+            byte[] after = Encoding.ASCII.GetBytes("after the resume\n");
+            await socket.SendAsync(after, timeout.Token);
+            Assert.Equal(after, await ReceiveExactlyAsync(socket, after.Length, timeout.Token));
+        }
+    }
+
+    [Fact]
     public async Task Twenty_parallel_connections_each_get_their_own_bytes_back()
     {
         await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.GetAsync());

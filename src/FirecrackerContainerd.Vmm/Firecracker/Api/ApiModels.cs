@@ -127,6 +127,26 @@ internal sealed record ApiBalloon(
 /// <summary>Definition <c>BalloonUpdate</c>: the body of <c>PATCH /balloon</c>.</summary>
 internal sealed record ApiBalloonUpdate([property: JsonPropertyName("amount_mib")] int AmountMib);
 
+/// <summary>Definition <c>BalloonStatsUpdate</c>: the body of <c>PATCH /balloon/statistics</c>.</summary>
+internal sealed record ApiBalloonStatsUpdate([property: JsonPropertyName("stats_polling_interval_s")] int StatsPollingIntervalS);
+
+/// <summary>Definition <c>BalloonStats</c>: the answer of <c>GET /balloon/statistics</c>; the guest's figures are absent until it reports them.</summary>
+internal sealed record ApiBalloonStats(
+    [property: JsonPropertyName("target_pages")] long TargetPages,
+    [property: JsonPropertyName("actual_pages")] long ActualPages,
+    [property: JsonPropertyName("target_mib")] long TargetMib,
+    [property: JsonPropertyName("actual_mib")] long ActualMib,
+    [property: JsonPropertyName("swap_in")] long? SwapIn,
+    [property: JsonPropertyName("swap_out")] long? SwapOut,
+    [property: JsonPropertyName("major_faults")] long? MajorFaults,
+    [property: JsonPropertyName("minor_faults")] long? MinorFaults,
+    [property: JsonPropertyName("free_memory")] long? FreeMemory,
+    [property: JsonPropertyName("total_memory")] long? TotalMemory,
+    [property: JsonPropertyName("available_memory")] long? AvailableMemory,
+    [property: JsonPropertyName("disk_caches")] long? DiskCaches,
+    [property: JsonPropertyName("hugetlb_allocations")] long? HugetlbAllocations,
+    [property: JsonPropertyName("hugetlb_failures")] long? HugetlbFailures);
+
 /// <summary>Enumeration of <c>Vm.state</c>.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<ApiVmState>))]
 internal enum ApiVmState
@@ -184,6 +204,8 @@ internal sealed record ApiError([property: JsonPropertyName("fault_message")] st
 [JsonSerializable(typeof(ApiMmdsConfig))]
 [JsonSerializable(typeof(ApiBalloon))]
 [JsonSerializable(typeof(ApiBalloonUpdate))]
+[JsonSerializable(typeof(ApiBalloonStatsUpdate))]
+[JsonSerializable(typeof(ApiBalloonStats))]
 [JsonSerializable(typeof(ApiVm))]
 [JsonSerializable(typeof(ApiSnapshotCreateParams))]
 [JsonSerializable(typeof(ApiSnapshotLoadParams))]

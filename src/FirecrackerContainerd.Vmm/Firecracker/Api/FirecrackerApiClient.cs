@@ -111,6 +111,18 @@ public sealed class FirecrackerApiClient : IDisposable
     internal Task PatchBalloonAsync(ApiBalloonUpdate body, CancellationToken ct) =>
         SendAsync(HttpMethod.Patch, "/balloon", body, FirecrackerJsonContext.Default.ApiBalloonUpdate, ct);
 
+    /// <summary><c>GET /balloon</c>: the balloon's current settings.</summary>
+    internal Task<ApiBalloon> GetBalloonAsync(CancellationToken ct) =>
+        GetAsync("/balloon", FirecrackerJsonContext.Default.ApiBalloon, ct);
+
+    /// <summary><c>GET /balloon/statistics</c>: fails unless statistics were enabled before boot.</summary>
+    internal Task<ApiBalloonStats> GetBalloonStatsAsync(CancellationToken ct) =>
+        GetAsync("/balloon/statistics", FirecrackerJsonContext.Default.ApiBalloonStats, ct);
+
+    /// <summary><c>PATCH /balloon/statistics</c>: a new statistics interval.</summary>
+    internal Task PatchBalloonStatsAsync(ApiBalloonStatsUpdate body, CancellationToken ct) =>
+        SendAsync(HttpMethod.Patch, "/balloon/statistics", body, FirecrackerJsonContext.Default.ApiBalloonStatsUpdate, ct);
+
     /// <summary><c>PUT /mmds/config</c>.</summary>
     internal Task PutMmdsConfigAsync(ApiMmdsConfig body, CancellationToken ct) =>
         SendAsync(HttpMethod.Put, "/mmds/config", body, FirecrackerJsonContext.Default.ApiMmdsConfig, ct);
