@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using FirecrackerContainerd.Agent.Native;
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.Agent;
@@ -8,16 +9,16 @@ using Google.Protobuf.WellKnownTypes;
 namespace FirecrackerContainerd.Agent.Drives;
 
 /// <summary>
-/// Mounts the drives the host patched (container rootfs images). Stub drives are recognised by their
+/// Mounts the drives the host patched (container rootfs images, and the VM's drive mounts). Stub drives are recognised by their
 /// content at start, before any patch, so a drive id maps to its block device for the VM's lifetime.
 /// </summary>
-internal sealed class DriveMounter
+internal sealed partial class DriveMounter
 {
     /// <summary>The ttrpc service name.</summary>
     public const string ServiceName = "DriveMounter";
 
     private const nuint BLKFLSBUF = 0x1261;
-    private const ulong MS_RDONLY = 1;
+    private const int MaxPathLength = 4096;
 
     /// <summary>How long MountDrive waits for a patched drive to show more than the stub's single sector.</summary>
     private static readonly TimeSpan PatchedCapacityWait = TimeSpan.FromSeconds(5);
@@ -104,9 +105,27 @@ internal sealed class DriveMounter
 
     private Empty Mount(MountDriveRequest request)
     {
-        if (!Path.IsPathRooted(request.DestinationPath) || request.DestinationPath.Split('/').Contains(".."))
+        if (!Path.IsPathRooted(request.DestinationPath) || request.DestinationPath.Split('/').Contains("..")
+            || request.DestinationPath.Length > MaxPathLength || request.DestinationPath.Any(char.IsControl))
         {
-            throw new TtrpcException(StatusCode.InvalidArgument, $"mount drive {request.DriveID}: destination \"{request.DestinationPath}\" must be an absolute path without ..");
+            throw new TtrpcException(StatusCode.InvalidArgument,
+                $"mount drive {request.DriveID}: destination \"{request.DestinationPath}\" must be an absolute path without .. or control characters");
+        }
+
+        string fsType = request.FilesytemType.Length == 0 ? "ext4" : request.FilesytemType;
+        if (!FsTypePattern().IsMatch(fsType))
+        {
+            throw new TtrpcException(StatusCode.InvalidArgument, $"mount drive {request.DriveID}: file system type \"{fsType}\" must be 1..32 of a-z and 0-9");
+        }
+
+        MountOptions options;
+        try
+        {
+            options = MountOptions.Parse(request.Options);
+        }
+        catch (ArgumentException e)
+        {
+            throw new TtrpcException(StatusCode.InvalidArgument, $"mount drive {request.DriveID}: {e.Message}", e);
         }
 
         lock (_gate)
@@ -132,12 +151,10 @@ internal sealed class DriveMounter
                 Interop.Close(fd);
             }
 
-            ulong flags = request.Options.Contains("ro") ? MS_RDONLY : 0;
-            string data = string.Join(',', request.Options.Where(o => o is not ("ro" or "rw")));
-            Directory.CreateDirectory(request.DestinationPath);
             try
             {
-                Interop.Mount(device, request.DestinationPath, request.FilesytemType.Length == 0 ? "ext4" : request.FilesytemType, flags, data.Length == 0 ? null : data);
+                Directory.CreateDirectory(request.DestinationPath);
+                Interop.Mount(device, request.DestinationPath, fsType, options.Flags, options.Data);
             }
             catch (IOException e)
             {
@@ -148,6 +165,9 @@ internal sealed class DriveMounter
             return new Empty();
         }
     }
+
+    [GeneratedRegex("^[a-z0-9]{1,32}\\z")]
+    private static partial Regex FsTypePattern();
 
     private Empty Unmount(UnmountDriveRequest request)
     {
@@ -160,6 +180,7 @@ internal sealed class DriveMounter
 
             try
             {
+                Interop.SyncFileSystem(target);
                 Interop.Unmount(target);
             }
             catch (IOException e)

@@ -134,6 +134,26 @@ internal static unsafe partial class Interop
         }
     }
 
+    /// <summary>
+    /// Writes the dirty data of the file system mounted at <paramref name="target"/> to its device. An unmount
+    /// alone does not when the file system lives on in another mount (a container's bind mount of it).
+    /// </summary>
+    internal static void SyncFileSystem(string target)
+    {
+        int fd = Open(target, O_RDONLY);
+        try
+        {
+            if (syncfs(fd) != 0)
+            {
+                throw LastError("syncfs", target);
+            }
+        }
+        finally
+        {
+            Close(fd);
+        }
+    }
+
     internal static void Unmount(string target)
     {
         if (umount2(target, 0) != 0)
@@ -332,6 +352,9 @@ internal static unsafe partial class Interop
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int umount2(string target, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int syncfs(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int ioctl(int fd, nuint request, nint arg);

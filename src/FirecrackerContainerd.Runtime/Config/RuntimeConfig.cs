@@ -70,6 +70,10 @@ public sealed record RuntimeConfig
     [JsonIgnore]
     public BalloonDevice? Balloon { get; set; }
 
+    /// <summary>Host files the VM gets as drives and mounts in the guest (CreateVM's DriveMounts; not a file setting).</summary>
+    [JsonIgnore]
+    public ImmutableArray<Vm.VmDriveMount> DriveMounts { get; set; } = [];
+
     /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
     public static RuntimeConfig Load(string? path = null)
     {

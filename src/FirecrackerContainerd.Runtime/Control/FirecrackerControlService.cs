@@ -65,7 +65,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         }
 
         RejectUnsupported(request);
-        RuntimeConfig config = Configure(LoadConfig(), request);
+        RuntimeConfig config = DriveMounts.Apply(Configure(LoadConfig(), request), request);
         TimeSpan timeout = TimeSpan.FromSeconds(config.AgentTimeoutSeconds);
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(call.CancellationToken);
         bound.CancelAfter(timeout);
@@ -236,7 +236,6 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
     {
         string? unsupported =
             request.RootDrive is not null ? "RootDrive (the guest's root is the initramfs of the runtime configuration)"
-            : request.DriveMounts.Count > 0 ? "DriveMounts (no host drives are attached to the VM besides container slots)"
             : request.JailerConfig is not null ? "JailerConfig (the VMM runs without a jailer)"
             : request.LogFifoPath.Length > 0 ? "LogFifoPath (the VMM's console goes to the shim's log)"
             : request.MetricsFifoPath.Length > 0 ? "MetricsFifoPath (the QEMU driver has no metrics stream)"

@@ -33,8 +33,12 @@ internal sealed class AgentClient(TtrpcClient client) : IAsyncDisposable
         client.CallAsync("Agent", "SetMetadata", new AgentMetadata { Json = json }, Empty.Parser, cancellationToken: cancellationToken);
 
     public Task MountDriveAsync(string driveId, string destination, CancellationToken cancellationToken) =>
+        MountDriveAsync(driveId, destination, "ext4", [], cancellationToken);
+
+    /// <summary>Has the agent mount stub drive <paramref name="driveId"/> (patched by now) at <paramref name="destination"/>, creating it.</summary>
+    public Task MountDriveAsync(string driveId, string destination, string filesystemType, IEnumerable<string> options, CancellationToken cancellationToken) =>
         client.CallAsync("DriveMounter", "MountDrive",
-            new MountDriveRequest { DriveID = driveId, DestinationPath = destination, FilesytemType = "ext4" }, Empty.Parser,
+            new MountDriveRequest { DriveID = driveId, DestinationPath = destination, FilesytemType = filesystemType, Options = { options } }, Empty.Parser,
             cancellationToken: cancellationToken);
 
     public Task UnmountDriveAsync(string driveId, CancellationToken cancellationToken) =>

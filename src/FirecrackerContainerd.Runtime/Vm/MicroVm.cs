@@ -25,8 +25,13 @@ internal sealed class MicroVm : IAsyncDisposable
     private int _agentDisposed;
     private int _disposed;
 
-    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots)
+    private readonly ImmutableArray<VmDriveMount> _driveMounts;
+    private readonly ILogger _logger;
+
+    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger)
     {
+        _driveMounts = driveMounts;
+        _logger = logger;
         Dir = dir;
         Machine = machine;
         Agent = agent;
@@ -58,6 +63,8 @@ internal sealed class MicroVm : IAsyncDisposable
             drives.Add(new Drive(DriveId(slot), path));
         }
 
+        drives.AddRange(config.DriveMounts.Select(mount => mount.CreateStub(dir)));
+
         var spec = new MachineSpec(
             vmId,
             new BootSource(config.KernelImagePath, config.InitrdPath, config.KernelArgs),
@@ -80,11 +87,13 @@ internal sealed class MicroVm : IAsyncDisposable
 
             var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)));
             await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
-            return new MicroVm(dir, machine, agent, config.ContainerSlots);
+            await VmDriveMount.MountAllAsync(config.DriveMounts, machine, agent, cancellationToken).ConfigureAwait(false);
+            return new MicroVm(dir, machine, agent, config.ContainerSlots, config.DriveMounts, logger);
         }
         catch
         {
             await machine.DisposeAsync().ConfigureAwait(false);
+            DeleteStubs(dir, config);
             throw;
         }
     }
@@ -129,10 +138,12 @@ internal sealed class MicroVm : IAsyncDisposable
 
     /// <summary>
     /// Ends the VM: the guest gets <paramref name="gracePeriod"/> to power off, then the VMM is killed. Zero when its
-    /// containers are gone already: their rootfs images are thrown away, so the guest has nothing to flush.
+    /// containers are gone already: their rootfs images are thrown away, so the guest has nothing to flush. The drive
+    /// mounts, whose files outlive the VM, are flushed and unmounted first.
     /// </summary>
     public async Task StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
     {
+        await VmDriveMount.UnmountAllAsync(_driveMounts, Machine, Agent, gracePeriod, _logger, cancellationToken).ConfigureAwait(false);
         await DisposeAgentAsync().ConfigureAwait(false);
         if (!Machine.Exited.IsCompleted)
         {
@@ -192,6 +203,20 @@ internal sealed class MicroVm : IAsyncDisposable
         var probe = new KvmProbe("/var/cache/firecracker-containerd");
         AcceleratorVerdict verdict = await probe.DecideAsync(config.KernelImagePath, config.InitrdPath, cancellationToken).ConfigureAwait(false);
         return new QemuMachine(spec, dir, new QemuOptions(Accelerator: verdict.Accelerator), logger);
+    }
+
+    // A VM that never came up leaves no drives behind (the host files of drive mounts are not the VM's).
+    private static void DeleteStubs(VmDir dir, RuntimeConfig config)
+    {
+        for (int slot = 0; slot < config.ContainerSlots; slot++)
+        {
+            File.Delete(StubPath(dir, slot));
+        }
+
+        foreach (VmDriveMount mount in config.DriveMounts)
+        {
+            File.Delete(mount.StubPath(dir));
+        }
     }
 
     private static string DriveId(int slot) => $"stub{slot}";

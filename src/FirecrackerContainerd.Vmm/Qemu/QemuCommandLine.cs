@@ -63,7 +63,7 @@ public static class QemuCommandLine
 
         foreach (Drive drive in spec.Drives)
         {
-            string readOnly = drive.IsReadOnly ? ",readonly=on" : string.Empty;
+            string readOnly = drive.IsReadOnly ? ",read-only=on" : string.Empty;
             string cache = drive.CacheType == DriveCacheType.Writeback ? "writeback" : "unsafe";
             argv.AddRange(
                 "-blockdev", $"driver=file,node-name={drive.DriveId}-file,filename={Escape(drive.HostPath)}{readOnly},cache.direct=off",

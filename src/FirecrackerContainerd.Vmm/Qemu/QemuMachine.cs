@@ -28,6 +28,7 @@ public sealed partial class QemuMachine : IVirtualMachine
     private readonly List<UnixSocketPath> _socketPaths = [];
     private QmpClient? _qmp;
     private readonly Dictionary<string, string> _driveFileNodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _driveSizes = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _patchLock = new(1, 1);
     private int _fileNodeCount;
     private int _disposed;
@@ -129,8 +130,8 @@ public sealed partial class QemuMachine : IVirtualMachine
 
     /// <summary>
     /// Swaps the file behind drive <paramref name="driveId"/>: a new file node is added, the drive's raw node
-    /// is reopened on it, the old file node is dropped, and a resize to the new file's size makes virtio-blk
-    /// tell the guest its new capacity (measured: the guest logs "detected capacity change" at once).
+    /// is reopened on it, the old file node is dropped, and, when the size changes, a resize to the new file's size
+    /// makes virtio-blk tell the guest its new capacity (measured: the guest logs "detected capacity change" at once).
     /// </summary>
     public async Task PatchDriveAsync(string driveId, string hostPath, CancellationToken cancellationToken)
     {
@@ -174,15 +175,26 @@ public sealed partial class QemuMachine : IVirtualMachine
                 throw;
             }
 
+            // The size the guest sees now: the boot file's, or what the last patch set (its file may be gone or
+            // replaced by now: a container slot's image path is reused).
+            long oldSize = _driveSizes.TryGetValue(driveId, out long patchedSize) ? patchedSize : new FileInfo(drive.HostPath).Length;
             _driveFileNodes[driveId] = newFileNode;
             Spec = Spec.WithDriveHostPath(driveId, hostPath);
             await Qmp.ExecuteAsync("blockdev-del", w => w.WriteString("node-name", oldFileNode), cancellationToken).ConfigureAwait(false);
+
+            // QEMU refuses to resize a read-only node, even to its own size: a read-only drive's stub must be
+            // made as large as the file that replaces it, and then the guest needs no new capacity.
             long size = new FileInfo(hostPath).Length;
-            await Qmp.ExecuteAsync("block_resize", w =>
+            if (size != oldSize)
             {
-                w.WriteString("node-name", driveId);
-                w.WriteNumber("size", size);
-            }, cancellationToken).ConfigureAwait(false);
+                await Qmp.ExecuteAsync("block_resize", w =>
+                {
+                    w.WriteString("node-name", driveId);
+                    w.WriteNumber("size", size);
+                }, cancellationToken).ConfigureAwait(false);
+            }
+
+            _driveSizes[driveId] = size;
         }
         finally
         {

@@ -36,7 +36,7 @@ public class QemuCommandLineTests
     public void Drive_paths_with_commas_are_escaped_and_read_only_is_kept()
     {
         ImmutableArray<string> argv = QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg);
-        Assert.Contains("driver=file,node-name=stub0-file,filename=/d/stub,,0,readonly=on,cache.direct=off", argv);
+        Assert.Contains("driver=file,node-name=stub0-file,filename=/d/stub,,0,read-only=on,cache.direct=off", argv);
         Assert.Contains("virtio-blk-device,drive=stub0,serial=stub0", argv);
     }
 
