@@ -55,7 +55,7 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
             // Targets outside 0 .. memory-1 are refused before QEMU hears of them.
             foreach (long amount in new long[] { -1, GuestMib, long.MaxValue })
             {
-                string refused = await AssertStatusAsync(StatusCode.InvalidArgument,
+                string refused = await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument,
                     () => shim.CallAsync("UpdateBalloon", new UpdateBalloonRequest { VMID = vmId, AmountMib = amount }, Empty.Parser));
                 Assert.Contains(vmId, refused, StringComparison.Ordinal);
             }
@@ -72,10 +72,10 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
             Assert.Equal(64, (await GetConfigAsync(shim, vmId)).BalloonConfig.AmountMib);
 
             // Statistics stay on once they were on at boot; their interval may change.
-            string off = await AssertStatusAsync(StatusCode.FailedPrecondition,
+            string off = await ControlShim.AssertStatusAsync(StatusCode.FailedPrecondition,
                 () => shim.CallAsync("UpdateBalloonStats", new UpdateBalloonStatsRequest { VMID = vmId, StatsPollingIntervals = 0 }, Empty.Parser));
             Assert.Contains("off", off, StringComparison.Ordinal);
-            await AssertStatusAsync(StatusCode.InvalidArgument,
+            await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument,
                 () => shim.CallAsync("UpdateBalloonStats", new UpdateBalloonStatsRequest { VMID = vmId, StatsPollingIntervals = -1 }, Empty.Parser));
             await shim.CallAsync("UpdateBalloonStats", new UpdateBalloonStatsRequest { VMID = vmId, StatsPollingIntervals = 2 }, Empty.Parser);
             Assert.Equal(2, (await GetConfigAsync(shim, vmId)).BalloonConfig.StatsPollingIntervals);
@@ -132,7 +132,7 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
         await using (var shim = await StartShimAsync(vmId))
         {
             // A balloon as large as the memory is refused and boots nothing; the shim stays for the next CreateVM.
-            string tooBig = await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            string tooBig = await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,
                 MachineCfg = new FirecrackerMachineConfiguration { MemSizeMib = GuestMib },
@@ -159,7 +159,7 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
             ];
             foreach (Func<Task> call in calls)
             {
-                string message = await AssertStatusAsync(StatusCode.FailedPrecondition, call);
+                string message = await ControlShim.AssertStatusAsync(StatusCode.FailedPrecondition, call);
                 Assert.Contains($"vm \"{vmId}\" has no balloon device: CreateVM did not ask for one", message, StringComparison.Ordinal);
             }
 
@@ -170,11 +170,11 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
         await containerd.AssertNothingLeftAsync(Namespace, vmId, vmId);
     }
 
-    private static Task<GetBalloonConfigResponse> GetConfigAsync(BalloonShim shim, string vmId) =>
+    private static Task<GetBalloonConfigResponse> GetConfigAsync(ControlShim shim, string vmId) =>
         shim.CallAsync("GetBalloonConfig", new GetBalloonConfigRequest { VMID = vmId }, GetBalloonConfigResponse.Parser);
 
     /// <summary>Asks for the balloon's statistics until <paramref name="reached"/> holds; fails with the last answer after a bounded wait.</summary>
-    private async Task<GetBalloonStatsResponse> StatsWhenAsync(BalloonShim shim, string vmId, Func<GetBalloonStatsResponse, bool> reached)
+    private async Task<GetBalloonStatsResponse> StatsWhenAsync(ControlShim shim, string vmId, Func<GetBalloonStatsResponse, bool> reached)
     {
         var clock = Stopwatch.StartNew();
         while (true)
@@ -190,66 +190,5 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
         }
     }
 
-    /// <summary>Runs the shim's start verb for <paramref name="vmId"/> (a bundle whose config carries the VM id) and connects to it.</summary>
-    private async Task<BalloonShim> StartShimAsync(string vmId)
-    {
-        containerd.NoteTaskId(Namespace, vmId);
-        string bundle = Path.Combine(containerd.Directory, "balloon-bundles", vmId);
-        Directory.CreateDirectory(bundle);
-        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["ociVersion"] = "1.0.2",
-            ["annotations"] = new Dictionary<string, string> { [VmIdAnnotation] = vmId },
-        }));
-        CommandResult start = await ProcessRunner.RunAsync(
-            Path.Combine(containerd.ShimDirectory, "containerd-shim-aws-firecracker"),
-            ["-namespace", Namespace, "-address", containerd.Address, "-publish-binary", ContainerdFixture.ContainerdBinary, "-id", vmId, "start"],
-            TimeSpan.FromSeconds(60), bundle,
-            new Dictionary<string, string>
-            {
-                ["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = containerd.RuntimeConfigPath,
-                ["TMPDIR"] = containerd.ShimTempDirectory,
-                [FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = containerd.InvocationLogPath,
-            },
-            stdin: []);
-        Assert.True(start.ExitCode == 0, containerd.Describe(start));
-        TtrpcClient client = await TtrpcClient.ConnectUnixAsync(ShimSocketAddress.ToPath(start.Stdout), _timeout.Token);
-        ConnectResponse connect = await client.CallAsync(ServiceNames.TaskV2, "Connect", new ConnectRequest { Id = vmId }, ConnectResponse.Parser);
-        return new BalloonShim(client, (int)connect.ShimPid, bundle);
-    }
-
-    private static async Task<string> AssertStatusAsync(StatusCode expected, Func<Task> call)
-    {
-        TtrpcException e = await Assert.ThrowsAsync<TtrpcException>(call);
-        Assert.True(e.StatusCode == expected, $"expected {expected}, got {e.StatusCode}: {e.Message}");
-        return e.Message;
-    }
-
-    /// <summary>A shim started for a VM id and a connection to it; disposing kills a shim that is still running.</summary>
-    private sealed record BalloonShim(TtrpcClient Client, int Pid, string Bundle) : IAsyncDisposable
-    {
-        public Task<T> CallAsync<T>(string method, IMessage request, MessageParser<T> parser)
-            where T : IMessage<T> =>
-            Client.CallAsync(ServiceNames.Firecracker, method, request, parser, new TtrpcCallOptions { Timeout = TimeSpan.FromMinutes(3) });
-
-        public async ValueTask DisposeAsync()
-        {
-            await Client.DisposeAsync();
-            try
-            {
-                using var process = Process.GetProcessById(Pid);
-                if (process.ProcessName.StartsWith("containerd-shim", StringComparison.Ordinal) && !process.HasExited)
-                {
-                    process.Kill();
-                    await process.WaitForExitAsync();
-                }
-            }
-            catch (ArgumentException)
-            {
-                // Exited already, as it should.
-            }
-
-            Directory.Delete(Bundle, recursive: true);
-        }
-    }
+    private Task<ControlShim> StartShimAsync(string vmId) => ControlShim.StartAsync(containerd, Namespace, vmId, _timeout.Token);
 }

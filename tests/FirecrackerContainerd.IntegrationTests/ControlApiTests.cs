@@ -60,10 +60,10 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             Assert.Contains("-m\0256", await File.ReadAllTextAsync($"/proc/{qemu}/cmdline"), StringComparison.Ordinal);
 
             // A shim creates its VM once, and only the VM it was started for.
-            await AssertStatusAsync(StatusCode.AlreadyExists, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = vmId }, CreateVMResponse.Parser));
-            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "other-vm" }, CreateVMResponse.Parser));
-            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = "../etc" }, GetVMInfoResponse.Parser));
-            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = "other-vm" }, GetVMInfoResponse.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.AlreadyExists, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = vmId }, CreateVMResponse.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "other-vm" }, CreateVMResponse.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = "../etc" }, GetVMInfoResponse.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = "other-vm" }, GetVMInfoResponse.Parser));
 
             GetVMInfoResponse info = await shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = vmId }, GetVMInfoResponse.Parser);
             Assert.Equal(vmId, info.VMID);
@@ -85,8 +85,8 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             await shim.CallAsync("UpdateVMMetadata", new UpdateVMMetadataRequest { VMID = vmId, Metadata = """{"a":{"c":null,"d":[3]},"z":true}""" }, Empty.Parser);
             GetVMMetadataResponse metadata = await shim.CallAsync("GetVMMetadata", new GetVMMetadataRequest { VMID = vmId }, GetVMMetadataResponse.Parser);
             Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""{"a":{"b":1,"d":[3]},"x":"y","z":true}"""), JsonNode.Parse(metadata.Metadata)), metadata.Metadata);
-            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("SetVMMetadata", new SetVMMetadataRequest { VMID = vmId, Metadata = "{not json" }, Empty.Parser));
-            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("UpdateVMMetadata", new UpdateVMMetadataRequest { VMID = vmId, Metadata = "[1]" }, Empty.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("SetVMMetadata", new SetVMMetadataRequest { VMID = vmId, Metadata = "{not json" }, Empty.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("UpdateVMMetadata", new UpdateVMMetadataRequest { VMID = vmId, Metadata = "[1]" }, Empty.Parser));
 
             // A paused VM pauses its containers; resumed, they run again, with the stdio they had.
             containerd.NoteTaskId(Namespace, ids[2]);
@@ -204,20 +204,20 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
         await containerd.RequireGuestAsync(_timeout.Token);
         await using (var shim = await StartShimAsync(vmId))
         {
-            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = vmId }, GetVMInfoResponse.Parser));
-            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("PauseVM", new PauseVMRequest { VMID = vmId }, Empty.Parser));
-            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("StopVM", new StopVMRequest { VMID = vmId }, Empty.Parser));
-            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetVMMetadata", new GetVMMetadataRequest { VMID = vmId }, GetVMMetadataResponse.Parser));
-            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "a/b" }, CreateVMResponse.Parser));
-            await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "other-vm" }, CreateVMResponse.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetVMInfo", new GetVMInfoRequest { VMID = vmId }, GetVMInfoResponse.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("PauseVM", new PauseVMRequest { VMID = vmId }, Empty.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("StopVM", new StopVMRequest { VMID = vmId }, Empty.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetVMMetadata", new GetVMMetadataRequest { VMID = vmId }, GetVMMetadataResponse.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "a/b" }, CreateVMResponse.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "other-vm" }, CreateVMResponse.Parser));
 
-            string cni = await AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            string cni = await ControlShim.AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,
                 NetworkInterfaces = { new FirecrackerNetworkInterface { CNIConfig = new CNIConfiguration { NetworkName = "fcnet" } } },
             }, CreateVMResponse.Parser));
             Assert.Contains("CNIConfig", cni, StringComparison.Ordinal);
-            string noTap = await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            string noTap = await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,
                 NetworkInterfaces =
@@ -226,13 +226,13 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
                 },
             }, CreateVMResponse.Parser));
             Assert.Contains("not a TAP device", noTap, StringComparison.Ordinal);
-            string jailer = await AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            string jailer = await ControlShim.AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,
                 JailerConfig = new JailerConfig(),
             }, CreateVMResponse.Parser));
             Assert.Contains("JailerConfig", jailer, StringComparison.Ordinal);
-            string memory = await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            string memory = await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,
                 MachineCfg = new FirecrackerMachineConfiguration { MemSizeMib = 64 },
@@ -240,7 +240,7 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             }, CreateVMResponse.Parser));
             Assert.Contains("MemSizeMib 64", memory, StringComparison.Ordinal);
             Assert.Contains("ContainerCount 99", memory, StringComparison.Ordinal);
-            await AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetBalloonConfig", new GetBalloonConfigRequest { VMID = vmId }, GetBalloonConfigResponse.Parser));
+            await ControlShim.AssertStatusAsync(StatusCode.NotFound, () => shim.CallAsync("GetBalloonConfig", new GetBalloonConfigRequest { VMID = vmId }, GetBalloonConfigResponse.Parser));
 
             // Nothing was booted: the shim ends on containerd's Shutdown like any shim without tasks.
             Assert.Empty(ProcessRunner.FindProcesses("qemu-system-x86_64", Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + vmId)));
@@ -264,67 +264,5 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
         return run.Stdout.Trim();
     }
 
-    /// <summary>Runs the shim's start verb for <paramref name="vmId"/> (a bundle whose config carries the VM id) and connects to it.</summary>
-    private async Task<ControlShim> StartShimAsync(string vmId)
-    {
-        containerd.NoteTaskId(Namespace, vmId);
-        string bundle = Path.Combine(containerd.Directory, "ctl-bundles", vmId);
-        Directory.CreateDirectory(bundle);
-        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["ociVersion"] = "1.0.2",
-            ["annotations"] = new Dictionary<string, string> { [VmIdAnnotation] = vmId },
-        }));
-        CommandResult start = await ProcessRunner.RunAsync(
-            Path.Combine(containerd.ShimDirectory, "containerd-shim-aws-firecracker"),
-            ["-namespace", Namespace, "-address", containerd.Address, "-publish-binary", ContainerdFixture.ContainerdBinary, "-id", vmId, "start"],
-            TimeSpan.FromSeconds(60), bundle,
-            new Dictionary<string, string>
-            {
-                ["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = containerd.RuntimeConfigPath,
-                ["TMPDIR"] = containerd.ShimTempDirectory,
-                [FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = containerd.InvocationLogPath,
-            },
-            stdin: []);
-        Assert.True(start.ExitCode == 0, containerd.Describe(start));
-        Assert.Equal(ShimSocketAddress.For(containerd.Address, Namespace, vmId), start.Stdout);
-        TtrpcClient client = await TtrpcClient.ConnectUnixAsync(ShimSocketAddress.ToPath(start.Stdout), _timeout.Token);
-        ConnectResponse connect = await client.CallAsync(ServiceNames.TaskV2, "Connect", new ConnectRequest { Id = vmId }, ConnectResponse.Parser);
-        return new ControlShim(client, (int)connect.ShimPid, bundle);
-    }
-
-    private static async Task<string> AssertStatusAsync(StatusCode expected, Func<Task> call)
-    {
-        TtrpcException e = await Assert.ThrowsAsync<TtrpcException>(call);
-        Assert.True(e.StatusCode == expected, $"expected {expected}, got {e.StatusCode}: {e.Message}");
-        return e.Message;
-    }
-
-    /// <summary>A shim started for a VM id and a connection to it; disposing kills a shim that is still running.</summary>
-    private sealed record ControlShim(TtrpcClient Client, int Pid, string Bundle) : IAsyncDisposable
-    {
-        public Task<T> CallAsync<T>(string method, IMessage request, MessageParser<T> parser)
-            where T : IMessage<T> =>
-            Client.CallAsync(ServiceNames.Firecracker, method, request, parser, new TtrpcCallOptions { Timeout = TimeSpan.FromMinutes(3) });
-
-        public async ValueTask DisposeAsync()
-        {
-            await Client.DisposeAsync();
-            try
-            {
-                using var process = Process.GetProcessById(Pid);
-                if (process.ProcessName.StartsWith("containerd-shim", StringComparison.Ordinal) && !process.HasExited)
-                {
-                    process.Kill();
-                    await process.WaitForExitAsync();
-                }
-            }
-            catch (ArgumentException)
-            {
-                // Exited already, as it should.
-            }
-
-            Directory.Delete(Bundle, recursive: true);
-        }
-    }
+    private Task<ControlShim> StartShimAsync(string vmId) => ControlShim.StartAsync(containerd, Namespace, vmId, _timeout.Token);
 }

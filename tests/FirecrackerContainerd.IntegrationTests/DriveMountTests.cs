@@ -49,7 +49,7 @@ public sealed class DriveMountTests(ContainerdFixture containerd, ITestOutputHel
         try
         {
             // A bad request is refused before anything boots, and leaves the shim able to create its VM.
-            string refused = await AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            string refused = await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,
                 DriveMounts = { new FirecrackerDriveMount { HostPath = readOnlyImage, VMPath = "/container/x", FilesystemType = "ext4" } },
@@ -152,66 +152,5 @@ public sealed class DriveMountTests(ContainerdFixture containerd, ITestOutputHel
         return debugfs.Stdout;
     }
 
-    /// <summary>Runs the shim's start verb for <paramref name="vmId"/> (a bundle whose config carries the VM id) and connects to it.</summary>
-    private async Task<VmShim> StartShimAsync(string vmId)
-    {
-        containerd.NoteTaskId(Namespace, vmId);
-        string bundle = Path.Combine(containerd.Directory, "drive-bundles", vmId);
-        Directory.CreateDirectory(bundle);
-        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["ociVersion"] = "1.0.2",
-            ["annotations"] = new Dictionary<string, string> { [VmIdAnnotation] = vmId },
-        }));
-        CommandResult start = await ProcessRunner.RunAsync(
-            Path.Combine(containerd.ShimDirectory, "containerd-shim-aws-firecracker"),
-            ["-namespace", Namespace, "-address", containerd.Address, "-publish-binary", ContainerdFixture.ContainerdBinary, "-id", vmId, "start"],
-            TimeSpan.FromSeconds(60), bundle,
-            new Dictionary<string, string>
-            {
-                ["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = containerd.RuntimeConfigPath,
-                ["TMPDIR"] = containerd.ShimTempDirectory,
-                [FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = containerd.InvocationLogPath,
-            },
-            stdin: []);
-        Assert.True(start.ExitCode == 0, containerd.Describe(start));
-        TtrpcClient client = await TtrpcClient.ConnectUnixAsync(ShimSocketAddress.ToPath(start.Stdout), _timeout.Token);
-        ConnectResponse connect = await client.CallAsync(ServiceNames.TaskV2, "Connect", new ConnectRequest { Id = vmId }, ConnectResponse.Parser);
-        return new VmShim(client, (int)connect.ShimPid, bundle);
-    }
-
-    private static async Task<string> AssertStatusAsync(StatusCode expected, Func<Task> call)
-    {
-        TtrpcException e = await Assert.ThrowsAsync<TtrpcException>(call);
-        Assert.True(e.StatusCode == expected, $"expected {expected}, got {e.StatusCode}: {e.Message}");
-        return e.Message;
-    }
-
-    /// <summary>A shim started for a VM id and a connection to it; disposing kills a shim that is still running.</summary>
-    private sealed record VmShim(TtrpcClient Client, int Pid, string Bundle) : IAsyncDisposable
-    {
-        public Task<T> CallAsync<T>(string method, IMessage request, MessageParser<T> parser)
-            where T : IMessage<T> =>
-            Client.CallAsync(ServiceNames.Firecracker, method, request, parser, new TtrpcCallOptions { Timeout = TimeSpan.FromMinutes(3) });
-
-        public async ValueTask DisposeAsync()
-        {
-            await Client.DisposeAsync();
-            try
-            {
-                using var process = Process.GetProcessById(Pid);
-                if (process.ProcessName.StartsWith("containerd-shim", StringComparison.Ordinal) && !process.HasExited)
-                {
-                    process.Kill();
-                    await process.WaitForExitAsync();
-                }
-            }
-            catch (ArgumentException)
-            {
-                // Exited already, as it should.
-            }
-
-            Directory.Delete(Bundle, recursive: true);
-        }
-    }
+    private Task<ControlShim> StartShimAsync(string vmId) => ControlShim.StartAsync(containerd, Namespace, vmId, _timeout.Token);
 }
