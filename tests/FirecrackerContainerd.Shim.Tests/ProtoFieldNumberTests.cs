@@ -44,13 +44,25 @@ public class ProtoFieldNumberTests
         { Protos.Agent.AttachRequest.Descriptor, "ID=1 ExecID=2 StdinPort=3 StdoutPort=4 StderrPort=5" },
     };
 
+    // Fields of our own in a published message start here, far from any number upstream may use next.
+    private const int OwnFieldsStart = 1000;
+
     [Theory]
     [MemberData(nameof(Messages))]
     public void Field_numbers_match_the_published_api(MessageDescriptor message, string expected)
     {
-        string actual = string.Join(' ', message.Fields.InFieldNumberOrder().Select(f => $"{f.Name}={f.FieldNumber}"));
+        string actual = string.Join(' ', message.Fields.InFieldNumberOrder().Where(f => f.FieldNumber < OwnFieldsStart).Select(f => $"{f.Name}={f.FieldNumber}"));
 
         Assert.Equal(expected, actual);
+    }
+
+    [Fact]
+    public void Our_own_fields_in_published_messages_are_only_those_listed_and_numbered_from_1000()
+    {
+        var own = Messages.Select(row => (MessageDescriptor)row[0])
+            .SelectMany(m => m.Fields.InFieldNumberOrder().Where(f => f.FieldNumber >= OwnFieldsStart).Select(f => $"{m.Name}.{f.Name}={f.FieldNumber}"));
+
+        Assert.Equal(["GetVMInfoResponse.State=1001"], own);
     }
 
     [Theory]
