@@ -77,7 +77,7 @@ internal static class BusyboxImage
                 DataStream = new MemoryStream(busybox),
             });
             // The applets the tests run directly (an exec or a container's first process needs a file to run).
-            foreach (string applet in new[] { "sh", "true", "echo", "sleep", "cat", "tty", "stty", "head", "tee", "sha256sum", "mkfifo", "uname", "ps", "dd", "ip", "nc" })
+            foreach (string applet in new[] { "sh", "true", "echo", "sleep", "cat", "tty", "stty", "head", "tee", "sha256sum", "mkfifo", "uname", "ps", "dd", "ip", "nc", "nproc", "grep" })
             {
                 tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox" });
             }

@@ -80,6 +80,16 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         Assert.Contains(vmId, list.Stdout, StringComparison.Ordinal);
         Assert.Equal(0, (await FcctlAsync("info", vmId)).ExitCode);
 
+        // create-vm gave no sizes: the VM has upstream's defaults, 1 vCPU and 128 MiB (the kernel keeps some).
+        containerd.NoteTaskId(Namespace, "ctl-size");
+        CommandResult size = await containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"aws.firecracker.vm.id={vmId}",
+             BusyboxImage.Name, "ctl-size", "sh", "-c", "nproc; grep MemTotal /proc/meminfo"]);
+        Assert.True(size.ExitCode == 0, containerd.Describe(size));
+        string[] sizes = size.Stdout.Split((char[])['\n', ' '], StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("1", sizes[0]);
+        Assert.InRange(int.Parse(sizes[2], System.Globalization.CultureInfo.InvariantCulture), 64 * 1024, 128 * 1024);
+
         string first = await BootIdFromContainerAsync("ctl-c1", vmId);
         string second = await BootIdFromContainerAsync("ctl-c2", vmId);
         Assert.Matches("^[0-9a-f-]{36}$", first);
@@ -111,7 +121,7 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         Assert.True(stopped.ExitCode == 0, containerd.Describe(stopped));
         Assert.Equal(3, (await FcctlAsync("info", vmId)).ExitCode);
         Assert.DoesNotContain(vmId, (await FcctlAsync("list")).Stdout, StringComparison.Ordinal);
-        await containerd.AssertNothingLeftAsync(Namespace, vmId, "ctl-c1", "ctl-c2", "ctl-c3");
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, "ctl-size", "ctl-c1", "ctl-c2", "ctl-c3");
     }
 
     [Fact]

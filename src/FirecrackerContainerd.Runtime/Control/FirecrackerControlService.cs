@@ -26,6 +26,8 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
     public static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(5);
 
     private const int MaxKernelArgsLength = 2048;
+    private const int DefaultVcpuCount = 1;
+    private const int DefaultMemSizeMib = 128;
     private const int MaxMemSizeMib = 1024 * 1024;
     private readonly VmMetadata _metadata = new();
     private readonly BalloonControl _balloon = new(vmId);
@@ -251,7 +253,9 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
     private static RuntimeConfig Configure(RuntimeConfig config, CreateVMRequest request)
     {
         var problems = new List<string>();
-        RuntimeConfig configured = config with { };
+        // As upstream: what MachineCfg leaves out is 1 vCPU and 128 MiB. The configuration's sizes are for the VMs
+        // a container's Create boots.
+        RuntimeConfig configured = config with { VcpuCount = DefaultVcpuCount, MemSizeMib = DefaultMemSizeMib };
         if (request.MachineCfg is { } machine)
         {
             if (machine.VcpuCount > 0)
