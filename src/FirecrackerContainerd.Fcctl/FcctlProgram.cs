@@ -80,17 +80,34 @@ public static class FcctlProgram
         var containers = new Option<int>("--containers") { Description = "how many containers the VM will hold" };
         var keep = new Option<bool>("--keep") { Description = "keep the VM after its last task is deleted" };
         var createTimeout = Timeout();
-        root.Add(Run(new Command("create-vm", "create a VM and start its shim") { createId, vcpus, mem, containers, keep, createTimeout },
-            (r, c) => c.CallAsync("CreateVM", new CreateVMRequest
+        var nets = new Option<string[]>("--net") { Description = $"a network interface on a host TAP device: {CreateVmDevices.NetForm} (repeatable)" };
+        var drives = new Option<string[]>("--drive") { Description = $"a host file mounted in the guest: {CreateVmDevices.DriveForm} (repeatable)" };
+        var balloonMib = new Option<long?>("--balloon-mib") { Description = "attach a memory balloon with this target in MiB" };
+        var balloonStats = new Option<long>("--balloon-stats") { Description = "balloon statistics interval in seconds (0: off)" };
+        var deflateOnOom = new Option<bool>("--balloon-deflate-on-oom") { Description = "let the guest deflate the balloon when it runs out of memory" };
+        root.Add(Run(new Command("create-vm", "create a VM and start its shim")
             {
-                VMID = r.GetValue(createId),
-                MachineCfg = r.GetValue(vcpus) > 0 || r.GetValue(mem) > 0
-                    ? new FirecrackerMachineConfiguration { VcpuCount = r.GetValue(vcpus), MemSizeMib = r.GetValue(mem) }
-                    : null,
-                ContainerCount = r.GetValue(containers),
-                ExitAfterAllTasksDeleted = !r.GetValue(keep),
-                TimeoutSeconds = r.GetValue(createTimeout),
-            }, CreateVMResponse.Parser),
+                createId, vcpus, mem, containers, keep, createTimeout, nets, drives, balloonMib, balloonStats, deflateOnOom,
+            },
+            (r, c) =>
+            {
+                var request = new CreateVMRequest
+                {
+                    VMID = r.GetValue(createId),
+                    MachineCfg = r.GetValue(vcpus) > 0 || r.GetValue(mem) > 0
+                        ? new FirecrackerMachineConfiguration { VcpuCount = r.GetValue(vcpus), MemSizeMib = r.GetValue(mem) }
+                        : null,
+                    ContainerCount = r.GetValue(containers),
+                    ExitAfterAllTasksDeleted = !r.GetValue(keep),
+                    TimeoutSeconds = r.GetValue(createTimeout),
+                    BalloonDevice = r.GetValue(balloonMib) is { } amount
+                        ? new FirecrackerBalloonDevice { AmountMib = amount, StatsPollingIntervals = r.GetValue(balloonStats), DeflateOnOom = r.GetValue(deflateOnOom) }
+                        : null,
+                };
+                request.NetworkInterfaces.Add(Parsed(r.GetValue(nets), CreateVmDevices.ParseNet));
+                request.DriveMounts.Add(Parsed(r.GetValue(drives), CreateVmDevices.ParseDrive));
+                return c.CallAsync("CreateVM", request, CreateVMResponse.Parser);
+            },
             (r, a) => Describe("created vm", (CreateVMResponse)a)));
 
         var stopId = Id();
@@ -136,6 +153,30 @@ public static class FcctlProgram
         }
 
         root.Add(metadata);
+
+        var balloon = new Command("balloon", "read or set a VM's memory balloon (the VM must have been created with one)");
+        var balloonGetId = Id();
+        balloon.Add(Run(new Command("get", "print the balloon's target and settings") { balloonGetId },
+            (r, c) => c.CallAsync("GetBalloonConfig", new GetBalloonConfigRequest { VMID = r.GetValue(balloonGetId) }, GetBalloonConfigResponse.Parser),
+            (r, a) => ((GetBalloonConfigResponse)a).BalloonConfig is { } b
+                ? Lines($"balloon of vm {r.GetValue(balloonGetId)}", ("target", Mib(b.AmountMib)), ("deflate on oom", b.DeflateOnOom ? "yes" : "no"),
+                    ("statistics every", b.StatsPollingIntervals > 0 ? string.Create(CultureInfo.InvariantCulture, $"{b.StatsPollingIntervals} s") : "off"))
+                : $"vm {r.GetValue(balloonGetId)} reported no balloon"));
+        var balloonSetId = Id();
+        var target = new Argument<long>("MIB") { Description = "the balloon's new target in MiB (memory taken from the guest)" };
+        balloon.Add(Run(new Command("set", "change the balloon's target") { balloonSetId, target },
+            (r, c) => c.CallAsync("UpdateBalloon", new UpdateBalloonRequest { VMID = r.GetValue(balloonSetId), AmountMib = r.GetValue(target) }, Empty.Parser),
+            (r, _) => $"balloon of vm {r.GetValue(balloonSetId)} set to {Mib(r.GetValue(target))}"));
+        var balloonStatsId = Id();
+        balloon.Add(Run(new Command("stats", "print the balloon's statistics") { balloonStatsId },
+            (r, c) => c.CallAsync("GetBalloonStats", new GetBalloonStatsRequest { VMID = r.GetValue(balloonStatsId) }, GetBalloonStatsResponse.Parser),
+            (r, a) =>
+            {
+                var s = (GetBalloonStatsResponse)a;
+                return Lines($"balloon of vm {r.GetValue(balloonStatsId)}", ("target", Mib(s.TargetMib)), ("actual", Mib(s.ActualMib)),
+                    ("guest total", Mib(s.TotalMemory >> 20)), ("guest free", Mib(s.FreeMemory >> 20)), ("guest available", Mib(s.AvailableMemory >> 20)));
+            }));
+        root.Add(balloon);
         root.Add(Run(new Command("list", "list the VMs the daemon created in the namespace"),
             (_, c) => c.CallAsync(VmListService.ServiceName, "ListVMs", new ListVMsRequest(), ListVMsResponse.Parser),
             (_, a) => Table((ListVMsResponse)a)));
@@ -156,6 +197,23 @@ public static class FcctlProgram
     }
 
     private const string UsageMarker = "fcctl-usage";
+
+    // Each value of a repeatable device option parsed; a malformed one is a usage error (exit 2).
+    private static List<T> Parsed<T>(string[]? values, Func<string, T> parse)
+    {
+        try
+        {
+            return [.. (values ?? []).Select(parse)];
+        }
+        catch (FormatException e)
+        {
+            var usage = new TtrpcException(StatusCode.InvalidArgument, e.Message, e);
+            usage.Data[UsageMarker] = true;
+            throw usage;
+        }
+    }
+
+    private static string Mib(long mib) => string.Create(CultureInfo.InvariantCulture, $"{mib} MiB");
 
     private static string CheckedJson(string text)
     {

@@ -39,6 +39,12 @@ public sealed class FakeShim : IAsyncDisposable
 
     public string Metadata { get; set; } = "{}";
 
+    /// <summary>The last CreateVM request received.</summary>
+    public CreateVMRequest? LastCreate { get; private set; }
+
+    /// <summary>The balloon target UpdateBalloon sets and GetBalloonConfig reports.</summary>
+    public long BalloonMib { get; set; }
+
     public static async Task<FakeShim> StartAsync(string path, string vmId)
     {
         var listener = await ShimSocket.BindAsync(path, CancellationToken.None);
@@ -49,6 +55,7 @@ public sealed class FakeShim : IAsyncDisposable
             .AddUnary<CreateVMRequest, CreateVMResponse>(S, "CreateVM", CreateVMRequest.Parser, (r, c) =>
             {
                 shim!.Record("CreateVM", c, r.VMID + $" vcpus={r.MachineCfg?.VcpuCount ?? 0} exit={r.ExitAfterAllTasksDeleted}");
+                shim.LastCreate = r;
                 return Task.FromResult(new CreateVMResponse { VMID = r.VMID, SocketPath = "/run/vm/firecracker.sock" });
             })
             .AddUnary<StopVMRequest, Empty>(S, "StopVM", StopVMRequest.Parser, (r, c) =>
@@ -78,7 +85,17 @@ public sealed class FakeShim : IAsyncDisposable
             .AddUnary<GetBalloonStatsRequest, GetBalloonStatsResponse>(S, "GetBalloonStats", GetBalloonStatsRequest.Parser, (r, c) =>
             {
                 shim!.Record("GetBalloonStats", c, r.VMID);
-                return Task.FromResult(new GetBalloonStatsResponse { ActualMib = 64 });
+                return Task.FromResult(new GetBalloonStatsResponse { ActualMib = 64, TargetMib = shim.BalloonMib, TotalMemory = 200L << 20 });
+            })
+            .AddUnary<GetBalloonConfigRequest, GetBalloonConfigResponse>(S, "GetBalloonConfig", GetBalloonConfigRequest.Parser, (r, c) =>
+            {
+                shim!.Record("GetBalloonConfig", c, r.VMID);
+                return Task.FromResult(new GetBalloonConfigResponse { BalloonConfig = new FirecrackerBalloonDevice { AmountMib = shim.BalloonMib, StatsPollingIntervals = 1 } });
+            })
+            .AddUnary<UpdateBalloonRequest, Empty>(S, "UpdateBalloon", UpdateBalloonRequest.Parser, (r, c) =>
+            {
+                shim!.BalloonMib = r.AmountMib;
+                return shim.Done("UpdateBalloon", c, r.VMID);
             });
         var server = new TtrpcServer(registry);
         shim = new FakeShim(path, vmId, listener, server);

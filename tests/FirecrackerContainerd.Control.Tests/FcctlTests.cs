@@ -1,3 +1,5 @@
+using FirecrackerContainerd.Protos.FcControl;
+
 namespace FirecrackerContainerd.Control.Tests;
 
 /// <summary>fcctl's entry point against the daemon with fake shims: parsing, output and exit codes.</summary>
@@ -43,6 +45,40 @@ public sealed class FcctlTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Create_vm_device_options_become_network_interfaces_drive_mounts_and_a_balloon()
+    {
+        var create = await _h.FcctlAsync("create-vm", "vm1",
+            "--net", "tap0,06:00:ac:10:00:02,172.16.0.2/24,172.16.0.1,1.1.1.1",
+            "--net", "tap1,06:00:ac:10:00:03",
+            "--drive", "/srv/data.ext4:/data", "--drive", "scratch.img:/scratch:xfs:rw",
+            "--balloon-mib", "32", "--balloon-stats", "5");
+        Assert.Equal(0, create.Code);
+        CreateVMRequest sent = _h.Shims["default/vm1"].LastCreate!;
+
+        Assert.Equal(2, sent.NetworkInterfaces.Count);
+        StaticNetworkConfiguration first = sent.NetworkInterfaces[0].StaticConfig;
+        Assert.Equal(("tap0", "06:00:ac:10:00:02", "172.16.0.2/24", "172.16.0.1"), (first.HostDevName, first.MacAddress, first.IPConfig.PrimaryAddr, first.IPConfig.GatewayAddr));
+        Assert.Equal(["1.1.1.1"], first.IPConfig.Nameservers);
+        Assert.Null(sent.NetworkInterfaces[1].StaticConfig.IPConfig);
+
+        Assert.Equal(("/srv/data.ext4", "/data", "ext4", false), (sent.DriveMounts[0].HostPath, sent.DriveMounts[0].VMPath, sent.DriveMounts[0].FilesystemType, sent.DriveMounts[0].IsWritable));
+        Assert.Equal((Path.GetFullPath("scratch.img"), "/scratch", "xfs", true), (sent.DriveMounts[1].HostPath, sent.DriveMounts[1].VMPath, sent.DriveMounts[1].FilesystemType, sent.DriveMounts[1].IsWritable));
+        Assert.Equal((32L, 5L, false), (sent.BalloonDevice.AmountMib, sent.BalloonDevice.StatsPollingIntervals, sent.BalloonDevice.DeflateOnOom));
+    }
+
+    [Fact]
+    public async Task Balloon_get_set_and_stats_print_the_shims_answers()
+    {
+        await _h.StartShimAsync("default", "vm1");
+        Assert.Equal((0, "balloon of vm vm1 set to 48 MiB\n", ""), await _h.FcctlAsync("balloon", "set", "vm1", "48"));
+        Assert.Equal((0, "balloon of vm vm1\n  target: 48 MiB\n  deflate on oom: no\n  statistics every: 1 s\n", ""), await _h.FcctlAsync("balloon", "get", "vm1"));
+        var stats = await _h.FcctlAsync("balloon", "stats", "vm1");
+        Assert.Equal(0, stats.Code);
+        Assert.Contains("  actual: 64 MiB\n", stats.Stdout, StringComparison.Ordinal);
+        Assert.Contains("  guest total: 200 MiB\n", stats.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_unknown_vm_exits_3_with_the_status_name_on_stderr()
     {
         var result = await _h.FcctlAsync("info", "nosuch");
@@ -57,6 +93,11 @@ public sealed class FcctlTests : IAsyncLifetime
     [InlineData("create-vm", "vm1", "--vcpus", "many")]
     [InlineData("metadata", "set", "vm1", "{not json")]
     [InlineData("metadata")]
+    [InlineData("create-vm", "vm1", "--net", "tap0")]
+    [InlineData("create-vm", "vm1", "--net", "tap0,,172.16.0.2/24")]
+    [InlineData("create-vm", "vm1", "--drive", "/srv/data.ext4")]
+    [InlineData("create-vm", "vm1", "--drive", "/srv/data.ext4:/data:ext4:ro")]
+    [InlineData("balloon", "set", "vm1", "lots")]
     [InlineData("list", "--config", "/nonexistent/fcctl.json")]
     public async Task Usage_errors_exit_2(params string[] args)
     {
