@@ -130,9 +130,18 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         const string vmId = "ctl-stop";
         string[] ids = ["ctl-s1", "ctl-s2"];
         _createdVms.Add(vmId);
-        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--keep");
+        // 256 MiB: a 128 MiB guest that had given 32 MiB to the balloon lost its agent (and the VM) when a container was created.
+        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--keep", "--mem-mib", "256", "--balloon-mib", "0", "--balloon-stats", "1");
         Assert.True(created.ExitCode == 0, containerd.Describe(created));
         Assert.Equal("Running", await StateAsync(vmId));
+
+        // The balloon fcctl asked for is there and takes a new target.
+        Assert.Equal(0, (await FcctlAsync("balloon", "set", vmId, "32")).ExitCode);
+        CommandResult balloon = await FcctlAsync("balloon", "get", vmId);
+        Assert.True(balloon.ExitCode == 0, containerd.Describe(balloon));
+        Assert.Contains("target: 32 MiB", balloon.Stdout, StringComparison.Ordinal);
+        Assert.Contains("statistics every: 1 s", balloon.Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, (await FcctlAsync("balloon", "stats", vmId)).ExitCode);
 
         var events = new ProcessStartInfo(ContainerdFixture.CtrBinary)
         {
