@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using FirecrackerContainerd.Core;
 
 namespace FirecrackerContainerd.Agent.Drives;
 
@@ -94,6 +95,5 @@ internal sealed partial record MountOptions(ulong Flags, string? Data)
     [GeneratedRegex(@"^[\x21-\x2b\x2d-\x7e]+\z")]
     private static partial Regex OptionPattern();
 
-    private static string Printable(string text) =>
-        new([.. text.Take(64).Select(c => char.IsControl(c) ? '?' : c)]);
+    private static string Printable(string text) => UntrustedText.Shown(text, 64);
 }

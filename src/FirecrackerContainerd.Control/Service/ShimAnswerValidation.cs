@@ -1,4 +1,5 @@
 using System.Text.Json;
+using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.FcControl;
 
 namespace FirecrackerContainerd.Control.Service;
@@ -109,7 +110,5 @@ public static class ShimAnswerValidation
         }
     }
 
-    // Shortened, with control characters shown as '?': the text ends up in messages printed on terminals.
-    private static string Clip(string text) =>
-        new string([.. (text.Length > 100 ? text[..100] + "..." : text).Select(c => char.IsControl(c) ? '?' : c)]);
+    private static string Clip(string text) => UntrustedText.Shown(text, 100);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FirecrackerContainerd.Core;
 
 namespace FirecrackerContainerd.Control.Shims;
 
@@ -117,5 +118,5 @@ public sealed record ShimBinaryLauncher(string ShimBinary, string ContainerdAddr
         return new string(buffer, 0, total);
     }
 
-    private static string Clip(string text) => text.Length > 200 ? text[..200] + "..." : text;
+    private static string Clip(string text) => UntrustedText.Shown(text, 200);
 }

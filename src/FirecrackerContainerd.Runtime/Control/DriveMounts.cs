@@ -221,6 +221,5 @@ public static partial class DriveMounts
     [GeneratedRegex("^[a-z0-9]{1,32}\\z")]
     private static partial Regex FilesystemTypePattern();
 
-    private static string Printable(string text) =>
-        text.Length <= 128 && !text.Any(char.IsControl) ? text : new string([.. text.Take(128).Select(c => char.IsControl(c) ? '?' : c)]);
+    private static string Printable(string text) => UntrustedText.Shown(text, 128);
 }

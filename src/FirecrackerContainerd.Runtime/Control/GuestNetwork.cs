@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.FcControl;
 using FirecrackerContainerd.Ttrpc;
 using VmmNetworkInterface = FirecrackerContainerd.Vmm.Machine.NetworkInterface;
@@ -182,8 +183,7 @@ internal static partial class GuestNetwork
     private static TtrpcException Invalid(CreateVMRequest request, string problem) =>
         new(StatusCode.InvalidArgument, $"create vm \"{request.VMID}\": {problem}");
 
-    private static string Printable(string text) =>
-        new([.. (text.Length > 64 ? text[..64] + "..." : text).Select(c => char.IsControl(c) ? '?' : c)]);
+    private static string Printable(string text) => UntrustedText.Shown(text, 64);
 
     [GeneratedRegex(@"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\z")]
     private static partial Regex MacPattern();
