@@ -40,15 +40,8 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
         await containerd.RequireGuestAsync(_timeout.Token);
         await using (var shim = await StartShimAsync(vmId))
         {
-            await shim.CallAsync("CreateVM", new CreateVMRequest
-            {
-                VMID = vmId,
-                MachineCfg = new FirecrackerMachineConfiguration { MemSizeMib = GuestMib },
-                BalloonDevice = new FirecrackerBalloonDevice { AmountMib = 0, DeflateOnOom = false, StatsPollingIntervals = 1 },
-                TimeoutSeconds = 180,
-            }, CreateVMResponse.Parser);
-            int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
-            Assert.Contains("virtio-balloon-device,id=balloon,deflate-on-oom=off", await File.ReadAllTextAsync($"/proc/{qemu}/cmdline"), StringComparison.Ordinal);
+            string qemu = await CreateVmAsync(shim, vmDir, new FirecrackerBalloonDevice { AmountMib = 0, DeflateOnOom = false, StatsPollingIntervals = 1 });
+            Assert.Contains("virtio-balloon-device,id=balloon,deflate-on-oom=off", qemu, StringComparison.Ordinal);
             FirecrackerBalloonDevice initial = (await GetConfigAsync(shim, vmId)).BalloonConfig;
             Assert.Equal((0L, false, 1L), (initial.AmountMib, initial.DeflateOnOom, initial.StatsPollingIntervals));
 
@@ -86,8 +79,7 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
             await StatsWhenAsync(shim, vmId, s => s.ActualMib == 0 && s.TargetMib == 0);
             output.WriteLine($"balloon deflated to 0 after {clock.Elapsed.TotalSeconds:F1} s");
 
-            await shim.CallAsync("StopVM", new StopVMRequest { VMID = vmId, TimeoutSeconds = 2 }, Empty.Parser);
-            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
+            await shim.StopVmAsync();
         }
 
         await containerd.AssertNothingLeftAsync(Namespace, vmId, vmId);
@@ -101,23 +93,15 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
         await containerd.RequireGuestAsync(_timeout.Token);
         await using (var shim = await StartShimAsync(vmId))
         {
-            await shim.CallAsync("CreateVM", new CreateVMRequest
-            {
-                VMID = vmId,
-                MachineCfg = new FirecrackerMachineConfiguration { MemSizeMib = GuestMib },
-                BalloonDevice = new FirecrackerBalloonDevice { AmountMib = 32, DeflateOnOom = true, StatsPollingIntervals = 1 },
-                TimeoutSeconds = 180,
-            }, CreateVMResponse.Parser);
-            int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
-            Assert.Contains("virtio-balloon-device,id=balloon,deflate-on-oom=on", await File.ReadAllTextAsync($"/proc/{qemu}/cmdline"), StringComparison.Ordinal);
+            string qemu = await CreateVmAsync(shim, vmDir, new FirecrackerBalloonDevice { AmountMib = 32, DeflateOnOom = true, StatsPollingIntervals = 1 });
+            Assert.Contains("virtio-balloon-device,id=balloon,deflate-on-oom=on", qemu, StringComparison.Ordinal);
             FirecrackerBalloonDevice config = (await GetConfigAsync(shim, vmId)).BalloonConfig;
             Assert.Equal((32L, true, 1L), (config.AmountMib, config.DeflateOnOom, config.StatsPollingIntervals));
 
             GetBalloonStatsResponse stats = await StatsWhenAsync(shim, vmId, s => s.ActualMib == 32 && s.TotalMemory > 0);
             Assert.Equal((32L, 32L * 256), (stats.TargetMib, stats.ActualPages));
 
-            await shim.CallAsync("StopVM", new StopVMRequest { VMID = vmId, TimeoutSeconds = 2 }, Empty.Parser);
-            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
+            await shim.StopVmAsync();
         }
 
         await containerd.AssertNothingLeftAsync(Namespace, vmId, vmId);
@@ -141,14 +125,7 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
             Assert.Contains("BalloonDevice.AmountMib 256", tooBig, StringComparison.Ordinal);
             Assert.Empty(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
 
-            await shim.CallAsync("CreateVM", new CreateVMRequest
-            {
-                VMID = vmId,
-                MachineCfg = new FirecrackerMachineConfiguration { MemSizeMib = GuestMib },
-                TimeoutSeconds = 180,
-            }, CreateVMResponse.Parser);
-            int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
-            Assert.DoesNotContain("balloon", await File.ReadAllTextAsync($"/proc/{qemu}/cmdline"), StringComparison.Ordinal);
+            Assert.DoesNotContain("balloon", await CreateVmAsync(shim, vmDir, balloon: null), StringComparison.Ordinal);
 
             Func<Task>[] calls =
             [
@@ -163,8 +140,7 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
                 Assert.Contains($"vm \"{vmId}\" has no balloon device: CreateVM did not ask for one", message, StringComparison.Ordinal);
             }
 
-            await shim.CallAsync("StopVM", new StopVMRequest { VMID = vmId, TimeoutSeconds = 2 }, Empty.Parser);
-            Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), $"the shim did not exit after StopVM\n{containerd.ShimLog()}");
+            await shim.StopVmAsync();
         }
 
         await containerd.AssertNothingLeftAsync(Namespace, vmId, vmId);
@@ -188,6 +164,20 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
             Assert.True(clock.Elapsed < BalloonSettles, $"the balloon did not settle within {BalloonSettles.TotalSeconds:0} s; last statistics: {stats}\n{containerd.ShimLog()}");
             await Task.Delay(250, _timeout.Token);
         }
+    }
+
+    /// <summary>CreateVM of a <see cref="GuestMib"/> VM with <paramref name="balloon"/> (or none); returns its QEMU's command line.</summary>
+    private static async Task<string> CreateVmAsync(ControlShim shim, string vmDir, FirecrackerBalloonDevice? balloon)
+    {
+        await shim.CallAsync("CreateVM", new CreateVMRequest
+        {
+            VMID = shim.VmId,
+            MachineCfg = new FirecrackerMachineConfiguration { MemSizeMib = GuestMib },
+            BalloonDevice = balloon,
+            TimeoutSeconds = 180,
+        }, CreateVMResponse.Parser);
+        int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+        return ProcessRunner.CommandLineOf(qemu) ?? throw new InvalidOperationException($"QEMU pid {qemu} of vm {shim.VmId} is gone");
     }
 
     private Task<ControlShim> StartShimAsync(string vmId) => ControlShim.StartAsync(containerd, Namespace, vmId, _timeout.Token);

@@ -1,11 +1,13 @@
 using System.Diagnostics;
 using System.Text.Json;
 using FirecrackerContainerd.Protos;
+using FirecrackerContainerd.Protos.FcControl;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Shim.Addressing;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Ttrpc.Client;
 using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
 
 namespace FirecrackerContainerd.IntegrationTests;
 
@@ -13,7 +15,7 @@ namespace FirecrackerContainerd.IntegrationTests;
 /// A shim started for a VM id as containerd starts one (its start verb in a bundle whose config names the VM), with
 /// a ttrpc connection to it for the control API; disposing kills a shim that is still running.
 /// </summary>
-internal sealed record ControlShim(TtrpcClient Client, int Pid, string Bundle) : IAsyncDisposable
+internal sealed record ControlShim(ContainerdFixture Containerd, string VmId, TtrpcClient Client, int Pid, string Bundle) : IAsyncDisposable
 {
     /// <summary>Starts the shim for VM <paramref name="vmId"/> of namespace <paramref name="ns"/> and connects to it.</summary>
     public static async Task<ControlShim> StartAsync(ContainerdFixture containerd, string ns, string vmId, CancellationToken cancellationToken)
@@ -41,7 +43,7 @@ internal sealed record ControlShim(TtrpcClient Client, int Pid, string Bundle) :
         Assert.Equal(ShimSocketAddress.For(containerd.Address, ns, vmId), start.Stdout);
         TtrpcClient client = await TtrpcClient.ConnectUnixAsync(ShimSocketAddress.ToPath(start.Stdout), cancellationToken);
         ConnectResponse connect = await client.CallAsync(ServiceNames.TaskV2, "Connect", new ConnectRequest { Id = vmId }, ConnectResponse.Parser, cancellationToken: cancellationToken);
-        return new ControlShim(client, (int)connect.ShimPid, bundle);
+        return new ControlShim(containerd, vmId, client, (int)connect.ShimPid, bundle);
     }
 
     /// <summary>Asserts that <paramref name="call"/> fails with <paramref name="expected"/>; returns the error message.</summary>
@@ -56,6 +58,13 @@ internal sealed record ControlShim(TtrpcClient Client, int Pid, string Bundle) :
     public Task<T> CallAsync<T>(string method, IMessage request, MessageParser<T> parser)
         where T : IMessage<T> =>
         Client.CallAsync(ServiceNames.Firecracker, method, request, parser, new TtrpcCallOptions { Timeout = TimeSpan.FromMinutes(3) });
+
+    /// <summary>StopVM with 2 s for the guest to power off, then waits for the shim to exit (failing with its log).</summary>
+    public async Task StopVmAsync()
+    {
+        await CallAsync("StopVM", new StopVMRequest { VMID = VmId, TimeoutSeconds = 2 }, Empty.Parser);
+        Assert.True(await Eventually.HoldsAsync(() => Containerd.ShimProcesses(VmId).Count == 0), $"the shim did not exit after StopVM\n{Containerd.ShimLog()}");
+    }
 
     public async ValueTask DisposeAsync()
     {
