@@ -20,8 +20,13 @@ public sealed record ShimProcess(int ProcessId, ulong StartTicks)
             : throw new IOException($"process {pid}: /proc/{pid}/stat not found");
     }
 
-    /// <summary>True while this very process exists and has not exited (a zombie has exited).</summary>
-    public bool IsRunning => ReadStat(ProcessId) is { } stat && stat.StartTicks == StartTicks && stat.State != 'Z' && stat.State != 'X';
+    /// <summary>
+    /// True while this very process exists and has not finished exiting. A zombie has exited once it is its only
+    /// thread: a killed multithreaded process shows its leader as a zombie while its other threads still exit, and
+    /// until the last of them is gone its file descriptors (the shim's listening socket) stay open and accept.
+    /// </summary>
+    public bool IsRunning => ReadStat(ProcessId) is { } stat && stat.StartTicks == StartTicks
+        && !(stat.State is 'Z' or 'X' && stat.Threads <= 1);
 
     /// <summary>Sends SIGKILL when the process is still this one; a shim's VMM is tied to it and dies too.</summary>
     public void Kill()
@@ -64,7 +69,7 @@ public sealed record ShimProcess(int ProcessId, ulong StartTicks)
         return true;
     }
 
-    private static (char State, ulong StartTicks)? ReadStat(int pid)
+    private static (char State, long Threads, ulong StartTicks)? ReadStat(int pid)
     {
         string text;
         try
@@ -79,12 +84,14 @@ public sealed record ShimProcess(int ProcessId, ulong StartTicks)
         // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so fields are counted after the last ')'.
         int close = text.LastIndexOf(')');
         string[] fields = close < 0 ? [] : text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        // Fields after the comm, counted from 0: state is 0, num_threads 17, starttime 19.
         if (fields.Length < 20 || fields[0].Length != 1
+            || !long.TryParse(fields[17], NumberStyles.None, CultureInfo.InvariantCulture, out long threads)
             || !ulong.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out ulong start))
         {
             throw new IOException($"process {pid}: cannot parse /proc/{pid}/stat");
         }
 
-        return (fields[0][0], start);
+        return (fields[0][0], threads, start);
     }
 }
