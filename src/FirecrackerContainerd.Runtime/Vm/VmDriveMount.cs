@@ -81,8 +81,10 @@ public sealed record VmDriveMount(
 
     /// <summary>
     /// Has the agent flush and unmount the drive mounts (last first) so that what the guest wrote reaches the host
-    /// files before the VM ends. Skipped for a paused or exited VM, which cannot answer; bounded by the larger of
-    /// <paramref name="gracePeriod"/> and <see cref="MinimumFlushTime"/>; failures are logged and the stop goes on.
+    /// files before the VM ends. A paused VM with a writable drive mount is resumed for it: what its containers wrote
+    /// would otherwise be lost; a paused VM with only read-only ones has nothing to lose and stays paused. Skipped
+    /// for an exited VM; bounded by the larger of <paramref name="gracePeriod"/> and <see cref="MinimumFlushTime"/>;
+    /// failures are logged and the stop goes on.
     /// </summary>
     internal static async Task UnmountAllAsync(
         IReadOnlyList<VmDriveMount> mounts, IVirtualMachine machine, AgentClient agent, TimeSpan gracePeriod, ILogger logger, CancellationToken cancellationToken)
@@ -97,7 +99,12 @@ public sealed record VmDriveMount(
         bound.CancelAfter(gracePeriod > MinimumFlushTime ? gracePeriod : MinimumFlushTime);
         try
         {
-            if (await machine.GetStateAsync(bound.Token).ConfigureAwait(false) != MachineState.Running)
+            MachineState state = await machine.GetStateAsync(bound.Token).ConfigureAwait(false);
+            if (state == MachineState.Paused && mounts.Any(m => m.IsWritable))
+            {
+                await machine.ResumeAsync(bound.Token).ConfigureAwait(false);
+            }
+            else if (state != MachineState.Running)
             {
                 return;
             }
