@@ -220,6 +220,38 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
     }
 
     [Fact]
+    public async Task The_OOM_killer_takes_the_agent_last_while_containers_and_execs_get_the_default_score()
+    {
+        const string vmId = "vm-oom-score";
+        const string id = "vm-oom-score-1";
+        const string probe = "vm-oom-score-probe";
+        await RunDetachedAsync(id, vmId, "sleep", "600");
+        try
+        {
+            CommandResult exec = await ExecAsync(id, "score", null, "cat", "/proc/self/oom_score_adj", "/proc/1/oom_score_adj");
+            Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
+            Assert.Equal("0\n0\n", exec.Stdout);
+
+            // A container in the guest's own pid namespace sees the agent (the pattern does not match itself).
+            containerd.NoteTaskId(Namespace, probe);
+            CommandResult agent = await containerd.CtrWithInputAsync(Namespace, null,
+                ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"{VmIdAnnotation}={vmId}",
+                 "--with-ns", "pid:/proc/1/ns/pid", BusyboxImage.Name, probe, "sh", "-c",
+                 "for p in /proc/[0-9]*; do if grep -q '[f]c-agent' $p/cmdline 2>/dev/null; then cat $p/oom_score_adj; fi; done"]);
+            Assert.True(agent.ExitCode == 0, containerd.Describe(agent));
+            Assert.Equal("-999\n", agent.Stdout);
+            await KillAndRemoveAsync(id);
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, probe);
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, id, probe);
+    }
+
+    [Fact]
     public async Task A_killed_VMM_turns_into_a_task_exit_and_the_shim_cleans_up()
     {
         const string id = "vm-vmmkill";

@@ -94,7 +94,11 @@ elif [ -x /sbin/fc-agent ]; then
     # Not exec: the agent must not be PID 1. The .NET runtime reaps every child of PID 1 on SIGCHLD,
     # which would take container exit statuses away from the agent's own reaper. The agent is a child
     # subreaper, so orphans from its containers still go to it, not to this shell.
-    if [ "$debug" = 1 ]; then /sbin/fc-agent --trace; else /sbin/fc-agent; fi
+    # The agent is the VM's only way to its containers: at -999 the OOM killer takes any other process first.
+    # It spawns its children at the default 0, so containers and execs do not inherit the protection.
+    agent_args=
+    if [ "$debug" = 1 ]; then agent_args=--trace; fi
+    (echo -999 > /proc/self/oom_score_adj || log "cannot protect fc-agent from the OOM killer"; exec /sbin/fc-agent $agent_args)
     log "fc-agent exited with $?"
 else
     log "no /sbin/fc-agent and no fc.init= on the kernel command line"

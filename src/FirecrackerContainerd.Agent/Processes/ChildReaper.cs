@@ -16,12 +16,18 @@ internal sealed record ProcessExit(int Pid, int ExitStatus, DateTimeOffset Exite
 /// </summary>
 internal sealed class ChildReaper : IDisposable
 {
+    private const string OomScoreAdjPath = "/proc/self/oom_score_adj";
+
     private readonly ConcurrentDictionary<int, TaskCompletionSource<ProcessExit>> _waiters = new();
     private readonly SemaphoreSlim _childrenMayExist = new(0);
     private readonly Lock _gate = new();
 
+    /// <summary>The agent's own OOM score adjustment when it is protected (below 0), else null.</summary>
+    private readonly int? _protectedOomScore;
+
     public ChildReaper()
     {
+        _protectedOomScore = ReadOomScoreAdj() is < 0 and var score ? score : null;
         var thread = new Thread(ReapForever) { IsBackground = true, Name = "reaper" };
         thread.Start();
     }
@@ -33,22 +39,76 @@ internal sealed class ChildReaper : IDisposable
     public Task<ProcessExit> WaitAsync(int pid) =>
         _waiters.GetOrAdd(pid, _ => new TaskCompletionSource<ProcessExit>(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 
-    /// <summary>Spawns a child and tells the reaper there is something to wait for.</summary>
+    /// <summary>
+    /// Spawns a child and tells the reaper there is something to wait for. A protected agent (the guest's init starts
+    /// it at -999, so that the OOM killer takes anything else first) lowers its guard for the moment of the spawn:
+    /// a child inherits the value, and the OCI runtime passes it on to every container and exec. They start at the
+    /// kernel's default 0 instead; a spec's own oomScoreAdj is the runtime's to apply.
+    /// </summary>
     public int Spawn(string[] argv, string[] envp, int stdinFd, int stdoutFd, int stderrFd)
     {
         lock (_gate)
         {
-            int pid = Interop.Spawn(argv, envp, stdinFd, stdoutFd, stderrFd);
-            _childrenMayExist.Release();
-            return pid;
+            if (_protectedOomScore is not { } own)
+            {
+                return SpawnNow(argv, envp, stdinFd, stdoutFd, stderrFd);
+            }
+
+            // Neither write can fail for root in the guest; if one does, the spawn still happens, less well placed.
+            bool lowered = TryWriteOomScoreAdj(0);
+            try
+            {
+                return SpawnNow(argv, envp, stdinFd, stdoutFd, stderrFd);
+            }
+            finally
+            {
+                if (lowered)
+                {
+                    TryWriteOomScoreAdj(own);
+                }
+            }
         }
     }
+
+    /// <summary>Forgets an exit nobody will ask for (a process already accounted for).</summary>
+    public void Forget(int pid) => _waiters.TryRemove(pid, out _);
 
     /// <inheritdoc/>
     public void Dispose() => _childrenMayExist.Dispose();
 
-    /// <summary>Forgets an exit nobody will ask for (a process already accounted for).</summary>
-    public void Forget(int pid) => _waiters.TryRemove(pid, out _);
+    private int SpawnNow(string[] argv, string[] envp, int stdinFd, int stdoutFd, int stderrFd)
+    {
+        int pid = Interop.Spawn(argv, envp, stdinFd, stdoutFd, stderrFd);
+        _childrenMayExist.Release();
+        return pid;
+    }
+
+    private static int? ReadOomScoreAdj()
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText(OomScoreAdjPath).Trim(), System.Globalization.CultureInfo.InvariantCulture, out int score) ? score : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static bool TryWriteOomScoreAdj(int score)
+    {
+        try
+        {
+            using var file = new FileStream(OomScoreAdjPath, FileMode.Open, FileAccess.Write);
+            file.Write(System.Text.Encoding.ASCII.GetBytes(score.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            AgentTrace.Write($"write {score} to {OomScoreAdjPath}: {e.Message}");
+            return false;
+        }
+    }
 
     private void ReapForever()
     {
