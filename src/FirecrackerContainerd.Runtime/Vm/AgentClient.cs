@@ -14,11 +14,14 @@ namespace FirecrackerContainerd.Runtime.Vm;
 
 /// <summary>
 /// The host's view of the guest agent: typed calls over ttrpc, and every answer checked before use,
-/// because the guest is not trusted.
+/// because the guest is not trusted. A call cut off by the connection closing fails with what
+/// <paramref name="explainLoss"/> knows about why (the VM's state, the guest's last words), not a bare "closed".
 /// </summary>
-internal sealed class AgentClient(TtrpcClient client) : IAsyncDisposable
+internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explainLoss = null) : IAsyncDisposable
 {
     private const string TaskService = "containerd.task.v2.Task";
+
+    private volatile bool _disposed;
 
     /// <summary>The largest pid Linux can hand out (PID_MAX_LIMIT on 64-bit).</summary>
     private const uint MaxPid = 4 * 1024 * 1024;
@@ -26,28 +29,28 @@ internal sealed class AgentClient(TtrpcClient client) : IAsyncDisposable
     public Task Completion => client.Completion;
 
     public async Task<AgentVersion> VersionAsync(CancellationToken cancellationToken) =>
-        await client.CallAsync("Agent", "Version", new Empty(), AgentVersion.Parser, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await Invoke("Agent", "Version", new Empty(), AgentVersion.Parser, cancellationToken).ConfigureAwait(false);
 
     /// <summary>Installs the VM's metadata document in the guest, where every container can read it.</summary>
     public Task SetMetadataAsync(string json, CancellationToken cancellationToken) =>
-        client.CallAsync("Agent", "SetMetadata", new AgentMetadata { Json = json }, Empty.Parser, cancellationToken: cancellationToken);
+        Invoke("Agent", "SetMetadata", new AgentMetadata { Json = json }, Empty.Parser, cancellationToken);
 
     public Task MountDriveAsync(string driveId, string destination, CancellationToken cancellationToken) =>
         MountDriveAsync(driveId, destination, "ext4", [], cancellationToken);
 
     /// <summary>Has the agent mount stub drive <paramref name="driveId"/> (patched by now) at <paramref name="destination"/>, creating it.</summary>
     public Task MountDriveAsync(string driveId, string destination, string filesystemType, IEnumerable<string> options, CancellationToken cancellationToken) =>
-        client.CallAsync("DriveMounter", "MountDrive",
+        Invoke("DriveMounter", "MountDrive",
             new MountDriveRequest { DriveID = driveId, DestinationPath = destination, FilesytemType = filesystemType, Options = { options } }, Empty.Parser,
-            cancellationToken: cancellationToken);
+            cancellationToken);
 
     public Task UnmountDriveAsync(string driveId, CancellationToken cancellationToken) =>
-        client.CallAsync("DriveMounter", "UnmountDrive", new UnmountDriveRequest { DriveID = driveId }, Empty.Parser, cancellationToken: cancellationToken);
+        Invoke("DriveMounter", "UnmountDrive", new UnmountDriveRequest { DriveID = driveId }, Empty.Parser, cancellationToken);
 
     public async Task<Envelope> NextEventAsync(CancellationToken cancellationToken)
     {
-        Envelope envelope = await client.CallAsync("aws.firecracker.containerd.eventbridge.getter", "GetEvent", new Empty(), Envelope.Parser,
-            cancellationToken: cancellationToken).ConfigureAwait(false);
+        Envelope envelope = await Invoke("aws.firecracker.containerd.eventbridge.getter", "GetEvent", new Empty(), Envelope.Parser, cancellationToken)
+            .ConfigureAwait(false);
         if (!envelope.Topic.StartsWith("/tasks/", StringComparison.Ordinal) || envelope.Topic.Length > 64 || envelope.Event is null
             || !envelope.Event.TypeUrl.StartsWith("containerd.events.Task", StringComparison.Ordinal))
         {
@@ -95,11 +98,30 @@ internal sealed class AgentClient(TtrpcClient client) : IAsyncDisposable
 
     public Task<StatsResponse> StatsAsync(StatsRequest request, CancellationToken cancellationToken) => Call("Stats", request, StatsResponse.Parser, cancellationToken);
 
-    public ValueTask DisposeAsync() => client.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        // Calls this cuts off are the shim's own doing: they fail as closed, with nothing to explain.
+        _disposed = true;
+        return client.DisposeAsync();
+    }
 
     private Task<T> Call<T>(string method, IMessage request, MessageParser<T> parser, CancellationToken cancellationToken)
         where T : IMessage<T> =>
-        client.CallAsync(TaskService, method, request, parser, cancellationToken: cancellationToken);
+        Invoke(TaskService, method, request, parser, cancellationToken);
+
+    private async Task<T> Invoke<T>(string service, string method, IMessage request, MessageParser<T> parser, CancellationToken cancellationToken)
+        where T : IMessage<T>
+    {
+        try
+        {
+            return await client.CallAsync(service, method, request, parser, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (TtrpcException e) when (e.StatusCode == StatusCode.Unavailable && client.IsClosed && !_disposed)
+        {
+            string why = explainLoss is null ? "" : await explainLoss().ConfigureAwait(false);
+            throw new TtrpcException(StatusCode.Unavailable, $"{method}: the connection to the VM's agent closed{why}", e);
+        }
+    }
 
     private static uint CheckPid(uint pid, string call) =>
         pid is > 0 and <= MaxPid ? pid : throw new TtrpcException(StatusCode.Internal, $"the agent answered {call} with pid {pid}");

@@ -19,6 +19,9 @@ namespace FirecrackerContainerd.Runtime.Vm;
 internal sealed class MicroVm : IAsyncDisposable
 {
     private const string VsockName = WellKnownNames.FirecrackerVSockName;
+
+    /// <summary>How long an agent call cut off by a closed connection waits for the VMM's exit before it says why.</summary>
+    private static readonly TimeSpan AgentLossWait = TimeSpan.FromSeconds(3);
     private readonly bool[] _slotsInUse;
     private readonly Lock _gate = new();
     private uint _nextPort = WellKnownNames.StdioBaseVsockPort;
@@ -85,7 +88,7 @@ internal sealed class MicroVm : IAsyncDisposable
                 throw new IOException($"vm \"{vmId}\": the VMM exited with status {exit.ExitCode} before the agent answered");
             }
 
-            var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)));
+            var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)), () => ExplainAgentLossAsync(machine.Exited, machine.RecentOutput, AgentLossWait));
             await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
             await VmDriveMount.MountAllAsync(config.DriveMounts, machine, agent, cancellationToken).ConfigureAwait(false);
             return new MicroVm(dir, machine, agent, config.ContainerSlots, config.DriveMounts, logger);
@@ -97,6 +100,33 @@ internal sealed class MicroVm : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Why the agent's connection closed, for the error of a call it cut off: whether the VMM has exited (awaited up
+    /// to <paramref name="wait"/>: the guest powers off once its agent is gone) and what the guest's init and kernel
+    /// last said about it on the console (an agent's exit, the OOM killer, a panic), quoted as untrusted text.
+    /// </summary>
+    internal static async Task<string> ExplainAgentLossAsync(Task<VmExit> exited, Func<IReadOnlyList<string>> consoleOutput, TimeSpan wait)
+    {
+        VmExit? exit = null;
+        try
+        {
+            exit = await exited.WaitAsync(wait).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+
+        string state = exit is null
+            ? "the VMM still runs"
+            : $"the VMM exited with status {exit.ExitCode}{(exit.Killed ? " (killed by the shim)" : "")}";
+        string[] said = [.. consoleOutput().Where(IsAboutAnEnd).TakeLast(3).Select(line => UntrustedText.Shown(line.Trim(), 160))];
+        return said.Length == 0 ? $" ({state})" : $" ({state}; the guest console said: {string.Join(" | ", said)})";
+    }
+
+    private static bool IsAboutAnEnd(string line) =>
+        line.Contains("fc-init: fc-agent exited", StringComparison.Ordinal) || line.Contains("fc-init: FATAL", StringComparison.Ordinal)
+        || line.Contains("Out of memory", StringComparison.Ordinal) || line.Contains("Kernel panic", StringComparison.Ordinal);
 
     /// <summary>Takes a free stub drive; its id is what the agent mounts.</summary>
     public (int Slot, string DriveId) AcquireSlot(string containerId)

@@ -43,6 +43,9 @@ public sealed partial class TtrpcClient : IAsyncDisposable
     /// <summary>Completes when the connection is closed, by either side.</summary>
     public Task Completion => _receiveLoop;
 
+    /// <summary>True once the connection is closing or closed, by either side; set before the calls in flight fail.</summary>
+    public bool IsClosed => _closed;
+
     /// <summary>Connects to a ttrpc server listening on the Unix socket at <paramref name="path"/>.</summary>
     public static async Task<TtrpcClient> ConnectUnixAsync(string path, CancellationToken cancellationToken, ILogger? logger = null)
     {

@@ -76,6 +76,9 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     /// <inheritdoc/>
     public Task<VmExit> Exited => _exited.Task;
 
+    /// <inheritdoc/>
+    public IReadOnlyList<string> RecentOutput() => _process?.RecentOutput() ?? [];
+
     /// <summary>The arguments Firecracker gets; all paths relative to its working directory.</summary>
     internal static IReadOnlyList<string> FirecrackerArguments() => ["--api-sock", WellKnownNames.FirecrackerSockName];
 

@@ -19,10 +19,15 @@ public sealed partial class VmmProcess : IAsyncDisposable
     /// <summary>Output lines longer than this are cut, so a guest console cannot grow our memory.</summary>
     private const int MaxOutputLineChars = 4096;
 
+    /// <summary>How many of the last output lines are kept for error messages, and how long each may be there.</summary>
+    private const int TailLines = 64;
+    private const int TailLineChars = 256;
+
     private readonly string _vmId;
     private readonly Process _process;
     private readonly Task<VmExit> _exited;
     private readonly Task _outputPumps;
+    private readonly Queue<string> _tail = new();
     private int _killed;
 
     private VmmProcess(string vmId, Process process, Task<VmExit> exited, ILogger logger)
@@ -41,6 +46,18 @@ public sealed partial class VmmProcess : IAsyncDisposable
 
     /// <summary>Completes once, when the process has exited and been reaped.</summary>
     public Task<VmExit> Exited => _exited;
+
+    /// <summary>
+    /// The last lines of standard output and error (the guest's serial console among them), oldest first, each cut
+    /// to 256 characters. They come from the guest: untrusted text, to be quoted, never parsed for decisions.
+    /// </summary>
+    public IReadOnlyList<string> RecentOutput()
+    {
+        lock (_tail)
+        {
+            return [.. _tail];
+        }
+    }
 
     /// <summary>Starts the process described by <paramref name="launch"/> for machine <paramref name="vmId"/>.</summary>
     public static async Task<VmmProcess> StartAsync(string vmId, VmmLaunch launch, ILogger logger, CancellationToken cancellationToken)
@@ -172,6 +189,7 @@ public sealed partial class VmmProcess : IAsyncDisposable
             {
                 if (c == '\n')
                 {
+                    Keep(line);
                     if (logger.IsEnabled(LogLevel.Debug))
                     {
                         var text = line.ToString();
@@ -187,10 +205,28 @@ public sealed partial class VmmProcess : IAsyncDisposable
             }
         }
 
-        if (line.Length > 0 && logger.IsEnabled(LogLevel.Debug))
+        if (line.Length > 0)
         {
-            var text = line.ToString();
-            LogOutput(logger, _vmId, name, text);
+            Keep(line);
+            if (logger.IsEnabled(LogLevel.Debug))
+            {
+                var text = line.ToString();
+                LogOutput(logger, _vmId, name, text);
+            }
+        }
+    }
+
+    private void Keep(StringBuilder line)
+    {
+        string text = line.ToString(0, Math.Min(line.Length, TailLineChars)).TrimEnd('\r');
+        lock (_tail)
+        {
+            if (_tail.Count == TailLines)
+            {
+                _tail.Dequeue();
+            }
+
+            _tail.Enqueue(text);
         }
     }
 

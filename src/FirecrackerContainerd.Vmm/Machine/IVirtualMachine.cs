@@ -21,6 +21,9 @@ public interface IVirtualMachine : IAsyncDisposable
     /// <summary>Completes when the VMM process has exited, with how it ended.</summary>
     Task<VmExit> Exited { get; }
 
+    /// <summary>The VMM's last lines of output (the guest's serial console among them), oldest first; untrusted text.</summary>
+    IReadOnlyList<string> RecentOutput();
+
     /// <summary>Starts the VMM, configures every device of <see cref="Spec"/> and boots the guest.</summary>
     Task StartAsync(CancellationToken cancellationToken);
 

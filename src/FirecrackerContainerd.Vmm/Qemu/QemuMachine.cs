@@ -55,6 +55,9 @@ public sealed partial class QemuMachine : IVirtualMachine
     public Task<VmExit> Exited => _exited.Task;
 
     /// <inheritdoc/>
+    public IReadOnlyList<string> RecentOutput() => _qemu?.RecentOutput() ?? [];
+
+    /// <inheritdoc/>
     public string? VsockHostPath => Spec.Vsock is { } vsock ? Path.Combine(_vmDir.RootPath, vsock.UdsPath) : null;
 
     /// <summary>The QEMU process id, once started.</summary>

@@ -166,6 +166,8 @@ public sealed class BalloonControlTests
 
         public Task<VmExit> Exited => new TaskCompletionSource<VmExit>().Task;
 
+        public IReadOnlyList<string> RecentOutput() => [];
+
         public Task UpdateBalloonAsync(int amountMib, CancellationToken cancellationToken)
         {
             Calls.Add($"balloon {amountMib}");

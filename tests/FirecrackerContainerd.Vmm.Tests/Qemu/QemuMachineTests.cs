@@ -47,6 +47,13 @@ public sealed class QemuMachineTests : IDisposable
         VmExit exit = await machine.Exited.WaitAsync(_timeout.Token);
         Assert.True(exit.IsClean, $"QEMU exited with {exit.ExitCode}, killed={exit.Killed}\n{console}");
         Assert.False(File.Exists(machine.QmpSocketPath) && IsListening(machine.QmpSocketPath));
+
+        // The machine keeps the console's last lines for error messages, in order and ending with the power-off.
+        IReadOnlyList<string> recent = machine.RecentOutput();
+        int hello = recent.ToList().FindIndex(line => line.Contains("guest-says-hello", StringComparison.Ordinal));
+        int bye = recent.ToList().FindIndex(line => line.Contains("guest-says-bye", StringComparison.Ordinal));
+        Assert.True(hello >= 0 && bye > hello, $"recent output:\n{string.Join('\n', recent)}");
+        Assert.InRange(recent.Count, 3, 64);
     }
 
     [Fact]

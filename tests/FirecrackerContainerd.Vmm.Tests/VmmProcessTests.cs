@@ -1,0 +1,28 @@
+using FirecrackerContainerd.Vmm.Launch;
+
+namespace FirecrackerContainerd.Vmm.Tests;
+
+/// <summary>The VMM process's memory of its last output lines, which error messages quote.</summary>
+public sealed class VmmProcessTests
+{
+    [Fact]
+    public async Task Recent_output_keeps_the_last_64_lines_of_both_streams_each_cut_to_256_characters()
+    {
+        using var dir = new TempDir();
+        // 100 numbered lines on stdout, then one over-long line and a last one without a newline on stderr.
+        string script = "i=1; while [ $i -le 100 ]; do echo line$i; i=$((i+1)); done; " +
+                        "sleep 0.2; printf '%0300d\\n' 0 >&2; printf 'no newline' >&2";
+        await using var process = await VmmProcess.StartAsync(
+            "vm1", new VmmLaunch("/bin/sh", ["-c", script], dir.Path), new ListLogger(), CancellationToken.None);
+
+        await process.Exited.WaitAsync(TimeSpan.FromSeconds(30));
+        await process.DisposeAsync();
+
+        IReadOnlyList<string> recent = process.RecentOutput();
+        Assert.Equal(64, recent.Count);
+        Assert.Equal("line39", recent[0]);
+        Assert.Equal("line100", recent[61]);
+        Assert.Equal(new string('0', 256), recent[62]);
+        Assert.Equal("no newline", recent[63]);
+    }
+}
