@@ -176,6 +176,12 @@ public static class FcctlProgram
                 return Lines($"balloon of vm {r.GetValue(balloonStatsId)}", ("target", Mib(s.TargetMib)), ("actual", Mib(s.ActualMib)),
                     ("guest total", Mib(s.TotalMemory >> 20)), ("guest free", Mib(s.FreeMemory >> 20)), ("guest available", Mib(s.AvailableMemory >> 20)));
             }));
+        var balloonIntervalId = Id();
+        var interval = new Argument<long>("SECONDS") { Description = "how often the guest reports statistics; the VM must have been created with them on" };
+        balloon.Add(Run(new Command("stats-interval", "change how often the guest reports balloon statistics") { balloonIntervalId, interval },
+            (r, c) => c.CallAsync("UpdateBalloonStats",
+                new UpdateBalloonStatsRequest { VMID = r.GetValue(balloonIntervalId), StatsPollingIntervals = r.GetValue(interval) }, Empty.Parser),
+            (r, _) => $"balloon statistics of vm {r.GetValue(balloonIntervalId)} every {r.GetValue(interval)} s"));
         root.Add(balloon);
         root.Add(Run(new Command("list", "list the VMs the daemon created in the namespace"),
             (_, c) => c.CallAsync(VmListService.ServiceName, "ListVMs", new ListVMsRequest(), ListVMsResponse.Parser),

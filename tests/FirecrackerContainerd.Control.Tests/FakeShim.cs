@@ -96,7 +96,9 @@ public sealed class FakeShim : IAsyncDisposable
             {
                 shim!.BalloonMib = r.AmountMib;
                 return shim.Done("UpdateBalloon", c, r.VMID);
-            });
+            })
+            .AddUnary<UpdateBalloonStatsRequest, Empty>(S, "UpdateBalloonStats", UpdateBalloonStatsRequest.Parser, (r, c) =>
+                shim!.Done("UpdateBalloonStats", c, $"{r.VMID} every={r.StatsPollingIntervals}"));
         var server = new TtrpcServer(registry);
         shim = new FakeShim(path, vmId, listener, server);
         _ = server.ServeAsync(listener);

@@ -76,6 +76,8 @@ public sealed class FcctlTests : IAsyncLifetime
         Assert.Equal(0, stats.Code);
         Assert.Contains("  actual: 64 MiB\n", stats.Stdout, StringComparison.Ordinal);
         Assert.Contains("  guest total: 200 MiB\n", stats.Stdout, StringComparison.Ordinal);
+        Assert.Equal((0, "balloon statistics of vm vm1 every 5 s\n", ""), await _h.FcctlAsync("balloon", "stats-interval", "vm1", "5"));
+        Assert.Contains("UpdateBalloonStats default vm1 every=5", _h.Shims["default/vm1"].Calls);
     }
 
     [Fact]
@@ -98,6 +100,7 @@ public sealed class FcctlTests : IAsyncLifetime
     [InlineData("create-vm", "vm1", "--drive", "/srv/data.ext4")]
     [InlineData("create-vm", "vm1", "--drive", "/srv/data.ext4:/data:ext4:ro")]
     [InlineData("balloon", "set", "vm1", "lots")]
+    [InlineData("balloon", "stats-interval", "vm1")]
     [InlineData("list", "--config", "/nonexistent/fcctl.json")]
     public async Task Usage_errors_exit_2(params string[] args)
     {

@@ -142,6 +142,9 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         Assert.Contains("target: 32 MiB", balloon.Stdout, StringComparison.Ordinal);
         Assert.Contains("statistics every: 1 s", balloon.Stdout, StringComparison.Ordinal);
         Assert.Equal(0, (await FcctlAsync("balloon", "stats", vmId)).ExitCode);
+        CommandResult interval = await FcctlAsync("balloon", "stats-interval", vmId, "3");
+        Assert.True(interval.ExitCode == 0, containerd.Describe(interval));
+        Assert.Contains("statistics every: 3 s", (await FcctlAsync("balloon", "get", vmId)).Stdout, StringComparison.Ordinal);
 
         var events = new ProcessStartInfo(ContainerdFixture.CtrBinary)
         {
