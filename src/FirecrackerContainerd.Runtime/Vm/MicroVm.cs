@@ -85,7 +85,7 @@ internal sealed class MicroVm : IAsyncDisposable
             if (await Task.WhenAny(connect, machine.Exited).ConfigureAwait(false) != connect)
             {
                 VmExit exit = await machine.Exited.ConfigureAwait(false);
-                throw new IOException($"vm \"{vmId}\": the VMM exited with status {exit.ExitCode} before the agent answered");
+                throw new IOException(ExitedBeforeTheAgentAnswered(exit, machine.RecentOutput()));
             }
 
             var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)), () => ExplainAgentLossAsync(machine.Exited, machine.RecentOutput, AgentLossWait));
@@ -120,9 +120,16 @@ internal sealed class MicroVm : IAsyncDisposable
         string state = exit is null
             ? "the VMM still runs"
             : $"the VMM exited with status {exit.ExitCode}{(exit.Killed ? " (killed by the shim)" : "")}";
-        string[] said = [.. consoleOutput().Where(IsAboutAnEnd).TakeLast(3).Select(line => UntrustedText.Shown(line.Trim(), 160))];
-        return said.Length == 0 ? $" ({state})" : $" ({state}; the guest console said: {string.Join(" | ", said)})";
+        string[] said = [.. consoleOutput().Where(IsAboutAnEnd).TakeLast(3)];
+        return said.Length == 0 ? $" ({state})" : $" ({state}; the guest console said: {Quote(said)})";
     }
+
+    /// <summary>The error of a boot whose VMM exited before the agent answered: its status and its last output lines.</summary>
+    internal static string ExitedBeforeTheAgentAnswered(VmExit exit, IReadOnlyList<string> output) =>
+        $"vm \"{exit.VmId}\": the VMM exited with status {exit.ExitCode} before the agent answered" +
+        (output.Count == 0 ? "" : $"; its last output: {Quote(output.TakeLast(3))}");
+
+    private static string Quote(IEnumerable<string> lines) => string.Join(" | ", lines.Select(line => UntrustedText.Shown(line.Trim(), 160)));
 
     private static bool IsAboutAnEnd(string line) =>
         line.Contains("fc-init: fc-agent exited", StringComparison.Ordinal) || line.Contains("fc-init: FATAL", StringComparison.Ordinal)

@@ -6,8 +6,8 @@ using FirecrackerContainerd.Vmm.Machine;
 
 namespace FirecrackerContainerd.Runtime.Tests.Vm;
 
-/// <summary>What a call to the guest agent says when the agent's connection goes away under it.</summary>
-public sealed class AgentClientTests : IDisposable
+/// <summary>What the shim says when the guest agent goes away under a call, or never answers because the VMM exited.</summary>
+public sealed class AgentFailureMessageTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("fcagentclient-").FullName;
 
@@ -69,6 +69,17 @@ public sealed class AgentClientTests : IDisposable
         string why = await MicroVm.ExplainAgentLossAsync(running.Task, () => ["fc-init: ready uptime=1.20"], TimeSpan.FromMilliseconds(50));
 
         Assert.Equal(" (the VMM still runs)", why);
+    }
+
+    [Fact]
+    public void A_VMM_that_exits_before_the_agent_answers_is_reported_with_its_last_three_output_lines()
+    {
+        var exit = new VmExit("vm1", 42, 1, Killed: false, DateTimeOffset.UtcNow);
+
+        Assert.Equal("vm \"vm1\": the VMM exited with status 1 before the agent answered",
+            MicroVm.ExitedBeforeTheAgentAnswered(exit, []));
+        Assert.Equal("vm \"vm1\": the VMM exited with status 1 before the agent answered; its last output: b | c | Kernel panic - not syncing: ?[31m",
+            MicroVm.ExitedBeforeTheAgentAnswered(exit, ["a", "b", "c", "Kernel panic - not syncing: \u001b[31m"]));
     }
 
     /// <summary>A client connected to a server that reads the first request and then closes the connection.</summary>
