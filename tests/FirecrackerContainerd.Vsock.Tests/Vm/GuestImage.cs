@@ -54,7 +54,7 @@ public sealed class GuestImage
         return new GuestImage(directory, clock.Elapsed);
     }
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

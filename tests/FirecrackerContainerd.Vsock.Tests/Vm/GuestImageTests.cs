@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 
 namespace FirecrackerContainerd.Vsock.Tests.Vm;
@@ -39,5 +40,56 @@ public sealed class GuestImageTests
         Assert.True(Position("vsock") < Position("vmw_vsock_virtio_transport_common"));
         Assert.True(Position("vmw_vsock_virtio_transport_common") < Position("vmw_vsock_virtio_transport"));
         Assert.True(Position("virtio_ring") >= 0);
+    }
+
+    [Fact]
+    public async Task Prune_keeps_the_image_just_used_and_the_most_recently_used_ones_and_removes_only_complete_images()
+    {
+        string images = Directory.CreateTempSubdirectory("fc-images-").FullName;
+        try
+        {
+            // d1 is the oldest and the one a build returns now; "half" has no manifest (never complete).
+            var start = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+            foreach ((string name, int age) in new[] { ("d1", 9), ("d2", 5), ("d3", 4), ("d4", 3), ("d5", 2), ("half", 10) })
+            {
+                string dir = Path.Combine(images, name);
+                Directory.CreateDirectory(dir);
+                if (name != "half")
+                {
+                    await File.WriteAllTextAsync(Path.Combine(dir, "manifest.json"), "{}");
+                }
+
+                Directory.SetLastWriteTimeUtc(dir, start.AddDays(-age));
+            }
+
+            Directory.CreateDirectory(Path.Combine(images, ".d6.tmp"));
+
+            Assert.Equal(0, (await PruneAsync(images, "0", Path.Combine(images, "d1"))).Code);
+            Assert.Equal(7, Directory.GetDirectories(images).Length);
+
+            (int code, string stderr) = await PruneAsync(images, "2", Path.Combine(images, "d1"));
+
+            Assert.True(code == 0, stderr);
+            Assert.Equal([".d6.tmp", "d1", "d5", "half"], Directory.GetDirectories(images).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+            Assert.Contains("removed the least recently used image", stderr, StringComparison.Ordinal);
+            Assert.Equal(2, (await PruneAsync(images, "-1", Path.Combine(images, "d1"))).Code);
+        }
+        finally
+        {
+            Directory.Delete(images, recursive: true);
+        }
+    }
+
+    private static async Task<(int Code, string Stderr)> PruneAsync(string images, string keep, string used)
+    {
+        var start = new ProcessStartInfo("bash") { RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(GuestImage.RepositoryRoot(), "tools", "image-builder", "prune"));
+        start.ArgumentList.Add(images);
+        start.ArgumentList.Add(keep);
+        start.ArgumentList.Add(used);
+        using Process process = Process.Start(start)!;
+        string stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, stderr);
     }
 }
