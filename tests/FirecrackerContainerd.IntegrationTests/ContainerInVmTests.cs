@@ -103,16 +103,9 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
         await containerd.RequireGuestAsync(_timeout.Token);
         await containerd.ImportBusyboxImageAsync(Namespace);
         const string id = "vm-oom";
-        var events = new ProcessStartInfo(ContainerdFixture.CtrBinary)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            ArgumentList = { "--address", containerd.Address, "-n", Namespace, "events" },
-        };
-        using Process watcher = Process.Start(events) ?? throw new InvalidOperationException("could not start ctr events");
-        Task<string> seen = watcher.StandardOutput.ReadToEndAsync();
+        using var events = new CtrEvents(containerd, Namespace);
         CommandResult run;
+        string[] lines;
         try
         {
             // dd's one 64 MiB buffer, filled by the kernel, goes past the 32 MiB limit, so the guest kernel's OOM
@@ -130,14 +123,12 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
         }
         finally
         {
-            watcher.Kill();
-            await watcher.WaitForExitAsync();
+            lines = await events.StopAsync();
         }
 
-        string log = await seen;
+        string log = string.Join('\n', lines);
         Assert.True(run.ExitCode == 137, Describe(run));
         Assert.DoesNotContain("records out", run.Stderr, StringComparison.Ordinal);
-        string[] lines = log.Split('\n');
         int create = Array.FindIndex(lines, l => l.Contains("/tasks/create", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal));
         int start = Array.FindIndex(lines, l => l.Contains("/tasks/start", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal));
         Assert.True(create >= 0 && start > create, $"expected /tasks/create then /tasks/start for {id} in ctr events:\n{log}");

@@ -146,15 +146,8 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         Assert.True(interval.ExitCode == 0, containerd.Describe(interval));
         Assert.Contains("statistics every: 3 s", (await FcctlAsync("balloon", "get", vmId)).Stdout, StringComparison.Ordinal);
 
-        var events = new ProcessStartInfo(ContainerdFixture.CtrBinary)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            ArgumentList = { "--address", containerd.Address, "-n", Namespace, "events" },
-        };
-        using Process watcher = Process.Start(events) ?? throw new InvalidOperationException("could not start ctr events");
-        Task<string> seen = watcher.StandardOutput.ReadToEndAsync();
+        using var events = new CtrEvents(containerd, Namespace);
+        string[] lines;
         try
         {
             foreach (string id in ids)
@@ -195,15 +188,13 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         }
         finally
         {
-            watcher.Kill();
-            await watcher.WaitForExitAsync();
+            lines = await events.StopAsync();
         }
 
-        string log = await seen;
         foreach (string id in ids)
         {
-            Assert.True(log.Split('\n').Any(l => l.Contains("/tasks/exit", StringComparison.Ordinal) && l.Contains($"\"{id}\"", StringComparison.Ordinal) &&
-                l.Contains("\"exit_status\":137", StringComparison.Ordinal)), $"no /tasks/exit with status 137 for {id} in ctr events:\n{log}");
+            Assert.True(lines.Any(l => l.Contains("/tasks/exit", StringComparison.Ordinal) && l.Contains($"\"{id}\"", StringComparison.Ordinal) &&
+                l.Contains("\"exit_status\":137", StringComparison.Ordinal)), $"no /tasks/exit with status 137 for {id} in ctr events:\n{string.Join('\n', lines)}");
             await containerd.RemoveContainerAsync(Namespace, id);
         }
 
