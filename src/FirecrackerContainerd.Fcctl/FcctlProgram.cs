@@ -17,7 +17,8 @@ public static class FcctlProgram
     private static readonly JsonFormatter Json = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
 
     /// <summary>Runs fcctl with <paramref name="args"/>, writing to the given streams; returns the exit code (<see cref="ExitCodes"/>).</summary>
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    /// <param name="stderrIsTerminal">Whether slow calls show their progress on <paramref name="stderr"/> by default.</param>
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken, bool stderrIsTerminal = false)
     {
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
@@ -25,14 +26,21 @@ public static class FcctlProgram
         var ns = new Option<string?>("--namespace", "-n") { Description = "containerd namespace", Recursive = true };
         var json = new Option<bool>("--json") { Description = "print the answer as JSON", Recursive = true };
         var config = new Option<string?>("--config") { Description = $"defaults file (default {FcctlConfig.DefaultPath})", Recursive = true };
+        var progress = new Option<bool>("--progress")
+        {
+            Description = "while a VM boots or stops, print the seconds waited on standard error, a line each (shown in place on a terminal anyway)",
+            Recursive = true,
+        };
         var root = new RootCommand("Create, stop, pause, resume and inspect microVMs through the firecracker-control daemon.")
         {
-            socket, ns, json, config,
+            socket, ns, json, config, progress,
         };
 
         Argument<string> Id() => new("ID") { Description = "VM id" };
         Option<uint> Timeout() => new("--timeout") { Description = "seconds" };
-        Command Run(Command command, Func<ParseResult, Call, Task<IMessage>> action, Func<ParseResult, IMessage, string> human)
+        // waiting: what a slow command is doing, for its progress line ("creating vm vm1"); null for quick ones.
+        Command Run(Command command, Func<ParseResult, Call, Task<IMessage>> action, Func<ParseResult, IMessage, string> human,
+            Func<ParseResult, string>? waiting = null)
         {
             command.SetAction(async (result, token) =>
             {
@@ -50,7 +58,14 @@ public static class FcctlProgram
                 var call = new Call(result.GetValue(socket) ?? defaults.Socket, result.GetValue(ns) ?? defaults.Namespace, token);
                 try
                 {
-                    IMessage answer = await action(result, call).ConfigureAwait(false);
+                    Task<IMessage> pending = action(result, call);
+                    if (waiting is not null)
+                    {
+                        ProgressMode mode = result.GetValue(progress) ? ProgressMode.Lines : stderrIsTerminal ? ProgressMode.Terminal : ProgressMode.Off;
+                        await Progress.WaitAsync(pending, waiting(result), stderr, mode, token).ConfigureAwait(false);
+                    }
+
+                    IMessage answer = await pending.ConfigureAwait(false);
                     await stdout.WriteLineAsync(result.GetValue(json) ? Json.Format(answer) : human(result, answer)).ConfigureAwait(false);
                     return ExitCodes.Ok;
                 }
@@ -108,13 +123,15 @@ public static class FcctlProgram
                 request.DriveMounts.Add(Parsed(r.GetValue(drives), CreateVmDevices.ParseDrive));
                 return c.CallAsync("CreateVM", request, CreateVMResponse.Parser);
             },
-            (r, a) => Describe("created vm", (CreateVMResponse)a)));
+            (r, a) => Describe("created vm", (CreateVMResponse)a),
+            r => $"creating vm {r.GetValue(createId)}"));
 
         var stopId = Id();
         var stopTimeout = Timeout();
         root.Add(Run(new Command("stop-vm", "stop a VM (its shim is killed after the timeout)") { stopId, stopTimeout },
             (r, c) => c.CallAsync("StopVM", new StopVMRequest { VMID = r.GetValue(stopId), TimeoutSeconds = r.GetValue(stopTimeout) }, Empty.Parser),
-            (r, _) => $"stopped vm {r.GetValue(stopId)}"));
+            (r, _) => $"stopped vm {r.GetValue(stopId)}",
+            r => $"stopping vm {r.GetValue(stopId)}"));
 
         var pauseId = Id();
         root.Add(Run(new Command("pause", "pause a VM") { pauseId },

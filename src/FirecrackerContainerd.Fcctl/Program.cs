@@ -1,3 +1,3 @@
 using FirecrackerContainerd.Fcctl;
 
-return await FcctlProgram.RunAsync(args, Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false);
+return await FcctlProgram.RunAsync(args, Console.Out, Console.Error, CancellationToken.None, stderrIsTerminal: !Console.IsErrorRedirected).ConfigureAwait(false);

@@ -70,9 +70,13 @@ public sealed class ControlHarness : IAsyncLifetime, IShimLauncher
 
     public ShimEndpoint Endpoint(string ns, string vmId) => ShimEndpoint.For(Options.ContainerdAddress, ns, vmId);
 
+    /// <summary>How long the fake shims started from now take to answer CreateVM.</summary>
+    public TimeSpan ShimCreateDelay { get; set; }
+
     public async Task<FakeShim> StartShimAsync(string ns, string vmId)
     {
         var shim = await FakeShim.StartAsync(Endpoint(ns, vmId).SocketPath, vmId);
+        shim.CreateDelay = ShimCreateDelay;
         Shims[$"{ns}/{vmId}"] = shim;
         return shim;
     }

@@ -42,6 +42,9 @@ public sealed class FakeShim : IAsyncDisposable
     /// <summary>The last CreateVM request received.</summary>
     public CreateVMRequest? LastCreate { get; private set; }
 
+    /// <summary>How long CreateVM takes to answer (a booting VM).</summary>
+    public TimeSpan CreateDelay { get; set; }
+
     /// <summary>The balloon target UpdateBalloon sets and GetBalloonConfig reports.</summary>
     public long BalloonMib { get; set; }
 
@@ -52,11 +55,12 @@ public sealed class FakeShim : IAsyncDisposable
         var registry = new TtrpcServiceRegistry();
         const string S = ServiceNames.Firecracker;
         registry
-            .AddUnary<CreateVMRequest, CreateVMResponse>(S, "CreateVM", CreateVMRequest.Parser, (r, c) =>
+            .AddUnary<CreateVMRequest, CreateVMResponse>(S, "CreateVM", CreateVMRequest.Parser, async (r, c) =>
             {
                 shim!.Record("CreateVM", c, r.VMID + $" vcpus={r.MachineCfg?.VcpuCount ?? 0} exit={r.ExitAfterAllTasksDeleted}");
                 shim.LastCreate = r;
-                return Task.FromResult(new CreateVMResponse { VMID = r.VMID, SocketPath = "/run/vm/firecracker.sock" });
+                await Task.Delay(shim.CreateDelay);
+                return new CreateVMResponse { VMID = r.VMID, SocketPath = "/run/vm/firecracker.sock" };
             })
             .AddUnary<StopVMRequest, Empty>(S, "StopVM", StopVMRequest.Parser, (r, c) =>
             {

@@ -35,6 +35,16 @@ public sealed class FcctlTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Create_vm_with_progress_prints_the_seconds_waited_on_stderr_and_the_answer_on_stdout()
+    {
+        _h.ShimCreateDelay = TimeSpan.FromSeconds(2.5);
+        var create = await _h.FcctlAsync("create-vm", "vm1", "--progress");
+        Assert.Equal((0, "created vm vm1\n  socket: /run/vm/firecracker.sock\n"), (create.Code, create.Stdout));
+        Assert.StartsWith("creating vm vm1 ... 1 s\n", create.Stderr, StringComparison.Ordinal);
+        Assert.All(create.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), line => Assert.Matches(@"^creating vm vm1 \.\.\. \d s$", line));
+    }
+
+    [Fact]
     public async Task Metadata_set_then_get_round_trips_the_document()
     {
         await _h.StartShimAsync("default", "vm1");
