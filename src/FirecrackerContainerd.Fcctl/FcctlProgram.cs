@@ -55,7 +55,7 @@ public static class FcctlProgram
                     return ExitCodes.Usage;
                 }
 
-                var call = new Call(result.GetValue(socket) ?? defaults.Socket, result.GetValue(ns) ?? defaults.Namespace, token);
+                var call = new Call(result.GetValue(socket) ?? defaults.Socket, result.GetValue(ns) ?? defaults.Namespace, defaults, token);
                 try
                 {
                     Task<IMessage> pending = action(result, call);
@@ -90,8 +90,10 @@ public static class FcctlProgram
         }
 
         var createId = Id();
-        var vcpus = new Option<uint>("--vcpus") { Description = "vCPU count (0: the shim's default)" };
-        var mem = new Option<uint>("--mem-mib") { Description = "memory in MiB (0: the shim's default)" };
+        var vcpus = new Option<uint?>("--vcpus") { Description = "vCPU count (0: the shim's default)" };
+        var mem = new Option<uint?>("--mem-mib") { Description = "memory in MiB (0: the shim's default)" };
+        var kernel = new Option<string?>("--kernel") { Description = "the guest kernel, an absolute path on the host (default: the runtime configuration's)" };
+        var kernelArgs = new Option<string?>("--kernel-args") { Description = "the guest kernel's command line (default: the runtime configuration's)" };
         var containers = new Option<int>("--containers") { Description = "how many containers the VM will hold" };
         var keep = new Option<bool>("--keep") { Description = "keep the VM after its last task is deleted" };
         var createTimeout = Timeout();
@@ -102,16 +104,20 @@ public static class FcctlProgram
         var deflateOnOom = new Option<bool>("--balloon-deflate-on-oom") { Description = "let the guest deflate the balloon when it runs out of memory" };
         root.Add(Run(new Command("create-vm", "create a VM and start its shim")
             {
-                createId, vcpus, mem, containers, keep, createTimeout, nets, drives, balloonMib, balloonStats, deflateOnOom,
+                createId, vcpus, mem, kernel, kernelArgs, containers, keep, createTimeout, nets, drives, balloonMib, balloonStats, deflateOnOom,
             },
             (r, c) =>
             {
+                uint vcpuCount = r.GetValue(vcpus) ?? c.Defaults.Vcpus;
+                uint memMib = r.GetValue(mem) ?? c.Defaults.MemMib;
                 var request = new CreateVMRequest
                 {
                     VMID = r.GetValue(createId),
-                    MachineCfg = r.GetValue(vcpus) > 0 || r.GetValue(mem) > 0
-                        ? new FirecrackerMachineConfiguration { VcpuCount = r.GetValue(vcpus), MemSizeMib = r.GetValue(mem) }
+                    MachineCfg = vcpuCount > 0 || memMib > 0
+                        ? new FirecrackerMachineConfiguration { VcpuCount = vcpuCount, MemSizeMib = memMib }
                         : null,
+                    KernelImagePath = r.GetValue(kernel) is { } path ? Path.GetFullPath(path) : c.Defaults.Kernel,
+                    KernelArgs = r.GetValue(kernelArgs) ?? c.Defaults.KernelArgs,
                     ContainerCount = r.GetValue(containers),
                     ExitAfterAllTasksDeleted = !r.GetValue(keep),
                     TimeoutSeconds = r.GetValue(createTimeout),
@@ -276,7 +282,8 @@ public static class FcctlProgram
     }
 
     /// <summary>One call's target: the daemon's socket, the namespace, and the command's cancellation.</summary>
-    private sealed record Call(string Socket, string Namespace, CancellationToken Token)
+    /// <summary>One call to the daemon, with the defaults file it was made under.</summary>
+    private sealed record Call(string Socket, string Namespace, FcctlConfig Defaults, CancellationToken Token)
     {
         public async Task<IMessage> CallAsync<TResponse>(string method, IMessage request, MessageParser<TResponse> parser)
             where TResponse : IMessage<TResponse> =>

@@ -30,6 +30,17 @@ public sealed class ControlOptionsTests : IDisposable
     }
 
     [Fact]
+    public void The_runtime_configuration_for_shims_must_be_an_existing_file()
+    {
+        string runtime = Path.Combine(_dir, "firecracker-runtime.json");
+        File.WriteAllText(runtime, "{}");
+        Assert.Equal("", ControlOptions.FromArguments(["--socket", "/tmp/b.sock"]).RuntimeConfig);
+        Assert.Equal(runtime, ControlOptions.FromArguments(["--runtime-config", runtime]).RuntimeConfig);
+        Assert.Throws<InvalidDataException>(() => ControlOptions.FromArguments(["--runtime-config", Path.Combine(_dir, "missing.json")]));
+        Assert.Throws<InvalidDataException>(() => ControlOptions.FromArguments(["--runtime-config", "firecracker-runtime.json"]));
+    }
+
+    [Fact]
     public void An_unknown_flag_is_refused() =>
         Assert.Throws<ArgumentException>(() => ControlOptions.FromArguments(["--sockets", "/x"]));
 }

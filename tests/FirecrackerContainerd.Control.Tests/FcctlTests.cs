@@ -136,6 +136,39 @@ public sealed class FcctlTests : IAsyncLifetime
         Assert.Equal((0, "paused vm vm1\n", ""), await _h.FcctlAsync("pause", "vm1", "--config", config));
         Assert.Equal(3, (await _h.FcctlAsync("pause", "vm1")).Code);
     }
+
+    [Fact]
+    public async Task The_config_file_supplies_create_vms_kernel_and_sizes_and_flags_win()
+    {
+        string config = Path.Combine(_h.Options.StateDir, "fcctl.json");
+        Directory.CreateDirectory(_h.Options.StateDir);
+        await File.WriteAllTextAsync(config, "{\"kernel\": \"/srv/vmlinuz\", \"kernelArgs\": \"console=ttyS0 quiet\", \"vcpus\": 2, \"memMib\": 512}");
+
+        Assert.Equal(0, (await _h.FcctlAsync("create-vm", "vm1", "--config", config)).Code);
+        CreateVMRequest first = _h.Shims["default/vm1"].LastCreate!;
+        Assert.Equal(("/srv/vmlinuz", "console=ttyS0 quiet", 2u, 512u),
+            (first.KernelImagePath, first.KernelArgs, first.MachineCfg.VcpuCount, first.MachineCfg.MemSizeMib));
+
+        Assert.Equal(0, (await _h.FcctlAsync("create-vm", "vm2", "--config", config, "--kernel", "other/vmlinuz", "--kernel-args", "", "--vcpus", "1")).Code);
+        CreateVMRequest second = _h.Shims["default/vm2"].LastCreate!;
+        Assert.Equal((Path.GetFullPath("other/vmlinuz"), "", 1u, 512u),
+            (second.KernelImagePath, second.KernelArgs, second.MachineCfg.VcpuCount, second.MachineCfg.MemSizeMib));
+
+        Assert.Equal(0, (await _h.FcctlAsync("create-vm", "vm3")).Code);
+        CreateVMRequest plain = _h.Shims["default/vm3"].LastCreate!;
+        Assert.Equal(("", "", null), (plain.KernelImagePath, plain.KernelArgs, plain.MachineCfg));
+    }
+
+    [Fact]
+    public async Task A_relative_kernel_in_the_config_file_is_a_usage_error()
+    {
+        string config = Path.Combine(_h.Options.StateDir, "fcctl.json");
+        Directory.CreateDirectory(_h.Options.StateDir);
+        await File.WriteAllTextAsync(config, "{\"kernel\": \"vmlinuz\"}");
+        var result = await _h.FcctlAsync("create-vm", "vm1", "--config", config);
+        Assert.Equal(2, result.Code);
+        Assert.Contains("kernel must be an absolute path", result.Stderr, StringComparison.Ordinal);
+    }
 }
 
 /// <summary>The built fcctl executable: its exit code and streams are those of the entry point.</summary>

@@ -23,6 +23,19 @@ public sealed class ShimBinaryLauncherTests : IDisposable
             await File.ReadAllTextAsync(Path.Combine(_dir, "args")));
     }
 
+    [Fact]
+    public async Task Start_gives_the_shim_the_daemons_runtime_configuration()
+    {
+        var endpoint = ShimEndpoint.For("/run/c.sock", "ns1", "vm1");
+        string script = Script($"echo \"${ShimBinaryLauncher.RuntimeConfigVariable}\" > {_dir}/config; printf '%s' '{endpoint.Address}'");
+        var bundle = VmBundle.For(_dir, "ns1", "vm1");
+        bundle.Create("vm1");
+
+        await new ShimBinaryLauncher(script, "/run/c.sock", "/usr/bin/containerd", "/etc/fc/runtime.json").StartAsync(endpoint, bundle, CancellationToken.None);
+
+        Assert.Equal("/etc/fc/runtime.json\n", await File.ReadAllTextAsync(Path.Combine(_dir, "config")));
+    }
+
     [Theory]
     [InlineData("printf 'unix:///run/containerd/s/other'")]
     [InlineData("echo broken >&2; exit 1")]

@@ -34,12 +34,11 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
                 "--socket", Socket, "--grpc-socket", Path.Combine(_dir, "control-grpc.sock"),
                 "--containerd-address", containerd.Address, "--state-dir", Path.Combine(_dir, "state"),
                 "--shim-binary", Path.Combine(containerd.ShimDirectory, "containerd-shim-aws-firecracker"),
-                "--publish-binary", ContainerdFixture.ContainerdBinary,
+                "--publish-binary", ContainerdFixture.ContainerdBinary, "--runtime-config", containerd.RuntimeConfigPath,
             },
         };
 
-        // The shims the daemon launches get what containerd gives the ones it launches.
-        info.Environment["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = containerd.RuntimeConfigPath;
+        // The shims the daemon launches get the runtime configuration and temp directory containerd gives the ones it launches.
         info.Environment["TMPDIR"] = containerd.ShimTempDirectory;
         _daemon = Process.Start(info) ?? throw new InvalidOperationException("could not start firecracker-control");
         _daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) { output.WriteLine($"daemon: {e.Data}"); } };
@@ -72,7 +71,7 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
     {
         const string vmId = "ctl-vm";
         _createdVms.Add(vmId);
-        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--keep");
+        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--keep", "--kernel-args", "reboot=k panic=-1 quiet fc.test=ctl-vm");
         Assert.True(created.ExitCode == 0, containerd.Describe(created));
         Assert.Equal(4, (await FcctlAsync("create-vm", vmId)).ExitCode);
 
@@ -80,12 +79,14 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         Assert.Contains(vmId, list.Stdout, StringComparison.Ordinal);
         Assert.Equal(0, (await FcctlAsync("info", vmId)).ExitCode);
 
-        // create-vm gave no sizes: the VM has upstream's defaults, 1 vCPU and 128 MiB (the kernel keeps some).
+        // create-vm gave no sizes: the VM has upstream's defaults, 1 vCPU and 128 MiB (the kernel keeps some). Its
+        // kernel command line is the one create-vm gave.
         containerd.NoteTaskId(Namespace, "ctl-size");
         CommandResult size = await containerd.CtrWithInputAsync(Namespace, null,
             ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"aws.firecracker.vm.id={vmId}",
-             BusyboxImage.Name, "ctl-size", "sh", "-c", "nproc; grep MemTotal /proc/meminfo"]);
+             BusyboxImage.Name, "ctl-size", "sh", "-c", "nproc; grep MemTotal /proc/meminfo; cat /proc/cmdline"]);
         Assert.True(size.ExitCode == 0, containerd.Describe(size));
+        Assert.Contains(" fc.test=ctl-vm", size.Stdout, StringComparison.Ordinal);
         string[] sizes = size.Stdout.Split((char[])['\n', ' '], StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal("1", sizes[0]);
         Assert.InRange(int.Parse(sizes[2], System.Globalization.CultureInfo.InvariantCulture), 64 * 1024, 128 * 1024);

@@ -29,6 +29,14 @@ public sealed record ControlOptions
     [JsonPropertyName("publishBinary")]
     public string PublishBinary { get; set; } = "/usr/bin/containerd";
 
+    /// <summary>
+    /// The runtime configuration the shims it launches read (kernel, guest image, VMM, shim base directory; docs/configuration.md),
+    /// passed to them as <c>FIRECRACKER_CONTAINERD_RUNTIME_CONFIG</c>. Empty: the shims look where they do when containerd
+    /// starts them (that variable in the daemon's own environment, else <c>/etc/containerd/firecracker-runtime.json</c>).
+    /// </summary>
+    [JsonPropertyName("runtimeConfig")]
+    public string RuntimeConfig { get; set; } = "";
+
     /// <summary>Where the daemon keeps one bundle directory per VM it created (<c>&lt;state&gt;/&lt;ns&gt;/&lt;vm&gt;</c>).</summary>
     [JsonPropertyName("stateDir")]
     public string StateDir { get; set; } = "/var/lib/firecracker-containerd/control";
@@ -53,7 +61,7 @@ public sealed record ControlOptions
     /// <summary>
     /// Builds the options from <paramref name="args"/>: <c>--config FILE</c> (default <see cref="DefaultConfigPath"/>,
     /// read only when present), then <c>--socket</c>, <c>--containerd-address</c>, <c>--shim-binary</c>,
-    /// <c>--publish-binary</c>, <c>--state-dir</c>, <c>--grpc-socket</c> (an empty value turns gRPC off).
+    /// <c>--publish-binary</c>, <c>--state-dir</c>, <c>--runtime-config</c>, <c>--grpc-socket</c> (an empty value turns gRPC off).
     /// </summary>
     /// <exception cref="ArgumentException">An unknown flag or a flag without its value.</exception>
     public static ControlOptions FromArguments(IReadOnlyList<string> args)
@@ -63,7 +71,8 @@ public sealed record ControlOptions
         for (int i = 0; i < args.Count; i++)
         {
             string name = args[i];
-            if (name is not ("--config" or "--socket" or "--grpc-socket" or "--containerd-address" or "--shim-binary" or "--publish-binary" or "--state-dir"))
+            if (name is not ("--config" or "--socket" or "--grpc-socket" or "--containerd-address" or "--shim-binary" or "--publish-binary" or "--state-dir"
+                or "--runtime-config"))
             {
                 throw new ArgumentException($"unknown argument {name}");
             }
@@ -87,6 +96,7 @@ public sealed record ControlOptions
             ShimBinary = flags.GetValueOrDefault("--shim-binary", options.ShimBinary),
             PublishBinary = flags.GetValueOrDefault("--publish-binary", options.PublishBinary),
             StateDir = flags.GetValueOrDefault("--state-dir", options.StateDir),
+            RuntimeConfig = flags.GetValueOrDefault("--runtime-config", options.RuntimeConfig),
         }).Checked("command line");
     }
 
@@ -101,6 +111,11 @@ public sealed record ControlOptions
             {
                 throw new InvalidDataException($"{source}: {name} must be an absolute path, got \"{value}\"");
             }
+        }
+
+        if (RuntimeConfig.Length > 0 && !(Path.IsPathRooted(RuntimeConfig) && File.Exists(RuntimeConfig)))
+        {
+            throw new InvalidDataException($"{source}: runtimeConfig must be the absolute path of an existing file or empty, got \"{RuntimeConfig}\"");
         }
 
         if (GrpcSocketPath.Length > 0 && !Path.IsPathRooted(GrpcSocketPath))

@@ -10,8 +10,12 @@ namespace FirecrackerContainerd.Control.Shims;
 /// <param name="ShimBinary">The shim executable.</param>
 /// <param name="ContainerdAddress">containerd's socket address, passed as <c>-address</c>.</param>
 /// <param name="PublishBinary">containerd's binary, passed as <c>-publish-binary</c>.</param>
-public sealed record ShimBinaryLauncher(string ShimBinary, string ContainerdAddress, string PublishBinary) : IShimLauncher
+/// <param name="RuntimeConfig">The runtime configuration for the shim (its environment's <see cref="RuntimeConfigVariable"/>); empty: the daemon's own environment.</param>
+public sealed record ShimBinaryLauncher(string ShimBinary, string ContainerdAddress, string PublishBinary, string RuntimeConfig = "") : IShimLauncher
 {
+    /// <summary>The variable that names the shim's runtime configuration file.</summary>
+    public const string RuntimeConfigVariable = "FIRECRACKER_CONTAINERD_RUNTIME_CONFIG";
+
     /// <summary>How long <c>start</c> and <c>delete</c> may take (start waits for the shim daemon to serve).</summary>
     public static readonly TimeSpan VerbTimeout = TimeSpan.FromSeconds(30);
 
@@ -58,6 +62,11 @@ public sealed record ShimBinaryLauncher(string ShimBinary, string ContainerdAddr
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        if (RuntimeConfig.Length > 0)
+        {
+            info.Environment[RuntimeConfigVariable] = RuntimeConfig;
+        }
+
         foreach (string arg in (string[])["-namespace", endpoint.Namespace, "-address", ContainerdAddress,
             "-publish-binary", PublishBinary, "-id", endpoint.VmId, "-bundle", bundle.RootPath, verb])
         {
