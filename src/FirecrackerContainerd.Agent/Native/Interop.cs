@@ -9,6 +9,8 @@ internal static unsafe partial class Interop
     internal const int ECHILD = 10;
     internal const int EAGAIN = 11;
     internal const int O_CLOEXEC = 0x80000;
+    internal const uint EPOLLIN = 0x1;
+    internal const uint EPOLLOUT = 0x4;
     internal const int O_RDONLY = 0;
     internal const int O_RDWR = 2;
     internal const int PR_SET_CHILD_SUBREAPER = 36;
@@ -16,6 +18,16 @@ internal static unsafe partial class Interop
     // The Linux ABI constants of the terminal calls (asm-generic, shared by x86_64 and arm64).
     private const nuint TIOCSWINSZ = 0x5414;
     private const int F_DUPFD_CLOEXEC = 1030;
+    private const int F_GETFL = 3;
+    private const int F_SETFL = 4;
+    private const int O_NONBLOCK = 0x800;
+    private const int ENOENT = 2;
+    private const int EPOLL_CTL_ADD = 1;
+    private const int EPOLL_CTL_DEL = 2;
+    private const int EPOLL_CTL_MOD = 3;
+    private const uint EPOLLONESHOT = 1u << 30;
+    private static readonly int EpollDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
+    private static readonly int EpollEventBytes = EpollDataOffset + 8;
     private const int SOL_SOCKET = 1;
     private const int SCM_RIGHTS = 1;
     private const int MSG_CMSG_CLOEXEC = 0x40000000;
@@ -200,6 +212,123 @@ internal static unsafe partial class Interop
 
     internal static bool IsTerminal(int fd) => isatty(fd) == 1;
 
+    /// <summary>Sets O_NONBLOCK on <paramref name="fd"/>'s open file description (every duplicate of it shares the flag).</summary>
+    internal static void SetNonBlocking(int fd, string what)
+    {
+        int flags = fcntl(fd, F_GETFL, 0);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        {
+            throw LastError("fcntl(O_NONBLOCK)", what);
+        }
+    }
+
+    /// <summary>read(2) on a non-blocking fd: the byte count (0 at end of file), or -1 when nothing is ready (EAGAIN).</summary>
+    internal static int ReadNonBlocking(int fd, Span<byte> buffer, string what)
+    {
+        fixed (byte* data = buffer)
+        {
+            while (true)
+            {
+                nint n = read(fd, data, (nuint)buffer.Length);
+                if (n >= 0)
+                {
+                    return (int)n;
+                }
+
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == EAGAIN)
+                {
+                    return -1;
+                }
+
+                if (errno != EINTR)
+                {
+                    throw new IOException($"read {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+                }
+            }
+        }
+    }
+
+    /// <summary>write(2) on a non-blocking fd: the bytes written (possibly fewer than given), or -1 when none fit (EAGAIN).</summary>
+    internal static int WriteNonBlocking(int fd, ReadOnlySpan<byte> buffer, string what)
+    {
+        fixed (byte* data = buffer)
+        {
+            while (true)
+            {
+                nint n = write(fd, data, (nuint)buffer.Length);
+                if (n >= 0)
+                {
+                    return (int)n;
+                }
+
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == EAGAIN)
+                {
+                    return -1;
+                }
+
+                if (errno != EINTR)
+                {
+                    throw new IOException($"write {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+                }
+            }
+        }
+    }
+
+    /// <summary>A close-on-exec epoll instance.</summary>
+    internal static int EpollCreate()
+    {
+        int fd = epoll_create1(O_CLOEXEC);
+        return fd >= 0 ? fd : throw LastError("epoll_create1", "");
+    }
+
+    /// <summary>
+    /// Arms <paramref name="fd"/> in <paramref name="epoll"/> for one readiness report (EPOLLONESHOT) of
+    /// <paramref name="events"/>, tagged with <paramref name="data"/>: added the first time, re-armed after.
+    /// </summary>
+    internal static void EpollArm(int epoll, int fd, uint events, ulong data, string what)
+    {
+        // struct epoll_event: u32 events then u64 data, packed on x86_64 (12 bytes), naturally aligned elsewhere (16).
+        byte* e = stackalloc byte[EpollEventBytes];
+        *(uint*)e = events | EPOLLONESHOT;
+        *(ulong*)(e + EpollDataOffset) = data;
+        if (epoll_ctl(epoll, EPOLL_CTL_MOD, fd, e) == 0)
+        {
+            return;
+        }
+
+        if (Marshal.GetLastPInvokeError() != ENOENT || epoll_ctl(epoll, EPOLL_CTL_ADD, fd, e) != 0)
+        {
+            throw LastError("epoll_ctl", what);
+        }
+    }
+
+    /// <summary>Removes <paramref name="fd"/> from <paramref name="epoll"/>; absent is fine.</summary>
+    internal static void EpollRemove(int epoll, int fd)
+    {
+        byte* unused = stackalloc byte[EpollEventBytes];
+        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, unused);
+    }
+
+    /// <summary>Blocks until fds are ready; fills <paramref name="ready"/> with their tags and returns how many (0 after EINTR).</summary>
+    internal static int EpollWait(int epoll, Span<ulong> ready)
+    {
+        byte* events = stackalloc byte[EpollEventBytes * ready.Length];
+        int n = epoll_wait(epoll, events, ready.Length, -1);
+        if (n < 0)
+        {
+            return Marshal.GetLastPInvokeError() == EINTR ? 0 : throw LastError("epoll_wait", "");
+        }
+
+        for (int i = 0; i < n; i++)
+        {
+            ready[i] = *(ulong*)(events + (i * EpollEventBytes) + EpollDataOffset);
+        }
+
+        return n;
+    }
+
     /// <summary>A close-on-exec duplicate of <paramref name="fd"/>.</summary>
     internal static int Duplicate(int fd, string what)
     {
@@ -370,6 +499,21 @@ internal static unsafe partial class Interop
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint recvmsg(int socket, MessageHeader* message, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint read(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint write(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_create1(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_ctl(int epoll, int operation, int fd, byte* e);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_wait(int epoll, byte* events, int maxEvents, int timeout);
 
     /// <summary>struct msghdr of 64-bit Linux.</summary>
     [StructLayout(LayoutKind.Sequential)]

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using FirecrackerContainerd.Agent.Native;
 using FirecrackerContainerd.Agent.Processes;
+using FirecrackerContainerd.Agent.Stdio;
 
 namespace FirecrackerContainerd.Agent.Oci;
 
@@ -156,14 +157,10 @@ internal sealed class OciRuntime
     private static string[] Environment() =>
         ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"];
 
-    private static Task<string> ReadAllAsync(int fd)
+    private static async Task<string> ReadAllAsync(int fd)
     {
-        var stream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, 0, false);
-        return Task.Run(async () =>
-        {
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            return await reader.ReadToEndAsync().ConfigureAwait(false);
-        });
+        using var reader = new StreamReader(new NonBlockingFdStream(fd, forReading: true, $"runtime output pipe fd {fd}"), Encoding.UTF8);
+        return await reader.ReadToEndAsync().ConfigureAwait(false);
     }
 }
 

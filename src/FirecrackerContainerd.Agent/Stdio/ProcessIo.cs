@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using FirecrackerContainerd.Agent.Native;
 using FirecrackerContainerd.Agent.Oci;
-using Microsoft.Win32.SafeHandles;
 
 namespace FirecrackerContainerd.Agent.Stdio;
 
@@ -24,7 +23,7 @@ internal sealed class ProcessIo : IAsyncDisposable
     private int _stdinChild = -1;
     private int _stdoutChild = -1;
     private int _stderrChild = -1;
-    private FileStream? _stdinWriter;
+    private Stream? _stdinWriter;
     private int _terminalStdinClosed;
     private Task _stdout = Task.CompletedTask;
     private Task _stderr = Task.CompletedTask;
@@ -198,7 +197,7 @@ internal sealed class ProcessIo : IAsyncDisposable
         {
             var (read, write) = Interop.Pipe();
             _stdinChild = read;
-            _stdinWriter = new FileStream(new SafeFileHandle(write, ownsHandle: true), FileAccess.Write, 0, false);
+            _stdinWriter = new NonBlockingFdStream(write, forReading: false, $"stdin pipe fd {write}");
             _stdin = RelayStdinAsync(Listen(transport, stdinPort));
         }
 
@@ -246,7 +245,7 @@ internal sealed class ProcessIo : IAsyncDisposable
             int n;
             while ((n = await connection.ReadAsync(buffer, _stop.Token).ConfigureAwait(false)) > 0)
             {
-                FileStream? writer = Volatile.Read(ref _stdinWriter);
+                Stream? writer = Volatile.Read(ref _stdinWriter);
                 if (writer is null)
                 {
                     break; // stdin was closed with CloseIO: drop the rest
@@ -296,7 +295,7 @@ internal sealed class ProcessIo : IAsyncDisposable
     private async Task RelayOutputAsync(int readFd, IStdioListener listener)
     {
         await Task.Yield();
-        await using var pipe = new FileStream(new SafeFileHandle(readFd, ownsHandle: true), FileAccess.Read, 0, false);
+        await using var pipe = new NonBlockingFdStream(readFd, forReading: true, $"output pipe fd {readFd}");
         await CopyToHostAsync(pipe, listener, $"output fd {readFd}").ConfigureAwait(false);
     }
 

@@ -11,15 +11,15 @@ internal sealed class PseudoTerminal : IDisposable
 {
     private readonly SafeFileHandle _master;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
-    private readonly FileStream _writer;
+    private readonly NonBlockingFdStream _writer;
 
     public PseudoTerminal(int masterFd, string name)
     {
         _master = new SafeFileHandle(masterFd, ownsHandle: true);
         Name = name;
 
-        // Reads block in a thread of their own while writes go on: each direction gets its own fd.
-        _writer = new FileStream(new SafeFileHandle(Interop.Duplicate(masterFd, name), ownsHandle: true), FileAccess.Write, 0, false);
+        // Each direction gets its own fd (a duplicate: they share the master's non-blocking flag, which the slave does not).
+        _writer = new NonBlockingFdStream(Interop.Duplicate(masterFd, name), forReading: false, $"terminal {name}");
     }
 
     /// <summary>The terminal's name as the runtime reported it (e.g. /dev/pts/0 in the container).</summary>
@@ -27,7 +27,7 @@ internal sealed class PseudoTerminal : IDisposable
 
     /// <summary>A stream of the terminal's output; its reads end (EIO is EOF) once every slave fd is closed.</summary>
     public Stream OpenOutput() =>
-        new TerminalOutputStream(new FileStream(new SafeFileHandle(WithMaster(fd => Interop.Duplicate(fd, Name)), ownsHandle: true), FileAccess.Read, 0, false));
+        new TerminalOutputStream(new NonBlockingFdStream(WithMaster(fd => Interop.Duplicate(fd, Name)), forReading: true, $"terminal {Name}"));
 
     /// <summary>Writes input, as if typed.</summary>
     public async Task WriteAsync(ReadOnlyMemory<byte> input, CancellationToken cancellationToken)
@@ -85,7 +85,7 @@ internal sealed class PseudoTerminal : IDisposable
     }
 
     /// <summary>Reads of a terminal master, where EIO means the other side has closed: EOF.</summary>
-    private sealed class TerminalOutputStream(FileStream inner) : Stream
+    private sealed class TerminalOutputStream(Stream inner) : Stream
     {
         private const int EIO = 5;
 
@@ -150,7 +150,7 @@ internal sealed class PseudoTerminal : IDisposable
             base.Dispose(disposing);
         }
 
-        // FileStream's IOException carries the raw errno as its HResult.
+        // The stream's IOException carries the raw errno as its HResult.
         private static bool IsEio(IOException e) => e.HResult == EIO;
     }
 }
