@@ -227,25 +227,9 @@ internal static unsafe partial class Interop
     {
         fixed (byte* data = buffer)
         {
-            while (true)
-            {
-                nint n = read(fd, data, (nuint)buffer.Length);
-                if (n >= 0)
-                {
-                    return (int)n;
-                }
-
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == EAGAIN)
-                {
-                    return -1;
-                }
-
-                if (errno != EINTR)
-                {
-                    throw new IOException($"read {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
-                }
-            }
+            nint at = (nint)data;
+            int length = buffer.Length;
+            return NonBlocking("read", what, () => read(fd, (byte*)at, (nuint)length));
         }
     }
 
@@ -254,25 +238,9 @@ internal static unsafe partial class Interop
     {
         fixed (byte* data = buffer)
         {
-            while (true)
-            {
-                nint n = write(fd, data, (nuint)buffer.Length);
-                if (n >= 0)
-                {
-                    return (int)n;
-                }
-
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == EAGAIN)
-                {
-                    return -1;
-                }
-
-                if (errno != EINTR)
-                {
-                    throw new IOException($"write {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
-                }
-            }
+            nint at = (nint)data;
+            int length = buffer.Length;
+            return NonBlocking("write", what, () => write(fd, (byte*)at, (nuint)length));
         }
     }
 
@@ -409,6 +377,30 @@ internal static unsafe partial class Interop
     {
         int errno = Marshal.GetLastPInvokeError();
         return new IOException($"{call} {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+    }
+
+    /// <summary>Runs a read or write of a non-blocking fd again after EINTR; -1 for EAGAIN, an IOException for other errors.</summary>
+    private static int NonBlocking(string call, string what, Func<nint> syscall)
+    {
+        while (true)
+        {
+            nint n = syscall();
+            if (n >= 0)
+            {
+                return (int)n;
+            }
+
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == EAGAIN)
+            {
+                return -1;
+            }
+
+            if (errno != EINTR)
+            {
+                throw new IOException($"{call} {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+            }
+        }
     }
 
     private static void Check(int rc, string call, string what)
