@@ -413,7 +413,7 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
                 return running;
             }
 
-            return await BootAsync(vmId, LoadConfig(), cancellationToken).ConfigureAwait(false);
+            return await BootAsync(vmId, LoadConfig(), VmDevices.None, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -425,10 +425,11 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
     internal MicroVm? CurrentVm => _vm;
 
     /// <summary>
-    /// The control API's CreateVM: boots the VM now with <paramref name="config"/>. Only once per shim, and not
-    /// once a task's Create booted it. <paramref name="keepAlive"/> keeps the VM and the shim after the last task.
+    /// The control API's CreateVM: boots the VM now with <paramref name="config"/> and <paramref name="devices"/>. Only
+    /// once per shim, and not once a task's Create booted it. <paramref name="keepAlive"/> keeps the VM and the shim
+    /// after the last task.
     /// </summary>
-    internal async Task<MicroVm> CreateVmAsync(string vmId, RuntimeConfig config, bool keepAlive, CancellationToken cancellationToken)
+    internal async Task<MicroVm> CreateVmAsync(string vmId, RuntimeConfig config, VmDevices devices, bool keepAlive, CancellationToken cancellationToken)
     {
         await _vmLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -440,7 +441,7 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
 
             _createVmCalled = true;
             _keepAlive = keepAlive;
-            return await BootAsync(vmId, config, cancellationToken).ConfigureAwait(false);
+            return await BootAsync(vmId, config, devices, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -521,9 +522,9 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
     }
 
     // Called with _vmLock held.
-    private async Task<MicroVm> BootAsync(string vmId, RuntimeConfig config, CancellationToken cancellationToken)
+    private async Task<MicroVm> BootAsync(string vmId, RuntimeConfig config, VmDevices devices, CancellationToken cancellationToken)
     {
-        MicroVm vm = await MicroVm.StartAsync(config, context.Arguments.Namespace, vmId, context.Logger, cancellationToken).ConfigureAwait(false);
+        MicroVm vm = await MicroVm.StartAsync(config, devices, context.Arguments.Namespace, vmId, context.Logger, cancellationToken).ConfigureAwait(false);
         _vm = vm;
         _eventPump = Task.Run(() => PumpEventsAsync(vm.Agent), CancellationToken.None);
         _vmWatch = Task.Run(() => WatchVmAsync(vm), CancellationToken.None);

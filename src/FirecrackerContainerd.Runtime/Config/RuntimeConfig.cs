@@ -1,7 +1,5 @@
-using System.Collections.Immutable;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using FirecrackerContainerd.Vmm.Machine;
 
 namespace FirecrackerContainerd.Runtime.Config;
 
@@ -61,18 +59,6 @@ public sealed record RuntimeConfig
     /// <summary>How long a new VM may take until its agent answers, in seconds.</summary>
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
-
-    /// <summary>Network interfaces of the VM (set by CreateVM, not by the file).</summary>
-    [JsonIgnore]
-    public ImmutableArray<NetworkInterface> NetworkInterfaces { get; set; } = [];
-
-    /// <summary>The memory balloon CreateVM asked for; never read from the file.</summary>
-    [JsonIgnore]
-    public BalloonDevice? Balloon { get; set; }
-
-    /// <summary>Host files the VM gets as drives and mounts in the guest (CreateVM's DriveMounts; not a file setting).</summary>
-    [JsonIgnore]
-    public ImmutableArray<Vm.VmDriveMount> DriveMounts { get; set; } = [];
 
     /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
     public static RuntimeConfig Load(string? path = null)

@@ -33,10 +33,6 @@ public static partial class DriveMounts
     public static readonly ImmutableArray<string> ReservedVmPaths =
         [WellKnownNames.VmBundleRoot, "/run/fc-metadata", "/run/fc-agent", "/proc", "/sys", "/dev"];
 
-    /// <summary>The runtime configuration with the request's drive mounts; throws InvalidArgument or Unimplemented.</summary>
-    internal static RuntimeConfig Apply(RuntimeConfig config, CreateVMRequest request) =>
-        config with { DriveMounts = Validate(request.VMID, request.DriveMounts, config.Vmm) };
-
     /// <summary>
     /// Validates <paramref name="mounts"/> of CreateVM for VM <paramref name="vmId"/>, whose VMM setting is
     /// <paramref name="vmm"/>. Throws a <see cref="TtrpcException"/>: InvalidArgument listing every problem, or

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using FirecrackerContainerd.Core;
@@ -67,14 +68,14 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         }
 
         RejectUnsupported(request);
-        RuntimeConfig config = DriveMounts.Apply(Configure(LoadConfig(), request), request);
+        (RuntimeConfig config, VmDevices devices) = Configure(LoadConfig(), request);
         TimeSpan timeout = TimeSpan.FromSeconds(config.AgentTimeoutSeconds);
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(call.CancellationToken);
         bound.CancelAfter(timeout);
         MicroVm vm;
         try
         {
-            vm = await tasks.CreateVmAsync(vmId, config, !request.ExitAfterAllTasksDeleted, bound.Token).ConfigureAwait(false);
+            vm = await tasks.CreateVmAsync(vmId, config, devices, !request.ExitAfterAllTasksDeleted, bound.Token).ConfigureAwait(false);
         }
         catch (TtrpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
         {
@@ -250,7 +251,11 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         }
     }
 
-    private static RuntimeConfig Configure(RuntimeConfig config, CreateVMRequest request)
+    /// <summary>
+    /// What CreateVM asks for, checked: the runtime configuration with the request's sizes, kernel, slots and timeout,
+    /// and the VM's devices. Every problem is listed in one InvalidArgument.
+    /// </summary>
+    private static (RuntimeConfig Config, VmDevices Devices) Configure(RuntimeConfig config, CreateVMRequest request)
     {
         var problems = new List<string>();
         // As upstream: what MachineCfg leaves out is 1 vCPU and 128 MiB. The configuration's sizes are for the VMs
@@ -279,7 +284,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
             }
         }
 
-        configured.Balloon = BalloonControl.FromCreateRequest(request.BalloonDevice, configured.MemSizeMib, problems);
+        BalloonDevice? balloon = BalloonControl.FromCreateRequest(request.BalloonDevice, configured.MemSizeMib, problems);
         if (request.ContainerCount != 0)
         {
             if (request.ContainerCount is < 1 or > 16)
@@ -315,14 +320,14 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
             configured.AgentTimeoutSeconds = (int)Math.Min(request.TimeoutSeconds, 3600);
         }
 
-        (configured.NetworkInterfaces, string networkArgs) = GuestNetwork.FromRequest(request, GuestNetwork.IsHostTapDevice);
+        (ImmutableArray<NetworkInterface> interfaces, string networkArgs) = GuestNetwork.FromRequest(request, GuestNetwork.IsHostTapDevice);
         if (networkArgs.Length > 0)
         {
             configured.KernelArgs = $"{configured.KernelArgs} {networkArgs}";
         }
 
         return problems.Count == 0
-            ? configured
+            ? (configured, new VmDevices(interfaces, DriveMounts.Validate(request.VMID, request.DriveMounts, configured.Vmm), balloon))
             : throw new TtrpcException(StatusCode.InvalidArgument, $"create vm \"{request.VMID}\": {string.Join("; ", problems)}");
     }
 

@@ -51,8 +51,9 @@ internal sealed class MicroVm : IAsyncDisposable
     /// </summary>
     public AgentClient Agent { get; }
 
-    /// <summary>Boots VM <paramref name="vmId"/> of namespace <paramref name="ns"/> and waits until its agent answers.</summary>
-    public static async Task<MicroVm> StartAsync(RuntimeConfig config, string ns, string vmId, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>Boots VM <paramref name="vmId"/> of namespace <paramref name="ns"/> with <paramref name="devices"/> and waits until its agent answers.</summary>
+    public static async Task<MicroVm> StartAsync(
+        RuntimeConfig config, VmDevices devices, string ns, string vmId, ILogger logger, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(config.ShimBaseDir);
         VmDir dir = VmDir.ShimDir(config.ShimBaseDir, ns, vmId);
@@ -66,7 +67,7 @@ internal sealed class MicroVm : IAsyncDisposable
             drives.Add(new Drive(DriveId(slot), path));
         }
 
-        drives.AddRange(config.DriveMounts.Select(mount => mount.CreateStub(dir)));
+        drives.AddRange(devices.DriveMounts.Select(mount => mount.CreateStub(dir)));
 
         var spec = new MachineSpec(
             vmId,
@@ -74,8 +75,8 @@ internal sealed class MicroVm : IAsyncDisposable
             new MachineConfig(config.VcpuCount, config.MemSizeMib),
             drives.ToImmutable(),
             new VsockDevice(VsockDevice.MinGuestCid, VsockName),
-            config.NetworkInterfaces,
-            Balloon: config.Balloon);
+            devices.NetworkInterfaces,
+            Balloon: devices.Balloon);
         IVirtualMachine machine = await CreateMachineAsync(config, spec, dir, logger, cancellationToken).ConfigureAwait(false);
         try
         {
@@ -90,13 +91,13 @@ internal sealed class MicroVm : IAsyncDisposable
 
             var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)), () => ExplainAgentLossAsync(machine.Exited, machine.RecentOutput, AgentLossWait));
             await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
-            await VmDriveMount.MountAllAsync(config.DriveMounts, machine, agent, cancellationToken).ConfigureAwait(false);
-            return new MicroVm(dir, machine, agent, config.ContainerSlots, config.DriveMounts, logger);
+            await VmDriveMount.MountAllAsync(devices.DriveMounts, machine, agent, cancellationToken).ConfigureAwait(false);
+            return new MicroVm(dir, machine, agent, config.ContainerSlots, devices.DriveMounts, logger);
         }
         catch
         {
             await machine.DisposeAsync().ConfigureAwait(false);
-            DeleteStubs(dir, config);
+            DeleteStubs(dir, config, devices);
             throw;
         }
     }
@@ -243,14 +244,14 @@ internal sealed class MicroVm : IAsyncDisposable
     }
 
     // A VM that never came up leaves no drives behind (the host files of drive mounts are not the VM's).
-    private static void DeleteStubs(VmDir dir, RuntimeConfig config)
+    private static void DeleteStubs(VmDir dir, RuntimeConfig config, VmDevices devices)
     {
         for (int slot = 0; slot < config.ContainerSlots; slot++)
         {
             File.Delete(StubPath(dir, slot));
         }
 
-        foreach (VmDriveMount mount in config.DriveMounts)
+        foreach (VmDriveMount mount in devices.DriveMounts)
         {
             File.Delete(mount.StubPath(dir));
         }
