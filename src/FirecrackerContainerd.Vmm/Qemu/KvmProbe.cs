@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Vmm.Machine;
+using FirecrackerContainerd.Vmm.Selection;
 
 namespace FirecrackerContainerd.Vmm.Qemu;
 
@@ -28,21 +29,29 @@ public sealed class KvmProbe
     private readonly string _cacheDir;
     private readonly string _qemuBinary;
     private readonly TimeSpan _bound;
+    private readonly IKvmProbe _device;
 
     /// <summary>Creates a probe that caches verdicts in <paramref name="cacheDir"/>.</summary>
-    public KvmProbe(string cacheDir, string qemuBinary = QemuOptions.DefaultQemuBinary, TimeSpan bound = default)
+    /// <param name="cacheDir">Where verdicts are kept.</param>
+    /// <param name="qemuBinary">The QEMU that boots the probe guest.</param>
+    /// <param name="bound">How long a probe boot may take (30 s by default).</param>
+    /// <param name="device">The cheap first check, which must pass before a boot is tried (<see cref="DevKvmProbe"/> by default).</param>
+    public KvmProbe(string cacheDir, string qemuBinary = QemuOptions.DefaultQemuBinary, TimeSpan bound = default, IKvmProbe? device = null)
     {
         _cacheDir = cacheDir;
         _qemuBinary = qemuBinary;
         _bound = bound == default ? TimeSpan.FromSeconds(30) : bound;
+        _device = device ?? new DevKvmProbe();
     }
 
     /// <summary>The verdict for booting <paramref name="kernel"/> with <paramref name="initrd"/> on this host.</summary>
     public async Task<AcceleratorVerdict> DecideAsync(string kernel, string initrd, CancellationToken cancellationToken)
     {
-        if (!File.Exists("/dev/kvm"))
+        // The device check is necessary, not sufficient: only a guest that boots proves KVM.
+        KvmVerdict device = await _device.ProbeAsync(cancellationToken).ConfigureAwait(false);
+        if (!device.Works)
         {
-            return new AcceleratorVerdict(QemuAccelerator.Tcg, "/dev/kvm does not exist: using TCG", FromCache: false);
+            return new AcceleratorVerdict(QemuAccelerator.Tcg, $"{device.Reason}: using TCG", FromCache: false);
         }
 
         string key = await CacheKeyAsync(kernel, cancellationToken).ConfigureAwait(false);
