@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End to end through a private containerd: `ctr run` of a container that echoes a marker, timed from the
 # start of ctr to the marker on its stdout and to ctr's exit, in a new microVM, as a second container in a
-# running microVM, and with runc (the baseline, same containerd, same image). Then the host memory of one
-# VM running one `sleep` container: PSS of the shim (it serves the vsock device) and of QEMU, guest RAM
-# excluded. Prints medians over E2E_BENCH_RUNS runs (default 5) after one warm-up run of each kind.
+# running microVM, and with runc (the baseline, same containerd, same image). `ctr task exec` of the same
+# echo into a running container, in a microVM and with runc. Then the host memory of one VM running one
+# `sleep` container: PSS of the shim (it serves the vsock device) and of QEMU, guest RAM excluded.
+# Prints medians over E2E_BENCH_RUNS runs (default 5) after one warm-up run of each kind.
 # Run as root, one benchmark at a time; leaves nothing running.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -44,6 +45,31 @@ timed_run() {
         return 1
     fi
     awk -v s="$start" -v f="$first" -v t="$total" 'BEGIN { printf "%.3f %.3f\n", f - s, t - s }'
+}
+
+# timed_exec TASK EXEC-ID: `ctr task exec` of `echo MARKER` in TASK; prints the seconds to ctr's exit and
+# fails unless ctr succeeded and printed exactly the marker.
+timed_exec() {
+    local task="$1" id="$2" marker="e2e-bench-exec-$2" start out
+    start=$EPOCHREALTIME
+    out="$(fcctr task exec --exec-id "$id" "$task" echo "$marker" 2>>"$errors")" || { echo "$id: ctr task exec failed" >&2; return 1; }
+    [ "$out" = "$marker" ] || { echo "$id: ctr task exec printed '$out'" >&2; return 1; }
+    awk -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.3f\n", e - s }'
+}
+
+# measure_exec KIND TASK: one warm-up and $runs timed execs into $dir/KIND.txt; fails on the first failed one.
+measure_exec() {
+    local kind="$1" task="$2" i t
+    : > "$dir/$kind.txt"
+    for i in $(seq 0 "$runs"); do
+        t="$(timed_exec "$task" "$kind-$i")" || return 1
+        if [ "$i" = 0 ]; then
+            echo "$kind warm-up: $t s" >&2
+        else
+            echo "$kind run $i/$runs: $t s" >&2
+            echo "$t" >> "$dir/$kind.txt"
+        fi
+    done
 }
 
 col() { cut -d' ' -f"$2" "$dir/$1.txt" | median; }
@@ -92,8 +118,21 @@ measure runc --runtime io.containerd.runc.v2 || { show_failure "ctr run with run
 newvm_ok=1
 measure newvm --runtime aws.firecracker || { newvm_ok=0; show_failure "ctr run --runtime aws.firecracker (new VM)"; }
 
+printf '\n\033[1m== %s\033[0m\n' "ctr task exec into a running runc container" >&2
+runc_sleeper=e2e-runc-sleeper
+exec_runc_ok=0
+if fcctr run -d --snapshotter native --runtime io.containerd.runc.v2 "$image" "$runc_sleeper" sleep 600 >/dev/null 2>>"$errors"; then
+    measure_exec exec-runc "$runc_sleeper" && exec_runc_ok=1 || show_failure "ctr task exec into $runc_sleeper (runc)"
+    timeout 20 ctr --address "$dir/containerd.sock" -n bench task kill -s KILL "$runc_sleeper" >/dev/null 2>&1 || true
+    timeout 30 ctr --address "$dir/containerd.sock" -n bench task delete -f "$runc_sleeper" >/dev/null 2>&1 || true
+    timeout 10 ctr --address "$dir/containerd.sock" -n bench container delete "$runc_sleeper" >/dev/null 2>&1 || true
+else
+    show_failure "ctr run -d --runtime io.containerd.runc.v2 $runc_sleeper sleep 600"
+fi
+
 printf '\n\033[1m== %s\033[0m\n' "a second container in a running microVM (vm id $vm_id)" >&2
 second_ok=0
+exec_vm_ok=0
 memory=""
 if fcctr run -d --snapshotter native --runtime aws.firecracker --annotation "aws.firecracker.vm.id=$vm_id" \
         "$image" "$sleeper" sleep 600 >/dev/null 2>>"$errors"; then
@@ -129,6 +168,8 @@ if fcctr run -d --snapshotter native --runtime aws.firecracker --annotation "aws
     else
         show_failure "ctr run --rm --annotation aws.firecracker.vm.id=$vm_id (second container in a running VM)"
     fi
+    printf '\n\033[1m== %s\033[0m\n' "ctr task exec into the running microVM's container" >&2
+    measure_exec exec-vm "$sleeper" && exec_vm_ok=1 || show_failure "ctr task exec into $sleeper (microVM)"
     timeout 20 ctr --address "$dir/containerd.sock" -n bench task kill -s KILL "$sleeper" >/dev/null 2>&1 || true
     timeout 30 ctr --address "$dir/containerd.sock" -n bench task delete -f "$sleeper" >/dev/null 2>&1 || true
     timeout 10 ctr --address "$dir/containerd.sock" -n bench container delete "$sleeper" >/dev/null 2>&1 || true
@@ -147,6 +188,12 @@ echo "ctr run, medians of $runs runs (s)        to first line   to exit   vs run
 printf '  %-38s %10s %11s   %s\n' "runc (io.containerd.runc.v2)" "$runc_first" "$runc_total" "1.0x / 1.0x"
 printf '  %-38s %10s %11s   %s / %s\n' "aws.firecracker, new microVM" "$newvm_first" "$newvm_total" "$(ratio "$newvm_first" "$runc_first")" "$(ratio "$newvm_total" "$runc_total")"
 printf '  %-38s %10s %11s   %s / %s\n' "aws.firecracker, running microVM" "$second_first" "$second_total" "$(ratio "$second_first" "$runc_first")" "$(ratio "$second_total" "$runc_total")"
+exec_runc=n/a; exec_vm=n/a
+[ "$exec_runc_ok" = 1 ] && exec_runc="$(col exec-runc 1)"
+[ "$exec_vm_ok" = 1 ] && exec_vm="$(col exec-vm 1)"
+echo "ctr task exec (echo) into a running container, medians of $runs runs (s)   to exit   vs runc"
+printf '  %-38s %10s   %s\n' "runc (io.containerd.runc.v2)" "$exec_runc" "1.0x"
+printf '  %-38s %10s   %s\n' "aws.firecracker, running microVM" "$exec_vm" "$(ratio "$exec_vm" "$exec_runc")"
 if [ -n "$memory" ]; then
     read -r shim_kib qemu_kib guest_kib <<<"$memory"
     echo "host memory, one microVM with one sleep container (PSS, guest RAM excluded, median of 5 samples)"
@@ -155,4 +202,4 @@ if [ -n "$memory" ]; then
 else
     echo "host memory: not measured (no running microVM)"
 fi
-[ "$newvm_ok" = 1 ] && [ "$second_ok" = 1 ]
+[ "$newvm_ok" = 1 ] && [ "$second_ok" = 1 ] && [ "$exec_runc_ok" = 1 ] && [ "$exec_vm_ok" = 1 ]
