@@ -6,14 +6,23 @@ namespace FirecrackerContainerd.TestSupport;
 internal sealed record GuestImage(string Directory)
 {
     private static readonly SemaphoreSlim BuildLock = new(1, 1);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, GuestImage> Built = new();
 
     public string Kernel => Path.Combine(Directory, "vmlinuz");
 
     public string Initrd => Path.Combine(Directory, "initrd.img");
 
-    /// <summary>Runs the image builder (cached by input hash) with an optional agent; fails the test with the builder's output.</summary>
+    /// <summary>
+    /// Runs the image builder (cached by input hash) with an optional agent, once per agent path in this process;
+    /// fails the test with the builder's output.
+    /// </summary>
     public static async Task<GuestImage> BuildAsync(string? agent, CancellationToken cancellationToken)
     {
+        if (Built.TryGetValue(agent ?? "", out GuestImage? built))
+        {
+            return built;
+        }
+
         string builder = Path.Combine(RepoRoot(), "tools", "image-builder", "build");
         var info = new ProcessStartInfo(builder) { RedirectStandardOutput = true, RedirectStandardError = true };
         if (agent is not null)
@@ -35,7 +44,7 @@ internal sealed record GuestImage(string Directory)
                 Assert.Fail($"tools/image-builder/build failed with status {process.ExitCode}:\n{await stderr}");
             }
 
-            return new GuestImage((await stdout).Trim());
+            return Built[agent ?? ""] = new GuestImage((await stdout).Trim().Split('\n')[^1]);
         }
         finally
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using FirecrackerContainerd.TestSupport;
 
 namespace FirecrackerContainerd.Vsock.Tests.Vm;
 
@@ -10,7 +11,7 @@ public sealed class GuestImageTests
     [Fact]
     public async Task The_image_has_a_bzImage_an_ELF_vmlinux_a_zstd_initramfs_and_a_manifest_naming_every_package()
     {
-        GuestImage image = await GuestImage.GetAsync();
+        GuestImage image = await GuestImage.BuildAsync(agent: null, CancellationToken.None);
 
         byte[] vmlinuz = await File.ReadAllBytesAsync(image.Kernel);
         Assert.Equal("HdrS"u8.ToArray(), vmlinuz.AsSpan(0x202, 4).ToArray());
@@ -83,7 +84,7 @@ public sealed class GuestImageTests
     private static async Task<(int Code, string Stderr)> PruneAsync(string images, string keep, string used)
     {
         var start = new ProcessStartInfo("bash") { RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(GuestImage.RepositoryRoot(), "tools", "image-builder", "prune"));
+        start.ArgumentList.Add(Path.Combine(GuestImage.RepoRoot(), "tools", "image-builder", "prune"));
         start.ArgumentList.Add(images);
         start.ArgumentList.Add(keep);
         start.ArgumentList.Add(used);

@@ -2,13 +2,14 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
+using FirecrackerContainerd.TestSupport;
 
 namespace FirecrackerContainerd.Vsock.Tests.Vm;
 
 /// <summary>A QEMU microVM (TCG) whose vsock is served by an in-process <see cref="VhostUserVsockDevice"/>,
 /// running the test services of <see cref="GuestScript"/>. Disposing stops QEMU (QMP quit, then kill),
 /// stops the device and removes the working directory.</summary>
-public sealed class GuestVm : IAsyncDisposable
+internal sealed class GuestVm : IAsyncDisposable
 {
     public const ulong GuestCid = 3;
     public const uint EchoPort = 10789;

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Xunit.Abstractions;
+using FirecrackerContainerd.TestSupport;
 
 namespace FirecrackerContainerd.Vsock.Tests.Vm;
 
@@ -18,8 +19,9 @@ public sealed class HybridVsockVmTests(ITestOutputHelper output)
     [Fact]
     public async Task A_host_connection_through_CONNECT_and_OK_echoes_bytes_from_the_guest()
     {
-        GuestImage image = await GuestImage.GetAsync();
-        output.WriteLine($"image {image.Directory} ready in {image.BuildTime.TotalSeconds:F1} s");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        GuestImage image = await GuestImage.BuildAsync(agent: null, CancellationToken.None);
+        output.WriteLine($"image {image.Directory} ready in {clock.Elapsed.TotalSeconds:F1} s");
         await using GuestVm vm = await GuestVm.StartAsync(image);
         output.WriteLine($"boot to /init ready: {vm.BootToInit.TotalSeconds:F1} s");
         using var timeout = new CancellationTokenSource(TestTimeout);
@@ -38,7 +40,7 @@ public sealed class HybridVsockVmTests(ITestOutputHelper output)
     [Fact]
     public async Task A_connection_outlives_a_pause_of_the_VM_and_carries_bytes_after_the_resume()
     {
-        await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.GetAsync());
+        await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.BuildAsync(agent: null, CancellationToken.None));
         using var timeout = new CancellationTokenSource(TestTimeout);
 
         (Socket socket, _) = await vm.ConnectAsync(GuestVm.EchoPort, timeout.Token);
@@ -64,7 +66,7 @@ public sealed class HybridVsockVmTests(ITestOutputHelper output)
     [Fact]
     public async Task Twenty_parallel_connections_each_get_their_own_bytes_back()
     {
-        await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.GetAsync());
+        await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.BuildAsync(agent: null, CancellationToken.None));
         using var timeout = new CancellationTokenSource(TestTimeout);
 
         uint[] ports = await Task.WhenAll(Enumerable.Range(0, 20).Select(async i =>
@@ -87,7 +89,7 @@ public sealed class HybridVsockVmTests(ITestOutputHelper output)
     [Fact]
     public async Task A_guest_connection_to_host_port_P_reaches_the_unix_socket_uds_path_P()
     {
-        await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.GetAsync());
+        await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.BuildAsync(agent: null, CancellationToken.None));
         using var timeout = new CancellationTokenSource(TestTimeout);
         const uint hostPort = 5000;
         const int count = 100_000;
@@ -120,7 +122,7 @@ public sealed class HybridVsockVmTests(ITestOutputHelper output)
     [Fact]
     public async Task A_256_MiB_stream_each_way_arrives_with_the_same_SHA256()
     {
-        await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.GetAsync());
+        await using GuestVm vm = await GuestVm.StartAsync(await GuestImage.BuildAsync(agent: null, CancellationToken.None));
         using var timeout = new CancellationTokenSource(TestTimeout);
 
         // Host to guest: the guest hashes what it receives and sends the hash back.
