@@ -267,17 +267,7 @@ internal sealed class TaskService : IDisposable
             throw new TtrpcException(StatusCode.InvalidArgument, $"kill {request.Id}: signal {request.Signal} is not a signal");
         }
 
-        ManagedProcess process;
-        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ContainerTask task = Find(request.Id);
-            process = request.ExecId.Length == 0 ? task.Init : FindExec(task, request.ExecId);
-        }
-        finally
-        {
-            _lock.Release();
-        }
+        ManagedProcess process = await FindProcessAsync(request.Id, request.ExecId, cancellationToken).ConfigureAwait(false);
 
         if (process.Status == Status.Stopped)
         {
@@ -305,17 +295,7 @@ internal sealed class TaskService : IDisposable
 
     private async Task<WaitResponse> WaitAsync(WaitRequest request, CancellationToken cancellationToken)
     {
-        ManagedProcess process;
-        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ContainerTask task = Find(request.Id);
-            process = request.ExecId.Length == 0 ? task.Init : FindExec(task, request.ExecId);
-        }
-        finally
-        {
-            _lock.Release();
-        }
+        ManagedProcess process = await FindProcessAsync(request.Id, request.ExecId, cancellationToken).ConfigureAwait(false);
 
         ProcessExit exit = await process.Exited.WaitAsync(cancellationToken).ConfigureAwait(false);
         return new WaitResponse { ExitStatus = (uint)exit.ExitStatus, ExitedAt = Timestamp.FromDateTimeOffset(exit.ExitedAt) };
