@@ -78,9 +78,9 @@ internal sealed record ControlShim(ContainerdFixture Containerd, string VmId, Tt
                 await process.WaitForExitAsync();
             }
         }
-        catch (ArgumentException)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {
-            // Exited already, as it should.
+            // Exited already, as it should (InvalidOperationException: it exited between the lookup and the name).
         }
 
         Directory.Delete(Bundle, recursive: true);

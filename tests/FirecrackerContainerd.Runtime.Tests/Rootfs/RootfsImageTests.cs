@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using FirecrackerContainerd.Protos.Containerd.Types;
 using FirecrackerContainerd.Runtime.Rootfs;
+using FirecrackerContainerd.TestSupport;
 
 namespace FirecrackerContainerd.Runtime.Tests.Rootfs;
 
@@ -52,7 +52,7 @@ public sealed class RootfsImageTests : IDisposable
         string bottom = Tree("lower2", ("etc/os", "bottom\n"), ("etc/shadowed", "bottom\n"), ("etc/deleted", "gone\n"));
         string middle = Tree("lower1", ("etc/shadowed", "middle\n"), ("usr/middle", "only in middle\n"));
         string upper = Tree("upper", ("etc/shadowed", "upper\n"), ("new", "new in upper\n"));
-        await RunAsync("mknod", Path.Combine(upper, "etc/deleted"), "c", "0", "0");
+        await Tool.RunAsync("mknod", [Path.Combine(upper, "etc/deleted"), "c", "0", "0"], "coreutils", CancellationToken.None);
         string workdir = Tree("workdir");
         string imagePath = Path.Combine(_root, "rootfs.ext4");
 
@@ -214,39 +214,8 @@ public sealed class RootfsImageTests : IDisposable
 
     private static async Task<string> DebugfsAsync(string image, string request)
     {
-        return await RunAsync("debugfs", "-R", request, image);
-    }
-
-    private static async Task<string> RunAsync(string program, params string[] args)
-    {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        Process process;
-        try
-        {
-            process = Process.Start(info)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"{program} is needed (apt-get install e2fsprogs coreutils): {e.Message}");
-            throw;
-        }
-
-        using (process)
-        {
-            Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-            Task<string> stderr = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync();
-            string err = await stderr;
-            Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', args)} exited with {process.ExitCode}: {err}");
-
-            // debugfs prints its banner on stderr and lookup errors there too.
-            string output = await stdout;
-            return program == "debugfs" && output.Length == 0 ? err : output;
-        }
+        // debugfs prints its banner on stderr, and lookup errors there too.
+        (string stdout, string stderr) = await Tool.RunAsync("debugfs", ["-R", request, image], "e2fsprogs", CancellationToken.None);
+        return stdout.Length == 0 ? stderr : stdout;
     }
 }

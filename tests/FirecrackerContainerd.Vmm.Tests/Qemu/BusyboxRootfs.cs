@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using FirecrackerContainerd.TestSupport;
 
 namespace FirecrackerContainerd.Vmm.Tests.Qemu;
 
@@ -20,7 +20,7 @@ internal static class BusyboxRootfs
             }
 
             File.Copy(Busybox, Path.Combine(tree, "bin", "busybox"));
-            string applets = await RunAsync(Busybox, ["--list"], cancellationToken);
+            string applets = (await Tool.RunAsync(Busybox, ["--list"], "busybox-static", cancellationToken)).Stdout;
             foreach (string applet in applets.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
                 if (applet != "busybox" && !applet.Contains('/', StringComparison.Ordinal))
@@ -30,40 +30,11 @@ internal static class BusyboxRootfs
             }
 
             await File.WriteAllTextAsync(Path.Combine(tree, "marker"), marker, cancellationToken);
-            await RunAsync("mkfs.ext4", ["-q", "-F", "-b", "4096", "-m", "0", "-d", tree, imagePath, "16M"], cancellationToken);
+            await Tool.RunAsync("mkfs.ext4", ["-q", "-F", "-b", "4096", "-m", "0", "-d", tree, imagePath, "16M"], "e2fsprogs", cancellationToken);
         }
         finally
         {
             Directory.Delete(tree, recursive: true);
-        }
-    }
-
-    private static async Task<string> RunAsync(string program, string[] args, CancellationToken cancellationToken)
-    {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        Process process;
-        try
-        {
-            process = Process.Start(info)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"{program} is needed (apt-get install e2fsprogs busybox-static): {e.Message}");
-            throw;
-        }
-
-        using (process)
-        {
-            Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-            Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-            await process.WaitForExitAsync(cancellationToken);
-            Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', args)} exited with {process.ExitCode}: {await stderr}");
-            return await stdout;
         }
     }
 }
