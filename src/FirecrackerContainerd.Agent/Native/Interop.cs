@@ -331,7 +331,7 @@ internal static unsafe partial class Interop
                     return -1;
                 }
 
-                throw new IOException($"recvmsg {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+                throw Error("recvmsg", what, errno);
             }
 
             // Walk the control messages (each padded to 8 bytes) and keep every fd of every SCM_RIGHTS one.
@@ -373,11 +373,11 @@ internal static unsafe partial class Interop
         return fd >= 0 ? fd : throw LastError("open", path);
     }
 
-    internal static IOException LastError(string call, string what)
-    {
-        int errno = Marshal.GetLastPInvokeError();
-        return new IOException($"{call} {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
-    }
+    internal static IOException LastError(string call, string what) => Error(call, what, Marshal.GetLastPInvokeError());
+
+    /// <summary>An IOException naming the call, what it was on and the errno, which is also its HResult.</summary>
+    internal static IOException Error(string call, string what, int errno) =>
+        new($"{call} {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
 
     /// <summary>Runs a read or write of a non-blocking fd again after EINTR; -1 for EAGAIN, an IOException for other errors.</summary>
     private static int NonBlocking(string call, string what, Func<nint> syscall)
@@ -398,7 +398,7 @@ internal static unsafe partial class Interop
 
             if (errno != EINTR)
             {
-                throw new IOException($"{call} {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+                throw Error(call, what, errno);
             }
         }
     }
