@@ -49,7 +49,6 @@ internal sealed class NonBlockingFdStream : Stream
             throw new NotSupportedException($"{_what} is written, not read");
         }
 
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closed.Token);
         while (true)
         {
             int n = WithFd(buffer, static (fd, b, what) => Interop.ReadNonBlocking(fd, b.Span, what));
@@ -58,7 +57,7 @@ internal sealed class NonBlockingFdStream : Stream
                 return n;
             }
 
-            await WaitAsync(Interop.EPOLLIN, cancel.Token, cancellationToken).ConfigureAwait(false);
+            await WaitAsync(Interop.EPOLLIN, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -72,7 +71,6 @@ internal sealed class NonBlockingFdStream : Stream
             throw new NotSupportedException($"{_what} is read, not written");
         }
 
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closed.Token);
         while (!buffer.IsEmpty)
         {
             int n = WithFd(buffer, static (fd, b, what) => Interop.WriteNonBlocking(fd, b.Span, what));
@@ -82,7 +80,7 @@ internal sealed class NonBlockingFdStream : Stream
                 continue;
             }
 
-            await WaitAsync(Interop.EPOLLOUT, cancel.Token, cancellationToken).ConfigureAwait(false);
+            await WaitAsync(Interop.EPOLLOUT, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -124,7 +122,7 @@ internal sealed class NonBlockingFdStream : Stream
     }
 
     // The fd's number is used only while the handle is held open: once closed, the number may already be another file's.
-    private int WithFd<T>(T argument, Func<int, T, string, int> call)
+    private TResult WithFd<TArgument, TResult>(TArgument argument, Func<int, TArgument, string, TResult> call)
     {
         bool held = false;
         try
@@ -141,23 +139,11 @@ internal sealed class NonBlockingFdStream : Stream
         }
     }
 
-    private async Task WaitAsync(uint events, CancellationToken cancel, CancellationToken callerToken)
+    // Waits for the fd to be ready; a read or write that got EAGAIN calls it, so a busy stream never pays for it.
+    private async Task WaitAsync(uint events, CancellationToken callerToken)
     {
-        Task ready;
-        bool held = false;
-        try
-        {
-            _handle.DangerousAddRef(ref held);
-            ready = FdPoller.Shared.WaitAsync((int)_handle.DangerousGetHandle(), events, _what, cancel);
-        }
-        finally
-        {
-            if (held)
-            {
-                _handle.DangerousRelease();
-            }
-        }
-
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(callerToken, _closed.Token);
+        Task ready = WithFd((events, cancel.Token), static (fd, wait, what) => FdPoller.Shared.WaitAsync(fd, wait.events, what, wait.Token));
         try
         {
             await ready.ConfigureAwait(false);
