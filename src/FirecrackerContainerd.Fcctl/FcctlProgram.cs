@@ -281,8 +281,7 @@ public static class FcctlProgram
             .Prepend($"{"VMID".PadRight(width)}  {"SHIM PID",8}  SOCKET"));
     }
 
-    /// <summary>One call's target: the daemon's socket, the namespace, and the command's cancellation.</summary>
-    /// <summary>One call to the daemon, with the defaults file it was made under.</summary>
+    /// <summary>One call's target: the daemon's socket, the namespace, the defaults file it was made under, and the command's cancellation.</summary>
     private sealed record Call(string Socket, string Namespace, FcctlConfig Defaults, CancellationToken Token)
     {
         public async Task<IMessage> CallAsync<TResponse>(string method, IMessage request, MessageParser<TResponse> parser)

@@ -21,10 +21,10 @@ internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explai
 {
     private const string TaskService = "containerd.task.v2.Task";
 
-    private volatile bool _disposed;
-
     /// <summary>The largest pid Linux can hand out (PID_MAX_LIMIT on 64-bit).</summary>
     private const uint MaxPid = 4 * 1024 * 1024;
+
+    private volatile bool _disposed;
 
     public Task Completion => client.Completion;
 
