@@ -72,6 +72,13 @@ measure_exec() {
     done
 }
 
+# remove_container ID: kills and deletes a detached container's task and the container, whatever state they are in.
+remove_container() {
+    timeout 20 ctr --address "$dir/containerd.sock" -n bench task kill -s KILL "$1" >/dev/null 2>&1 || true
+    timeout 30 ctr --address "$dir/containerd.sock" -n bench task delete -f "$1" >/dev/null 2>&1 || true
+    timeout 10 ctr --address "$dir/containerd.sock" -n bench container delete "$1" >/dev/null 2>&1 || true
+}
+
 col() { cut -d' ' -f"$2" "$dir/$1.txt" | median; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -123,9 +130,7 @@ runc_sleeper=e2e-runc-sleeper
 exec_runc_ok=0
 if fcctr run -d --snapshotter native --runtime io.containerd.runc.v2 "$image" "$runc_sleeper" sleep 600 >/dev/null 2>>"$errors"; then
     measure_exec exec-runc "$runc_sleeper" && exec_runc_ok=1 || show_failure "ctr task exec into $runc_sleeper (runc)"
-    timeout 20 ctr --address "$dir/containerd.sock" -n bench task kill -s KILL "$runc_sleeper" >/dev/null 2>&1 || true
-    timeout 30 ctr --address "$dir/containerd.sock" -n bench task delete -f "$runc_sleeper" >/dev/null 2>&1 || true
-    timeout 10 ctr --address "$dir/containerd.sock" -n bench container delete "$runc_sleeper" >/dev/null 2>&1 || true
+    remove_container "$runc_sleeper"
 else
     show_failure "ctr run -d --runtime io.containerd.runc.v2 $runc_sleeper sleep 600"
 fi
@@ -170,9 +175,7 @@ if fcctr run -d --snapshotter native --runtime aws.firecracker --annotation "aws
     fi
     printf '\n\033[1m== %s\033[0m\n' "ctr task exec into the running microVM's container" >&2
     measure_exec exec-vm "$sleeper" && exec_vm_ok=1 || show_failure "ctr task exec into $sleeper (microVM)"
-    timeout 20 ctr --address "$dir/containerd.sock" -n bench task kill -s KILL "$sleeper" >/dev/null 2>&1 || true
-    timeout 30 ctr --address "$dir/containerd.sock" -n bench task delete -f "$sleeper" >/dev/null 2>&1 || true
-    timeout 10 ctr --address "$dir/containerd.sock" -n bench container delete "$sleeper" >/dev/null 2>&1 || true
+    remove_container "$sleeper"
 else
     show_failure "ctr run -d --annotation aws.firecracker.vm.id=$vm_id $sleeper sleep 600"
 fi
