@@ -103,9 +103,9 @@ internal sealed class TaskService : IDisposable
         }
 
         ValidateTerminalPorts(request.Terminal, extra, $"create {request.Id}");
-        byte[] spec = PrepareSpec(extra.JsonSpec.ToByteArray(), request.Terminal, _metadataDirectory);
-
         string bundle = Path.Combine(_bundleRoot, request.Id);
+        byte[] spec = PrepareSpec(extra.JsonSpec.ToByteArray(), request.Terminal, _metadataDirectory, SpecCompatibility.RuntimeOf(_runtime.Name), bundle, $"create {request.Id}: the OCI spec");
+
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -204,6 +204,14 @@ internal sealed class TaskService : IDisposable
         ExtraData extra = UnpackExtraData(request.Spec, "Exec spec");
         ValidateTerminalPorts(request.Terminal, extra, $"exec {request.ExecId}");
         JsonObject process = ParseObject(extra.JsonSpec.ToByteArray(), $"exec {request.ExecId}: the process spec");
+        try
+        {
+            SpecCompatibility.CheckProcess(process, SpecCompatibility.RuntimeOf(_runtime.Name), $"exec {request.ExecId}: the process spec");
+        }
+        catch (UnsupportedSpecException e)
+        {
+            throw new TtrpcException(StatusCode.InvalidArgument, e.Message);
+        }
 
         // The runtime refuses a process whose terminal flag disagrees with the console socket it is given.
         process["terminal"] = request.Terminal;
@@ -740,12 +748,22 @@ internal sealed class TaskService : IDisposable
         }
     }
 
-    // The container's root is always the bundle's rootfs directory (the mounted drive), whatever the host
-    // said; its terminal flag is the request's, which the runtime checks against the console socket; the VM's
-    // metadata directory is mounted read-only at its own path (unless the spec mounts something there).
-    private static byte[] PrepareSpec(byte[] spec, bool terminal, string? metadataDirectory)
+    // The spec must ask only for what the guest can honour (SpecCompatibility). The container's root is always
+    // the bundle's rootfs directory (the mounted drive), whatever the host said; its terminal flag is the
+    // request's, which the runtime checks against the console socket; the VM's metadata directory is mounted
+    // read-only at its own path (unless the spec mounts something there).
+    private static byte[] PrepareSpec(byte[] spec, bool terminal, string? metadataDirectory, GuestRuntimes runtime, string bundle, string what)
     {
         JsonObject obj = ParseObject(spec, "the OCI spec");
+        try
+        {
+            SpecCompatibility.CheckConfig(obj, runtime, bundle, path => File.Exists(path) || Directory.Exists(path), what);
+        }
+        catch (UnsupportedSpecException e)
+        {
+            throw new TtrpcException(StatusCode.InvalidArgument, e.Message);
+        }
+
         if (obj["root"] is not JsonObject root)
         {
             obj["root"] = root = new JsonObject();
