@@ -6,6 +6,12 @@ public static class ServiceNames
     /// <summary>The shim Task API that containerd calls.</summary>
     public const string TaskV2 = "containerd.task.v2.Task";
 
+    /// <summary>
+    /// containerd 2.x's name for the same Task API (its messages and methods are wire-identical to v2's); 2.x calls it
+    /// when a shim's bootstrap parameters say version 3.
+    /// </summary>
+    public const string TaskV3 = "containerd.task.v3.Task";
+
     /// <summary>containerd's ttrpc events service that shims forward events to.</summary>
     public const string Events = "containerd.services.events.ttrpc.v1.Events";
 

@@ -61,7 +61,11 @@ public sealed class ShimBinaryTests : IAsyncLifetime
         {
             var connect = await client.CallAsync(ServiceNames.TaskV2, "Connect", new ConnectRequest { Id = "t1" }, ConnectResponse.Parser);
             Assert.Equal(ProcessRunner.FindProcesses("containerd-shim-aws-firecracker", Address)[0], (int)connect.ShimPid);
-            await client.CallAsync(ServiceNames.TaskV2, "Shutdown", new ShutdownRequest { Id = "t1" }, Empty.Parser);
+
+            // containerd 2.x calls the same API by its v3 name when a shim's bootstrap parameters say version 3.
+            var connectV3 = await client.CallAsync(ServiceNames.TaskV3, "Connect", new ConnectRequest { Id = "t1" }, ConnectResponse.Parser);
+            Assert.Equal(connect.ShimPid, connectV3.ShimPid);
+            await client.CallAsync(ServiceNames.TaskV3, "Shutdown", new ShutdownRequest { Id = "t1" }, Empty.Parser);
         }
 
         Assert.True(await Eventually.HoldsAsync(() => !File.Exists(socket)), "the daemon left its socket after Shutdown");

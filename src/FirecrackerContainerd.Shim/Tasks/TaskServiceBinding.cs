@@ -4,15 +4,22 @@ using FirecrackerContainerd.Ttrpc.Server;
 
 namespace FirecrackerContainerd.Shim.Tasks;
 
-/// <summary>Puts an <see cref="ITaskService"/> into a ttrpc method table under "containerd.task.v2.Task".</summary>
+/// <summary>
+/// Puts an <see cref="ITaskService"/> into a ttrpc method table under "containerd.task.v2.Task" and, for containerd
+/// 2.x, under "containerd.task.v3.Task" (the same messages).
+/// </summary>
 public static class TaskServiceBinding
 {
-    /// <summary>Registers every Task RPC of <paramref name="service"/> in <paramref name="registry"/>.</summary>
+    /// <summary>Registers every Task RPC of <paramref name="service"/> in <paramref name="registry"/>, under both names.</summary>
     public static TtrpcServiceRegistry AddTaskService(this TtrpcServiceRegistry registry, ITaskService service)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(service);
-        const string name = ServiceNames.TaskV2;
+        return registry.AddTaskService(ServiceNames.TaskV2, service).AddTaskService(ServiceNames.TaskV3, service);
+    }
+
+    private static TtrpcServiceRegistry AddTaskService(this TtrpcServiceRegistry registry, string name, ITaskService service)
+    {
         return registry
             .AddUnary(name, "State", StateRequest.Parser, service.StateAsync)
             .AddUnary(name, "Create", CreateTaskRequest.Parser, service.CreateAsync)
