@@ -11,6 +11,16 @@ namespace FirecrackerContainerd.IntegrationTests;
 internal static class BusyboxImage
 {
     public const string Name = "docker.io/library/fctest-busybox:latest";
+
+    /// <summary>The working directory the image's config names (its layer has it).</summary>
+    public const string WorkingDir = "/srv/work";
+
+    /// <summary>A variable the image's config sets, beside PATH.</summary>
+    public const string EnvVariable = "FCTEST_IMAGE_ENV";
+
+    /// <summary>Its value.</summary>
+    public const string EnvValue = "set by the image";
+
     private const string BusyboxPath = "/bin/busybox";
 
     public static void Write(string tarPath)
@@ -27,7 +37,12 @@ internal static class BusyboxImage
         {
             architecture = "amd64",
             os = "linux",
-            config = new { Cmd = new[] { "/bin/sh" } },
+            config = new
+            {
+                Cmd = new[] { "/bin/sh" },
+                Env = new[] { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", $"{EnvVariable}={EnvValue}" },
+                WorkingDir,
+            },
             rootfs = new { type = "layers", diff_ids = new[] { layerDigest } },
         });
         byte[] manifest = Json(new
@@ -70,6 +85,8 @@ internal static class BusyboxImage
         using (var tar = new TarWriter(buffer, TarEntryFormat.Pax, leaveOpen: true))
         {
             tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "bin/") { Mode = (UnixFileMode)0b111_101_101 });
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "srv/") { Mode = (UnixFileMode)0b111_101_101 });
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, WorkingDir.TrimStart('/') + "/") { Mode = (UnixFileMode)0b111_101_101 });
             byte[] busybox = File.ReadAllBytes(BusyboxPath);
             tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "bin/busybox")
             {
@@ -77,7 +94,7 @@ internal static class BusyboxImage
                 DataStream = new MemoryStream(busybox),
             });
             // The applets the tests run directly (an exec or a container's first process needs a file to run).
-            foreach (string applet in new[] { "sh", "true", "echo", "sleep", "cat", "tty", "stty", "head", "tee", "sha256sum", "mkfifo", "uname", "ps", "dd", "ip", "nc", "nproc", "grep" })
+            foreach (string applet in new[] { "sh", "true", "echo", "sleep", "cat", "tty", "stty", "head", "tee", "sha256sum", "mkfifo", "uname", "ps", "dd", "ip", "nc", "nproc", "grep", "pwd" })
             {
                 tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox" });
             }

@@ -46,6 +46,42 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
     }
 
     [Fact]
+    public async Task Ctr_run_applies_the_images_working_dir_and_env_and_keeps_stdout_and_stderr_apart()
+    {
+        await containerd.RequireGuestAsync(_timeout.Token);
+        var run = await RunAsync("vm-image-config", null, "sh", "-c",
+            $"pwd; echo \"${BusyboxImage.EnvVariable}\"; echo to stderr >&2; echo to stdout; echo again to stderr >&2");
+
+        Assert.True(run.ExitCode == 0, Describe(run));
+        Assert.Equal($"{BusyboxImage.WorkingDir}\n{BusyboxImage.EnvValue}\nto stdout\n", run.Stdout);
+        Assert.Equal("to stderr\nagain to stderr\n", run.Stderr);
+        await AssertNothingLeftAsync("vm-image-config", "vm-image-config");
+    }
+
+    [Fact]
+    public async Task Ctr_run_of_a_spec_the_guest_cannot_honour_fails_naming_each_field_and_leaves_nothing()
+    {
+        await containerd.RequireGuestAsync(_timeout.Token);
+        const string id = "vm-refused";
+        containerd.NoteTaskId(Namespace, id);
+        await containerd.ImportBusyboxImageAsync(Namespace);
+
+        // A host network namespace to join and a host directory to bind: neither exists for a container inside the VM.
+        var run = await containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native",
+             "--with-ns", "network:/var/run/netns/fctest-host-netns",
+             "--mount", "type=bind,src=/srv/fctest-host-only,dst=/data,options=rbind:ro",
+             BusyboxImage.Name, id, "true"]);
+
+        Assert.True(run.ExitCode != 0, Describe(run));
+        Assert.Contains("asks for what the guest cannot honour", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("path = \"/var/run/netns/fctest-host-netns\": no such namespace inside the VM", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("(bind /srv/fctest-host-only -> /data): its source does not exist inside the VM", run.Stderr, StringComparison.Ordinal);
+        await containerd.RemoveContainerAsync(Namespace, id);
+        await AssertNothingLeftAsync(id, id);
+    }
+
+    [Fact]
     public async Task Ctr_run_pipes_stdin_into_the_container_until_its_end()
     {
         await containerd.RequireGuestAsync(_timeout.Token);

@@ -34,6 +34,9 @@ public sealed class ContainerdFixture : IAsyncLifetime
     private readonly HashSet<string> _imageImportedInto = [];
     private Task<string>? _guest;
 
+    /// <summary>The version of the containerd under test, as <c>containerd --version</c> prints it (e.g. 1.7.24~ds1).</summary>
+    public string Version { get; private set; } = string.Empty;
+
     /// <summary>The private directory holding config, root, state, sockets and logs.</summary>
     public string Directory { get; private set; } = string.Empty;
 
@@ -105,22 +108,17 @@ public sealed class ContainerdFixture : IAsyncLifetime
         }
 
         File.CreateSymbolicLink(Path.Combine(ShimDirectory, "containerd-shim-aws-firecracker"), shim);
-        string config = Path.Combine(Directory, "config.toml");
-        await File.WriteAllTextAsync(config, $"""
-            version = 2
-            root = "{Path.Combine(Directory, "root")}"
-            state = "{StateDirectory}"
-            disabled_plugins = ["io.containerd.grpc.v1.cri"]
-            [grpc]
-              address = "{Address}"
-            [debug]
-              level = "debug"
-            # containerd 1.7+ imports through the transfer service, which only unpacks for platforms listed here.
-            [[plugins."io.containerd.transfer.v1.local".unpack_config]]
-              platform = "linux/amd64"
-              snapshotter = "native"
-            """);
+        Version = await ContainerdVersionAsync();
+        CommandResult config = await ProcessRunner.RunAsync(
+            Path.Combine(TestSupport.GuestImage.RepoRoot(), "scripts", "lib", "containerd-config"),
+            [ContainerdBinary, Directory, Address, "debug"],
+            CommandTimeout);
+        if (config.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"scripts/lib/containerd-config failed for {ContainerdBinary}: {config.Output}");
+        }
 
+        await File.WriteAllTextAsync(Path.Combine(Directory, "config.toml"), config.Stdout);
         await StartContainerdAsync();
     }
 
@@ -332,7 +330,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
     public string Describe(CommandResult run)
     {
         string log = ContainerdLog;
-        return $"exit {run.ExitCode}\nstdout:\n{(run.Stdout.Length > 2000 ? run.Stdout[..2000] + "..." : run.Stdout)}\nstderr:\n{run.Stderr}\n" +
+        return $"containerd {Version}: exit {run.ExitCode}\nstdout:\n{(run.Stdout.Length > 2000 ? run.Stdout[..2000] + "..." : run.Stdout)}\nstderr:\n{run.Stderr}\n" +
             $"shim invocations:\n{InvocationLog}\ncontainerd log (tail):\n{(log.Length > 6000 ? log[^6000..] : log)}";
     }
 
@@ -392,6 +390,15 @@ public sealed class ContainerdFixture : IAsyncLifetime
         }
     }
 
+    private static async Task<string> ContainerdVersionAsync()
+    {
+        CommandResult version = await ProcessRunner.RunAsync(ContainerdBinary, ["--version"], CommandTimeout);
+        string[] words = version.Stdout.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return version.ExitCode == 0 && words.Length >= 3
+            ? words[2]
+            : throw new InvalidOperationException($"{ContainerdBinary} --version failed: {version.Output}");
+    }
+
     private async Task StartContainerdAsync()
     {
         string config = Path.Combine(Directory, "config.toml");
@@ -404,7 +411,8 @@ public sealed class ContainerdFixture : IAsyncLifetime
         };
         info.ArgumentList.Add("--config");
         info.ArgumentList.Add(config);
-        info.Environment["PATH"] = ShimDirectory + ":" + (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin");
+        // Our shim first, then this containerd's own directory, so that its runc shim (not another version's) serves runc tasks.
+        info.Environment["PATH"] = string.Join(':', ShimDirectory, Path.GetDirectoryName(ContainerdBinary), Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin");
         info.Environment[FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = InvocationLogPath;
         info.Environment["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = RuntimeConfigPath;
         info.Environment["TMPDIR"] = ShimTempDirectory;
