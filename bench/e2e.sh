@@ -5,6 +5,7 @@
 # echo into a running container, in a microVM and with runc. Then the host memory of one VM running one
 # `sleep` container: PSS of the shim (it serves the vsock device) and of QEMU, guest RAM excluded.
 # Prints medians over E2E_BENCH_RUNS runs (default 5) after one warm-up run of each kind.
+# The containerd is the one in $FC_CONTAINERD_BIN (scripts/lib/private-containerd); its version heads the summary.
 # Run as root, one benchmark at a time; leaves nothing running.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -74,9 +75,9 @@ measure_exec() {
 
 # remove_container ID: kills and deletes a detached container's task and the container, whatever state they are in.
 remove_container() {
-    timeout 20 ctr --address "$dir/containerd.sock" -n bench task kill -s KILL "$1" >/dev/null 2>&1 || true
-    timeout 30 ctr --address "$dir/containerd.sock" -n bench task delete -f "$1" >/dev/null 2>&1 || true
-    timeout 10 ctr --address "$dir/containerd.sock" -n bench container delete "$1" >/dev/null 2>&1 || true
+    timeout 20 "$fc_containerd_bin/ctr" --address "$dir/containerd.sock" -n bench task kill -s KILL "$1" >/dev/null 2>&1 || true
+    timeout 30 "$fc_containerd_bin/ctr" --address "$dir/containerd.sock" -n bench task delete -f "$1" >/dev/null 2>&1 || true
+    timeout 10 "$fc_containerd_bin/ctr" --address "$dir/containerd.sock" -n bench container delete "$1" >/dev/null 2>&1 || true
 }
 
 col() { cut -d' ' -f"$2" "$dir/$1.txt" | median; }
@@ -187,6 +188,7 @@ newvm_first=n/a; newvm_total=n/a; second_first=n/a; second_total=n/a
 [ "$second_ok" = 1 ] && { second_first="$(col second 1)"; second_total="$(col second 2)"; }
 
 echo
+echo "containerd $fc_containerd_version ($fc_containerd_bin)"
 echo "ctr run, medians of $runs runs (s)        to first line   to exit   vs runc (first / exit)"
 printf '  %-38s %10s %11s   %s\n' "runc (io.containerd.runc.v2)" "$runc_first" "$runc_total" "1.0x / 1.0x"
 printf '  %-38s %10s %11s   %s / %s\n' "aws.firecracker, new microVM" "$newvm_first" "$newvm_total" "$(ratio "$newvm_first" "$runc_first")" "$(ratio "$newvm_total" "$runc_total")"
