@@ -13,6 +13,7 @@ public sealed class VhostUserVsockDevice
     private readonly VhostUserVsockOptions options;
     private readonly ILogger logger;
 
+    /// <summary>A device for the VM described by <paramref name="options"/> (validated here); it serves nothing until run.</summary>
     public VhostUserVsockDevice(VhostUserVsockOptions options, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);

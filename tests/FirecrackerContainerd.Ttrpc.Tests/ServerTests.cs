@@ -15,6 +15,29 @@ public class ServerTests
         .AddUnary(Echo, "Say", StringValue.Parser, (request, _) => Task.FromResult(new StringValue { Value = request.Value }));
 
     [Fact]
+    public async Task Serving_ends_quietly_when_the_owner_closes_the_listener_under_a_pending_accept()
+    {
+        string dir = Directory.CreateTempSubdirectory("fc-ttrpc-").FullName;
+        try
+        {
+            var server = new TtrpcServer(EchoServices());
+            var listener = UnixSocketTransport.Listen(Path.Combine(dir, "s.sock"));
+            Task serving = server.ServeAsync(listener);
+            await Task.Delay(100); // let the accept loop block in accept()
+
+            listener.Dispose();
+            await serving.WaitAsync(TimeSpan.FromSeconds(10));
+            await server.DisposeAsync();
+
+            Assert.True(serving.IsCompletedSuccessfully);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Even_stream_id_is_answered_with_InvalidArgument()
     {
         await using var harness = ServerHarness.Start(EchoServices());

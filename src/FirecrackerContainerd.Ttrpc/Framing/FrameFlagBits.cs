@@ -2,7 +2,7 @@ namespace FirecrackerContainerd.Ttrpc.Framing;
 
 /// <summary>The flags carried in byte 9 of a frame header; their meaning depends on the frame type.</summary>
 [Flags]
-public enum FrameFlagBits : byte
+internal enum FrameFlagBits : byte
 {
     /// <summary>A unary request, or a frame with no flags.</summary>
     None = 0,

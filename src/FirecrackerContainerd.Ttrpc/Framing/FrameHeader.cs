@@ -7,7 +7,7 @@ namespace FirecrackerContainerd.Ttrpc.Framing;
 /// <param name="StreamId">Bytes 4-7: the stream the frame belongs to (odd: client initiated).</param>
 /// <param name="Type">Byte 8: the message type.</param>
 /// <param name="Flags">Byte 9: type-dependent flags.</param>
-public readonly record struct FrameHeader(uint Length, uint StreamId, FrameType Type, FrameFlagBits Flags)
+internal readonly record struct FrameHeader(uint Length, uint StreamId, FrameType Type, FrameFlagBits Flags)
 {
     /// <summary>Size of the encoded header (ttrpc <c>messageHeaderLength</c>).</summary>
     public const int Size = 10;

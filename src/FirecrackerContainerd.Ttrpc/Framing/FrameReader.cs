@@ -5,7 +5,7 @@ namespace FirecrackerContainerd.Ttrpc.Framing;
 /// Reads ahead into a buffer so several small frames cost one read call. An oversized body is read and thrown
 /// away so the stream stays in step; the caller answers it with ResourceExhausted, as ttrpc 1.1 does.
 /// </remarks>
-public sealed class FrameReader
+internal sealed class FrameReader
 {
     private const int BufferSize = 64 * 1024;
     private readonly Stream _stream;

@@ -1,7 +1,7 @@
 namespace FirecrackerContainerd.Ttrpc.Framing;
 
 /// <summary>The message type carried in byte 8 of a frame header.</summary>
-public enum FrameType : byte
+internal enum FrameType : byte
 {
     /// <summary>Starts a stream; its body is a <c>ttrpc.Request</c>.</summary>
     Request = 0x01,

@@ -9,7 +9,7 @@ namespace FirecrackerContainerd.Ttrpc.Framing;
 /// their frame is queued. A failed write is reported to the owner (which closes the connection), because
 /// senders that only queued are not waiting for it.
 /// </summary>
-public sealed class FrameWriter : IDisposable
+internal sealed class FrameWriter : IDisposable
 {
     private readonly Stream _stream;
     private readonly Action<Exception>? _onFailure;

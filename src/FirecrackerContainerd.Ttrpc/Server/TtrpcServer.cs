@@ -150,6 +150,10 @@ public sealed partial class TtrpcServer : IAsyncDisposable
             {
                 break;
             }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.OperationAborted)
+            {
+                break; // the caller closed its listener under a pending accept: serving it has ended
+            }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset
                                             or SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
             {
