@@ -23,7 +23,22 @@ internal static class BusyboxImage
 
     private const string BusyboxPath = "/bin/busybox";
 
-    public static void Write(string tarPath)
+    // An image config leaves out what it does not set (the pause image has no Cmd, busybox no Entrypoint).
+    private static readonly JsonSerializerOptions OmitNulls = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+
+    /// <summary>
+    /// The pause image a CRI sandbox runs: busybox's shell waiting for SIGTERM or SIGINT (then it exits 0), the
+    /// way Kubernetes' pause binary holds a pod's namespaces.
+    /// </summary>
+    public const string PauseName = "docker.io/library/fctest-pause:latest";
+
+    public static void Write(string tarPath) => Write(tarPath, Name, ["/bin/sh"], null);
+
+    /// <summary>Writes the pause image (<see cref="PauseName"/>).</summary>
+    public static void WritePause(string tarPath) =>
+        Write(tarPath, PauseName, null, ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]);
+
+    private static void Write(string tarPath, string name, string[]? cmd, string[]? entrypoint)
     {
         if (!File.Exists(BusyboxPath))
         {
@@ -39,7 +54,8 @@ internal static class BusyboxImage
             os = "linux",
             config = new
             {
-                Cmd = new[] { "/bin/sh" },
+                Cmd = cmd,
+                Entrypoint = entrypoint,
                 Env = new[] { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", $"{EnvVariable}={EnvValue}" },
                 WorkingDir,
             },
@@ -52,7 +68,7 @@ internal static class BusyboxImage
             config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = Digest(config), size = config.Length },
             layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = layerDigest, size = layer.Length } },
         });
-        var annotations = new Dictionary<string, string> { ["io.containerd.image.name"] = Name };
+        var annotations = new Dictionary<string, string> { ["io.containerd.image.name"] = name };
         byte[] index = Json(new
         {
             schemaVersion = 2,
@@ -108,5 +124,5 @@ internal static class BusyboxImage
 
     private static string Digest(byte[] data) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(data));
 
-    private static byte[] Json<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value);
+    private static byte[] Json<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, OmitNulls);
 }
