@@ -8,6 +8,7 @@ using FirecrackerContainerd.Agent.Oci;
 using FirecrackerContainerd.Agent.Processes;
 using FirecrackerContainerd.Agent.Stdio;
 using FirecrackerContainerd.Agent.Tasks;
+using FirecrackerContainerd.Shim.Tasks;
 using FirecrackerContainerd.Ttrpc.Server;
 using FirecrackerContainerd.Ttrpc.Transport;
 
@@ -55,7 +56,7 @@ var metadata = new MetadataStore(options.MetadataDirectory);
 metadata.Register(registry);
 events.Register(registry);
 using var tasks = new TaskService(new OciRuntime(runtimeBinary, options.StateRoot, reaper), reaper, stdio, events, options.BundleRoot, metadata.Directory);
-tasks.Register(registry);
+registry.AddTaskService(tasks);
 DriveMounter.Scan().Register(registry);
 
 await using var server = new TtrpcServer(registry);

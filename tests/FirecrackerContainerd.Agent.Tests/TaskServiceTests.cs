@@ -149,6 +149,18 @@ public sealed class TaskServiceTests : IAsyncLifetime, IDisposable
         await CallAsync<DeleteResponse>("Delete", new DeleteRequest { Id = "c7" });
     }
 
+    [Fact]
+    public async Task Answers_under_containerd_2s_task_api_name_as_under_the_v2_name()
+    {
+        byte[] spec = _agent.PrepareBundle("c8", "true");
+        var (_, created) = await CreateAsync("c8", spec);
+
+        StateResponse state = await _agent.Client.CallAsync(
+            "containerd.task.v3.Task", "State", new StateRequest { Id = "c8" }, StateResponse.Parser, cancellationToken: _timeout.Token);
+        Assert.Equal(created.Pid, state.Pid);
+        Assert.Equal(Status.Created, state.Status);
+    }
+
     private (uint Stdin, uint Stdout, uint Stderr) NextPorts()
     {
         uint first = _nextPort;

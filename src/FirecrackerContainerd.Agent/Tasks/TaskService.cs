@@ -12,6 +12,7 @@ using FirecrackerContainerd.Protos.Containerd.TaskTypes;
 using FirecrackerContainerd.Protos.Events;
 using FirecrackerContainerd.Protos.FcControl;
 using FirecrackerContainerd.Protos.TaskV2;
+using FirecrackerContainerd.Shim.Tasks;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Ttrpc.Server;
 using Google.Protobuf;
@@ -23,11 +24,8 @@ namespace FirecrackerContainerd.Agent.Tasks;
 /// containerd's task API inside the guest: containers run by the OCI runtime from bundles under the
 /// bundle root, their stdio relayed over vsock ports, their exits reaped here and reported as events.
 /// </summary>
-internal sealed class TaskService : IDisposable
+internal sealed class TaskService : ITaskService, IDisposable
 {
-    /// <summary>The ttrpc service name.</summary>
-    public const string ServiceName = "containerd.task.v2.Task";
-
     /// <summary>How long an exited process's output may wait for the host before its exit is reported anyway.</summary>
     private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(10);
 
@@ -70,31 +68,9 @@ internal sealed class TaskService : IDisposable
         _lock.Dispose();
     }
 
-    public void Register(TtrpcServiceRegistry registry)
+    public async Task<CreateTaskResponse> CreateAsync(CreateTaskRequest request, TtrpcCallContext context)
     {
-        registry
-            .AddUnary<CreateTaskRequest, CreateTaskResponse>(ServiceName, "Create", CreateTaskRequest.Parser, (r, c) => CreateAsync(r, c.CancellationToken))
-            .AddUnary<StartRequest, StartResponse>(ServiceName, "Start", StartRequest.Parser, (r, c) => StartAsync(r, c.CancellationToken))
-            .AddUnary<StateRequest, StateResponse>(ServiceName, "State", StateRequest.Parser, (r, _) => StateAsync(r))
-            .AddUnary<KillRequest, Empty>(ServiceName, "Kill", KillRequest.Parser, (r, c) => KillAsync(r, c.CancellationToken))
-            .AddUnary<WaitRequest, WaitResponse>(ServiceName, "Wait", WaitRequest.Parser, (r, c) => WaitAsync(r, c.CancellationToken))
-            .AddUnary<DeleteRequest, DeleteResponse>(ServiceName, "Delete", DeleteRequest.Parser, (r, c) => DeleteAsync(r, c.CancellationToken))
-            .AddUnary<ExecProcessRequest, Empty>(ServiceName, "Exec", ExecProcessRequest.Parser, (r, _) => ExecAsync(r))
-            .AddUnary<PidsRequest, PidsResponse>(ServiceName, "Pids", PidsRequest.Parser, (r, c) => PidsAsync(r, c.CancellationToken))
-            .AddUnary<PauseRequest, Empty>(ServiceName, "Pause", PauseRequest.Parser, (r, c) => PauseAsync(r.Id, pause: true, c.CancellationToken))
-            .AddUnary<ResumeRequest, Empty>(ServiceName, "Resume", ResumeRequest.Parser, (r, c) => PauseAsync(r.Id, pause: false, c.CancellationToken))
-            .AddUnary<CloseIORequest, Empty>(ServiceName, "CloseIO", CloseIORequest.Parser, (r, c) => CloseIOAsync(r, c.CancellationToken))
-            .AddUnary<UpdateTaskRequest, Empty>(ServiceName, "Update", UpdateTaskRequest.Parser, (r, c) => UpdateAsync(r, c.CancellationToken))
-            .AddUnary<ConnectRequest, ConnectResponse>(ServiceName, "Connect", ConnectRequest.Parser, (r, _) => ConnectAsync(r))
-            .AddUnary<ShutdownRequest, Empty>(ServiceName, "Shutdown", ShutdownRequest.Parser, (_, _) => Task.FromResult(new Empty()))
-            .AddUnary<ResizePtyRequest, Empty>(ServiceName, "ResizePty", ResizePtyRequest.Parser, (r, c) => ResizePtyAsync(r, c.CancellationToken))
-            .AddUnary<StatsRequest, StatsResponse>(ServiceName, "Stats", StatsRequest.Parser, (r, c) => StatsAsync(r, c.CancellationToken))
-            .AddUnary<CheckpointTaskRequest, Empty>(ServiceName, "Checkpoint", CheckpointTaskRequest.Parser,
-                (_, _) => throw new TtrpcException(StatusCode.Unimplemented, "checkpoints need VM snapshots, which are not supported yet"));
-    }
-
-    private async Task<CreateTaskResponse> CreateAsync(CreateTaskRequest request, CancellationToken cancellationToken)
-    {
+        CancellationToken cancellationToken = context.CancellationToken;
         ValidateId(request.Id, "container id");
         ExtraData extra = UnpackExtraData(request.Options, "Create options");
         if (extra.JsonSpec.IsEmpty)
@@ -152,8 +128,9 @@ internal sealed class TaskService : IDisposable
         }
     }
 
-    private async Task<StartResponse> StartAsync(StartRequest request, CancellationToken cancellationToken)
+    public async Task<StartResponse> StartAsync(StartRequest request, TtrpcCallContext context)
     {
+        CancellationToken cancellationToken = context.CancellationToken;
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -198,7 +175,7 @@ internal sealed class TaskService : IDisposable
         }
     }
 
-    private async Task<Empty> ExecAsync(ExecProcessRequest request)
+    public async Task<Empty> ExecAsync(ExecProcessRequest request, TtrpcCallContext context)
     {
         ValidateId(request.ExecId, "exec id");
         ExtraData extra = UnpackExtraData(request.Spec, "Exec spec");
@@ -237,7 +214,7 @@ internal sealed class TaskService : IDisposable
         }
     }
 
-    private async Task<StateResponse> StateAsync(StateRequest request)
+    public async Task<StateResponse> StateAsync(StateRequest request, TtrpcCallContext context)
     {
         await _lock.WaitAsync().ConfigureAwait(false);
         try
@@ -268,8 +245,9 @@ internal sealed class TaskService : IDisposable
         }
     }
 
-    private async Task<Empty> KillAsync(KillRequest request, CancellationToken cancellationToken)
+    public async Task<Empty> KillAsync(KillRequest request, TtrpcCallContext context)
     {
+        CancellationToken cancellationToken = context.CancellationToken;
         if (request.Signal is 0 or > 64)
         {
             throw new TtrpcException(StatusCode.InvalidArgument, $"kill {request.Id}: signal {request.Signal} is not a signal");
@@ -301,16 +279,18 @@ internal sealed class TaskService : IDisposable
         return new Empty();
     }
 
-    private async Task<WaitResponse> WaitAsync(WaitRequest request, CancellationToken cancellationToken)
+    public async Task<WaitResponse> WaitAsync(WaitRequest request, TtrpcCallContext context)
     {
+        CancellationToken cancellationToken = context.CancellationToken;
         ManagedProcess process = await FindProcessAsync(request.Id, request.ExecId, cancellationToken).ConfigureAwait(false);
 
         ProcessExit exit = await process.Exited.WaitAsync(cancellationToken).ConfigureAwait(false);
         return new WaitResponse { ExitStatus = (uint)exit.ExitStatus, ExitedAt = Timestamp.FromDateTimeOffset(exit.ExitedAt) };
     }
 
-    private async Task<DeleteResponse> DeleteAsync(DeleteRequest request, CancellationToken cancellationToken)
+    public async Task<DeleteResponse> DeleteAsync(DeleteRequest request, TtrpcCallContext context)
     {
+        CancellationToken cancellationToken = context.CancellationToken;
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -375,8 +355,9 @@ internal sealed class TaskService : IDisposable
         }
     }
 
-    private async Task<PidsResponse> PidsAsync(PidsRequest request, CancellationToken cancellationToken)
+    public async Task<PidsResponse> PidsAsync(PidsRequest request, TtrpcCallContext context)
     {
+        CancellationToken cancellationToken = context.CancellationToken;
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -392,6 +373,15 @@ internal sealed class TaskService : IDisposable
         response.Processes.AddRange(pids.Select(p => new ProcessInfo { Pid = (uint)p }));
         return response;
     }
+
+    public Task<Empty> PauseAsync(PauseRequest request, TtrpcCallContext context) => PauseAsync(request.Id, pause: true, context.CancellationToken);
+
+    public Task<Empty> ResumeAsync(ResumeRequest request, TtrpcCallContext context) => PauseAsync(request.Id, pause: false, context.CancellationToken);
+
+    public Task<Empty> ShutdownAsync(ShutdownRequest request, TtrpcCallContext context) => Task.FromResult(new Empty());
+
+    public Task<Empty> CheckpointAsync(CheckpointTaskRequest request, TtrpcCallContext context) =>
+        throw new TtrpcException(StatusCode.Unimplemented, "checkpoints need VM snapshots, which are not supported yet");
 
     private async Task<Empty> PauseAsync(string id, bool pause, CancellationToken cancellationToken)
     {
@@ -425,8 +415,9 @@ internal sealed class TaskService : IDisposable
         }
     }
 
-    private async Task<Empty> CloseIOAsync(CloseIORequest request, CancellationToken cancellationToken)
+    public async Task<Empty> CloseIOAsync(CloseIORequest request, TtrpcCallContext context)
     {
+        CancellationToken cancellationToken = context.CancellationToken;
         ManagedProcess process = await FindProcessAsync(request.Id, request.ExecId, cancellationToken).ConfigureAwait(false);
         if (request.Stdin)
         {
@@ -443,8 +434,9 @@ internal sealed class TaskService : IDisposable
         return new Empty();
     }
 
-    private async Task<Empty> ResizePtyAsync(ResizePtyRequest request, CancellationToken cancellationToken)
+    public async Task<Empty> ResizePtyAsync(ResizePtyRequest request, TtrpcCallContext context)
     {
+        CancellationToken cancellationToken = context.CancellationToken;
         if (request.Width > ushort.MaxValue || request.Height > ushort.MaxValue)
         {
             throw new TtrpcException(StatusCode.InvalidArgument, $"resize terminal of {request.Id}/{request.ExecId}: {request.Width}x{request.Height} is larger than a terminal can be");
@@ -469,8 +461,9 @@ internal sealed class TaskService : IDisposable
         return new Empty();
     }
 
-    private async Task<StatsResponse> StatsAsync(StatsRequest request, CancellationToken cancellationToken)
+    public async Task<StatsResponse> StatsAsync(StatsRequest request, TtrpcCallContext context)
     {
+        CancellationToken cancellationToken = context.CancellationToken;
         string? cgroup;
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -491,8 +484,9 @@ internal sealed class TaskService : IDisposable
         return new StatsResponse { Stats = new Any { TypeUrl = MetricsTypeUrl, Value = metrics.ToByteString() } };
     }
 
-    private async Task<Empty> UpdateAsync(UpdateTaskRequest request, CancellationToken cancellationToken)
+    public async Task<Empty> UpdateAsync(UpdateTaskRequest request, TtrpcCallContext context)
     {
+        CancellationToken cancellationToken = context.CancellationToken;
         if (request.Resources is null || request.Resources.Value.IsEmpty)
         {
             throw new TtrpcException(StatusCode.InvalidArgument, $"update {request.Id}: no resources given");
@@ -523,7 +517,7 @@ internal sealed class TaskService : IDisposable
         return new Empty();
     }
 
-    private async Task<ConnectResponse> ConnectAsync(ConnectRequest request)
+    public async Task<ConnectResponse> ConnectAsync(ConnectRequest request, TtrpcCallContext context)
     {
         await _lock.WaitAsync().ConfigureAwait(false);
         try
