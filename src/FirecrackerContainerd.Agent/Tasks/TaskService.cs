@@ -78,7 +78,7 @@ internal sealed class TaskService : ITaskService, IDisposable
             throw new TtrpcException(StatusCode.InvalidArgument, $"create {request.Id}: ExtraData carries no OCI spec");
         }
 
-        ValidateTerminalPorts(request.Terminal, extra, $"create {request.Id}");
+        StdioPaths stdio = StdioOf(request.Terminal, extra, $"create {request.Id}");
         string bundle = Path.Combine(_bundleRoot, request.Id);
         byte[] spec = PrepareSpec(extra.JsonSpec.ToByteArray(), request.Terminal, _metadataDirectory, SpecCompatibility.RuntimeOf(_runtime.Name), bundle, $"create {request.Id}: the OCI spec");
 
@@ -92,7 +92,7 @@ internal sealed class TaskService : ITaskService, IDisposable
 
             Directory.CreateDirectory(Path.Combine(bundle, "rootfs"));
             await File.WriteAllBytesAsync(Path.Combine(bundle, "config.json"), spec, cancellationToken).ConfigureAwait(false);
-            ProcessIo io = CreateIo(request.Terminal, extra);
+            ProcessIo io = ProcessIo.Create(_stdio, stdio);
             var init = new ManagedProcess(request.Id, string.Empty, io, request.Terminal, null);
             try
             {
@@ -179,7 +179,7 @@ internal sealed class TaskService : ITaskService, IDisposable
     {
         ValidateId(request.ExecId, "exec id");
         ExtraData extra = UnpackExtraData(request.Spec, "Exec spec");
-        ValidateTerminalPorts(request.Terminal, extra, $"exec {request.ExecId}");
+        StdioPaths stdio = StdioOf(request.Terminal, extra, $"exec {request.ExecId}");
         JsonObject process = ParseObject(extra.JsonSpec.ToByteArray(), $"exec {request.ExecId}: the process spec");
         try
         {
@@ -203,7 +203,7 @@ internal sealed class TaskService : ITaskService, IDisposable
                 throw new TtrpcException(StatusCode.AlreadyExists, $"exec {request.ExecId} in task {task.Id}: already exists");
             }
 
-            ProcessIo io = CreateIo(request.Terminal, extra);
+            ProcessIo io = ProcessIo.Create(_stdio, stdio);
             task.Execs[request.ExecId] = new ManagedProcess(task.Id, request.ExecId, io, request.Terminal, processJson);
             _events.Publish("/tasks/exec-added", new TaskExecAdded { ContainerId = task.Id, ExecId = request.ExecId });
             return new Empty();
@@ -572,10 +572,6 @@ internal sealed class TaskService : ITaskService, IDisposable
         });
     }
 
-    private ProcessIo CreateIo(bool terminal, ExtraData extra) => terminal
-        ? ProcessIo.CreateTerminal(_stdio, extra.StdinPort, extra.StdoutPort)
-        : ProcessIo.Create(_stdio, extra.StdinPort, extra.StdoutPort, extra.StderrPort);
-
     /// <summary>
     /// Runs a runtime command that creates a process; with a terminal, through a console socket whose
     /// master goes to the process's stdio. A process whose terminal never arrives is undone.
@@ -688,12 +684,14 @@ internal sealed class TaskService : ITaskService, IDisposable
         process.ExecId.Length == 0 ? $"task {process.ContainerId}" : $"exec {process.ExecId} in task {process.ContainerId}";
 
     // A terminal merges stderr into stdout: the host must not wait for a stream that never comes.
-    private static void ValidateTerminalPorts(bool terminal, ExtraData extra, string what)
+    private static StdioPaths StdioOf(bool terminal, ExtraData extra, string what)
     {
         if (terminal && extra.StderrPort != 0)
         {
             throw new TtrpcException(StatusCode.InvalidArgument, $"{what}: a process with a terminal has no separate stderr, yet stderr port {extra.StderrPort} was given");
         }
+
+        return new StdioPaths(terminal, extra.StdinPort, extra.StdoutPort, extra.StderrPort);
     }
 
     private ContainerTask Find(string id)
