@@ -55,9 +55,11 @@ new AgentService("/proc", runtimes).Register(registry);
 var metadata = new MetadataStore(options.MetadataDirectory);
 metadata.Register(registry);
 events.Register(registry);
-using var tasks = new TaskService(new OciRuntime(runtimeBinary, options.StateRoot, reaper), reaper, stdio, events, options.BundleRoot, metadata.Directory);
+DriveMounter drives = DriveMounter.Scan();
+drives.Register(registry);
+using var tasks = new TaskService(
+    new OciRuntime(runtimeBinary, options.StateRoot, reaper), reaper, stdio, events, new GuestBundles(options.BundleRoot, drives), metadata.Directory);
 registry.AddTaskService(tasks);
-DriveMounter.Scan().Register(registry);
 
 await using var server = new TtrpcServer(registry);
 using var stop = new CancellationTokenSource();

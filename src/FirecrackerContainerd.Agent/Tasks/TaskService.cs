@@ -33,9 +33,9 @@ internal sealed class TaskService : ITaskService, IDisposable
     private readonly EventQueue _events;
     private readonly OomWatcher _oom;
     private readonly ExitReporter _exits;
-    private readonly string _bundleRoot;
+    private readonly GuestBundles _bundles;
 
-    public TaskService(OciRuntime runtime, ChildReaper reaper, IStdioTransport stdio, EventQueue events, string bundleRoot, string? metadataDirectory = null)
+    public TaskService(OciRuntime runtime, ChildReaper reaper, IStdioTransport stdio, EventQueue events, GuestBundles bundles, string? metadataDirectory = null)
     {
         _runtime = runtime;
         _launcher = new ProcessLauncher(runtime, stdio);
@@ -47,7 +47,7 @@ internal sealed class TaskService : ITaskService, IDisposable
             _events.Publish("/tasks/oom", new TaskOOM { ContainerId = id });
         });
         _exits = new ExitReporter(reaper, _oom, events, _lock);
-        _bundleRoot = bundleRoot;
+        _bundles = bundles;
     }
 
     /// <inheritdoc/>
@@ -60,7 +60,7 @@ internal sealed class TaskService : ITaskService, IDisposable
     public Task<CreateTaskResponse> CreateAsync(CreateTaskRequest request, TtrpcCallContext context) => AnswerAsync(context, async cancellationToken =>
     {
         ContainerRequest create = TaskRequests.Parse(request);
-        var bundle = new BundleDir(Path.Combine(_bundleRoot, create.Id));
+        BundleDir bundle = _bundles.Of(create);
         byte[] config = _specs.RewriteConfig(create.Spec.Span, create.Stdio.Terminal, bundle, $"create {create.Id}: the OCI spec");
         using (await _lock.EnterAsync(cancellationToken).ConfigureAwait(false))
         {
