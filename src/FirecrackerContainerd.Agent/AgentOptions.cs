@@ -1,4 +1,5 @@
 using System.Globalization;
+using FirecrackerContainerd.Core;
 
 namespace FirecrackerContainerd.Agent;
 
@@ -15,7 +16,7 @@ internal sealed record AgentOptions(
 {
     public static AgentOptions Parse(string[] args)
     {
-        var options = new AgentOptions(10789, null, null, "crun", "/container", "/run/fc-agent/runtime");
+        var options = new AgentOptions(WellKnownNames.AgentVsockPort, null, null, "crun", WellKnownNames.VmBundleRoot, "/run/fc-agent/runtime");
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");

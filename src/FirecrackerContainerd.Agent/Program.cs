@@ -8,6 +8,7 @@ using FirecrackerContainerd.Agent.Oci;
 using FirecrackerContainerd.Agent.Processes;
 using FirecrackerContainerd.Agent.Stdio;
 using FirecrackerContainerd.Agent.Tasks;
+using FirecrackerContainerd.Shim.Tasks;
 using FirecrackerContainerd.Ttrpc.Server;
 using FirecrackerContainerd.Ttrpc.Transport;
 
@@ -54,9 +55,11 @@ new AgentService("/proc", runtimes).Register(registry);
 var metadata = new MetadataStore(options.MetadataDirectory);
 metadata.Register(registry);
 events.Register(registry);
-using var tasks = new TaskService(new OciRuntime(runtimeBinary, options.StateRoot, reaper), reaper, stdio, events, options.BundleRoot, metadata.Directory);
-tasks.Register(registry);
-DriveMounter.Scan().Register(registry);
+DriveMounter drives = DriveMounter.Scan();
+drives.Register(registry);
+using var tasks = new TaskService(
+    new OciRuntime(runtimeBinary, options.StateRoot, reaper), reaper, stdio, events, new GuestBundles(options.BundleRoot, drives), metadata.Directory);
+registry.AddTaskService(tasks);
 
 await using var server = new TtrpcServer(registry);
 using var stop = new CancellationTokenSource();

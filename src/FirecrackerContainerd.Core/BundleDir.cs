@@ -6,10 +6,16 @@ namespace FirecrackerContainerd.Core;
 public readonly record struct BundleDir(string RootPath)
 {
     /// <summary>The guest-side bundle directory of task <paramref name="taskId"/>: <c>/container/&lt;taskId&gt;</c>.</summary>
-    public static BundleDir VMBundleDir(string taskId)
+    public static BundleDir VMBundleDir(string taskId) => VMBundleDir(taskId, WellKnownNames.VmBundleRoot);
+
+    /// <summary>
+    /// The guest's bundle layout under <paramref name="bundleRoot"/> instead of <c>/container</c>:
+    /// <c>&lt;bundleRoot&gt;/&lt;taskId&gt;</c>, for a guest agent run outside a VM.
+    /// </summary>
+    public static BundleDir VMBundleDir(string taskId, string bundleRoot)
     {
         Identifiers.Validate(taskId);
-        return new BundleDir(GoPath.Join(WellKnownNames.VmBundleRoot, taskId));
+        return new BundleDir(GoPath.Join(bundleRoot, taskId));
     }
 
     /// <summary>

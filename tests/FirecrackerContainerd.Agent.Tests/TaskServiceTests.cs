@@ -149,6 +149,55 @@ public sealed class TaskServiceTests : IAsyncLifetime, IDisposable
         await CallAsync<DeleteResponse>("Delete", new DeleteRequest { Id = "c7" });
     }
 
+    [Fact]
+    public async Task Answers_under_containerd_2s_task_api_name_as_under_the_v2_name()
+    {
+        byte[] spec = _agent.PrepareBundle("c8", "true");
+        var (_, created) = await CreateAsync("c8", spec);
+
+        StateResponse state = await _agent.Client.CallAsync(
+            "containerd.task.v3.Task", "State", new StateRequest { Id = "c8" }, StateResponse.Parser, cancellationToken: _timeout.Token);
+        Assert.Equal(created.Pid, state.Pid);
+        Assert.Equal(Status.Created, state.Status);
+    }
+
+    [Fact]
+    public async Task Runs_from_the_bundle_the_host_names_and_refuses_another_one()
+    {
+        byte[] spec = _agent.PrepareBundle("c9", "true");
+        string bundle = Path.Combine(_agent.BundleRoot, "c9");
+
+        var elsewhere = await Assert.ThrowsAsync<TtrpcException>(() => CallAsync<CreateTaskResponse>("Create", new CreateTaskRequest
+        {
+            Id = "c9",
+            Bundle = "/container/c9",
+            Options = Any.Pack(new ExtraData { JsonSpec = ByteString.CopyFrom(spec) }),
+        }));
+        Assert.Equal(StatusCode.InvalidArgument, elsewhere.StatusCode);
+        Assert.Contains($"is not {bundle}", elsewhere.Message, StringComparison.Ordinal);
+
+        await CallAsync<CreateTaskResponse>("Create", new CreateTaskRequest { Id = "c9", Bundle = bundle, Options = Any.Pack(new ExtraData { JsonSpec = ByteString.CopyFrom(spec) }) });
+        Assert.Equal(bundle, (await CallAsync<StateResponse>("State", new StateRequest { Id = "c9" })).Bundle);
+        Envelope created = await _agent.Client.CallAsync("aws.firecracker.containerd.eventbridge.getter", "GetEvent", new Empty(), Envelope.Parser, cancellationToken: _timeout.Token);
+        Assert.Equal(bundle, TaskCreate.Parser.ParseFrom(created.Event.Value).Bundle);
+    }
+
+    [Fact]
+    public async Task Refuses_a_create_whose_drive_is_not_mounted_at_its_rootfs()
+    {
+        byte[] spec = _agent.PrepareBundle("c10", "true");
+
+        var e = await Assert.ThrowsAsync<TtrpcException>(() => CallAsync<CreateTaskResponse>("Create", new CreateTaskRequest
+        {
+            Id = "c10",
+            Bundle = Path.Combine(_agent.BundleRoot, "c10"),
+            Options = Any.Pack(new ExtraData { JsonSpec = ByteString.CopyFrom(spec), DriveID = "stub0" }),
+        }));
+
+        Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+        Assert.Equal($"create c10: drive stub0 is not mounted; it must be mounted at {Path.Combine(_agent.BundleRoot, "c10", "rootfs")} first", e.Message);
+    }
+
     private (uint Stdin, uint Stdout, uint Stderr) NextPorts()
     {
         uint first = _nextPort;
@@ -160,7 +209,7 @@ public sealed class TaskServiceTests : IAsyncLifetime, IDisposable
     {
         var ports = NextPorts();
         var extra = new ExtraData { JsonSpec = ByteString.CopyFrom(spec), StdinPort = ports.Stdin, StdoutPort = ports.Stdout, StderrPort = ports.Stderr };
-        var response = await CallAsync<CreateTaskResponse>("Create", new CreateTaskRequest { Id = id, Bundle = "/ignored", Options = Any.Pack(extra) });
+        var response = await CallAsync<CreateTaskResponse>("Create", new CreateTaskRequest { Id = id, Bundle = Path.Combine(_agent.BundleRoot, id), Options = Any.Pack(extra) });
         Assert.True(response.Pid > 0);
         return (ports, response);
     }

@@ -26,6 +26,15 @@ public sealed class BundleDirTests : IDisposable
         Assert.Throws<InvalidIdentifierException>(() => BundleDir.VMBundleDir("../etc"));
     }
 
+    [Fact]
+    public void VMBundleDir_under_another_root_keeps_the_guest_layout()
+    {
+        BundleDir bundle = BundleDir.VMBundleDir("task-1", "/tmp/agent/bundles/");
+        Assert.Equal("/tmp/agent/bundles/task-1", bundle.RootPath);
+        Assert.Equal("/tmp/agent/bundles/task-1/rootfs", bundle.RootfsPath);
+        Assert.Throws<InvalidIdentifierException>(() => BundleDir.VMBundleDir("../etc", "/tmp/agent/bundles"));
+    }
+
     [Theory]
     [InlineData("{\"annotations\":{\"aws.firecracker.vm.id\":\"vm-1\"}}", "vm-1")]
     [InlineData("{\"annotations\":{\"other\":\"x\"}}", null)]

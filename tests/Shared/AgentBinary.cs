@@ -19,7 +19,7 @@ internal static class AgentBinary
         try
         {
             using CrossProcessLock shared = await CrossProcessLock.AcquireAsync(Path.Combine(root, "artifacts", ".agent.lock"), cancellationToken);
-            DateTime newestSource = new[] { "Agent", "Ttrpc", "Protos", "Core" }
+            DateTime newestSource = new[] { "Agent", "Shim", "Ttrpc", "Protos", "Core" }
                 .SelectMany(p => Directory.EnumerateFiles(Path.Combine(root, "src", "FirecrackerContainerd." + p), "*.*", SearchOption.AllDirectories))
                 .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))
                 .Select(File.GetLastWriteTimeUtc)

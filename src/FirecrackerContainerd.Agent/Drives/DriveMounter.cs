@@ -12,7 +12,7 @@ namespace FirecrackerContainerd.Agent.Drives;
 /// Mounts the drives the host patched (container rootfs images, and the VM's drive mounts). Stub drives are recognised by their
 /// content at start, before any patch, so a drive id maps to its block device for the VM's lifetime.
 /// </summary>
-internal sealed partial class DriveMounter
+internal sealed partial class DriveMounter : IMountedDrives
 {
     /// <summary>The ttrpc service name.</summary>
     public const string ServiceName = "DriveMounter";
@@ -65,6 +65,15 @@ internal sealed partial class DriveMounter
         }
 
         return new DriveMounter(devices, sysBlock);
+    }
+
+    /// <inheritdoc/>
+    public string? MountPointOf(string driveId)
+    {
+        lock (_gate)
+        {
+            return _mounted.GetValueOrDefault(driveId);
+        }
     }
 
     public void Register(TtrpcServiceRegistry registry)

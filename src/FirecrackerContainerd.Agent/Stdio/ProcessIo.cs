@@ -47,21 +47,24 @@ internal sealed class ProcessIo : IAsyncDisposable
     /// <summary>Completes when the process's output has been fully written to the host (or dropped).</summary>
     public Task OutputDone => Task.WhenAll(_stdout, _stderr);
 
-    /// <summary>Creates the pipes and starts listening on the non-zero ports.</summary>
-    public static ProcessIo Create(IStdioTransport transport, uint stdinPort, uint stdoutPort, uint stderrPort)
-    {
-        var io = new ProcessIo(Interop.Open("/dev/null", Interop.O_RDWR), isTerminal: false);
-        return io.SetUp(() => io.SetUpPipes(transport, stdinPort, stdoutPort, stderrPort));
-    }
-
     /// <summary>
-    /// Starts listening on the non-zero ports of a process that gets a terminal; the relays begin once
-    /// <see cref="AttachTerminal"/> hands them the master. A terminal merges stderr into stdout.
+    /// Starts listening on the non-zero ports of <paramref name="paths"/>. Without a terminal the pipes the process
+    /// inherits are made now; with one, the relays begin once <see cref="AttachTerminal"/> hands them the master.
     /// </summary>
-    public static ProcessIo CreateTerminal(IStdioTransport transport, uint stdinPort, uint stdoutPort)
+    public static ProcessIo Create(IStdioTransport transport, StdioPaths paths)
     {
-        var io = new ProcessIo(Interop.Open("/dev/null", Interop.O_RDWR), isTerminal: true);
-        return io.SetUp(() => io.SetUpTerminal(transport, stdinPort, stdoutPort));
+        var io = new ProcessIo(Interop.Open("/dev/null", Interop.O_RDWR), paths.Terminal);
+        return io.SetUp(() =>
+        {
+            if (paths.Terminal)
+            {
+                io.SetUpTerminal(transport, paths);
+            }
+            else
+            {
+                io.SetUpPipes(transport, paths);
+            }
+        });
     }
 
     /// <summary>Gives the relays the process's terminal; this object owns it from now on.</summary>
@@ -190,42 +193,42 @@ internal sealed class ProcessIo : IAsyncDisposable
         }
     }
 
-    private void SetUpPipes(IStdioTransport transport, uint stdinPort, uint stdoutPort, uint stderrPort)
+    private void SetUpPipes(IStdioTransport transport, StdioPaths paths)
     {
         _stdinChild = _stdoutChild = _stderrChild = _devNull;
-        if (stdinPort != 0)
+        if (paths.StdinPort != 0)
         {
             var (read, write) = Interop.Pipe();
             _stdinChild = read;
             _stdinWriter = new NonBlockingFdStream(write, forReading: false, $"stdin pipe fd {write}");
-            _stdin = RelayStdinAsync(Listen(transport, stdinPort));
+            _stdin = RelayStdinAsync(Listen(transport, paths.StdinPort));
         }
 
-        if (stdoutPort != 0)
+        if (paths.StdoutPort != 0)
         {
             var (read, write) = Interop.Pipe();
             _stdoutChild = write;
-            _stdout = RelayOutputAsync(read, Listen(transport, stdoutPort));
+            _stdout = RelayOutputAsync(read, Listen(transport, paths.StdoutPort));
         }
 
-        if (stderrPort != 0)
+        if (paths.StderrPort != 0)
         {
             var (read, write) = Interop.Pipe();
             _stderrChild = write;
-            _stderr = RelayOutputAsync(read, Listen(transport, stderrPort));
+            _stderr = RelayOutputAsync(read, Listen(transport, paths.StderrPort));
         }
     }
 
-    private void SetUpTerminal(IStdioTransport transport, uint stdinPort, uint stdoutPort)
+    private void SetUpTerminal(IStdioTransport transport, StdioPaths paths)
     {
         _stdinChild = _stdoutChild = _stderrChild = _devNull;
-        if (stdinPort != 0)
+        if (paths.StdinPort != 0)
         {
-            _stdin = RelayTerminalInputAsync(Listen(transport, stdinPort));
+            _stdin = RelayTerminalInputAsync(Listen(transport, paths.StdinPort));
         }
 
         // Without a stdout connection the terminal is still drained, or a chatty process would block.
-        _stdout = RelayTerminalOutputAsync(stdoutPort != 0 ? Listen(transport, stdoutPort) : null);
+        _stdout = RelayTerminalOutputAsync(paths.StdoutPort != 0 ? Listen(transport, paths.StdoutPort) : null);
     }
 
     private IStdioListener Listen(IStdioTransport transport, uint port)

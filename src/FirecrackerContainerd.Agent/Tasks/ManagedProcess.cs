@@ -9,12 +9,11 @@ internal sealed class ManagedProcess
 {
     private readonly TaskCompletionSource<ProcessExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public ManagedProcess(string containerId, string execId, ProcessIo io, bool terminal, string? processJson)
+    public ManagedProcess(string containerId, string execId, ProcessIo io, string? processJson = null)
     {
         ContainerId = containerId;
         ExecId = execId;
         Io = io;
-        Terminal = terminal;
         ProcessJson = processJson;
     }
 
@@ -22,9 +21,16 @@ internal sealed class ManagedProcess
 
     public string ExecId { get; }
 
+    /// <summary>Whether this is the container's init process.</summary>
+    public bool IsInit => ExecId.Length == 0;
+
+    /// <summary>The process for error messages: <c>task c1</c> or <c>exec e1 in task c1</c>.</summary>
+    public string Description => IsInit ? $"task {ContainerId}" : $"exec {ExecId} in task {ContainerId}";
+
     public ProcessIo Io { get; }
 
-    public bool Terminal { get; }
+    /// <summary>Whether the process's stdio is a terminal.</summary>
+    public bool Terminal => Io.IsTerminal;
 
     /// <summary>An exec's OCI process JSON, until it starts.</summary>
     public string? ProcessJson { get; }
@@ -41,21 +47,39 @@ internal sealed class ManagedProcess
         Status = Status.Stopped;
         _exited.TrySetResult(exit);
     }
-}
 
-/// <summary>A container: its init process and the execs running beside it.</summary>
-internal sealed class ContainerTask(string id, string bundle, ManagedProcess init, string? cgroupDirectory)
-{
-    /// <summary>The init's cgroup v2 directory, read when it was created; null when it has none.</summary>
-    public string? CgroupDirectory { get; } = cgroupDirectory;
+    /// <summary>Ends the process's input (CloseIO).</summary>
+    /// <exception cref="TaskException">The process's stdio is gone.</exception>
+    public async Task CloseStdinAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Io.CloseStdinAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            throw new TaskException(TaskError.FailedPrecondition, $"close stdin of {Description}: {e.Message}", e);
+        }
+    }
 
-    public string Id { get; } = id;
+    /// <summary>Sets the window size of the process's terminal.</summary>
+    /// <exception cref="TaskException">The process has no terminal, or it is gone.</exception>
+    public void ResizeTerminal(ushort columns, ushort rows)
+    {
+        if (!Io.IsTerminal)
+        {
+            throw new TaskException(TaskError.FailedPrecondition, $"resize terminal of {Description}: the process has no terminal");
+        }
 
-    public string Bundle { get; } = bundle;
+        try
+        {
+            Io.ResizeTerminal(columns, rows);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            throw new TaskException(TaskError.FailedPrecondition, $"resize terminal of {Description}: {e.Message}", e);
+        }
 
-    public ManagedProcess Init { get; } = init;
-
-    public Dictionary<string, ManagedProcess> Execs { get; } = new(StringComparer.Ordinal);
-
-    public bool Paused { get; set; }
+        AgentTrace.Write($"terminal of {Description} resized to {columns}x{rows}");
+    }
 }
