@@ -71,7 +71,7 @@ public class RealFirecrackerTests
     private static async Task<string> RequireFirecrackerAsync()
     {
         var configured = Environment.GetEnvironmentVariable("FIRECRACKER_BIN") ?? "firecracker";
-        var binary = VmmSelector.FindExecutable(configured);
+        var binary = ExecutableLookup.Find(configured);
         Assert.True(binary is not null,
             $"NOT RUN: no firecracker binary (\"{configured}\" not found; set FIRECRACKER_BIN or put firecracker on PATH). " +
             "Exclude this category with --filter \"Category!=RealFirecracker\" on hosts without it.");

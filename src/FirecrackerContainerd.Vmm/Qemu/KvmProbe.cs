@@ -115,7 +115,8 @@ public sealed class KvmProbe
     private async Task<string> CacheKeyAsync(string kernel, CancellationToken cancellationToken)
     {
         string hostKernel = (await File.ReadAllTextAsync("/proc/sys/kernel/osrelease", cancellationToken).ConfigureAwait(false)).Trim();
-        var qemuInfo = new FileInfo(ResolveOnPath(_qemuBinary));
+        var qemuInfo = new FileInfo(ExecutableLookup.Find(_qemuBinary)
+            ?? throw new FileNotFoundException($"{_qemuBinary} is not an executable on PATH (Debian package qemu-system-x86)", _qemuBinary));
         byte[] guestKernel;
         await using (FileStream file = File.OpenRead(kernel))
         {
@@ -139,25 +140,6 @@ public sealed class KvmProbe
         {
             return null;
         }
-    }
-
-    private static string ResolveOnPath(string binary)
-    {
-        if (binary.Contains('/', StringComparison.Ordinal))
-        {
-            return binary;
-        }
-
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':'))
-        {
-            string candidate = Path.Combine(dir, binary);
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new FileNotFoundException($"{binary} is not on PATH (Debian package qemu-system-x86)", binary);
     }
 
     /// <summary>A logger that watches the VMM's console output for one line.</summary>
