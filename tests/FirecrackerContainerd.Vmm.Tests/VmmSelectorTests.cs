@@ -65,7 +65,7 @@ public class VmmSelectorTests
     [Fact]
     public async Task The_dev_kvm_probe_explains_a_missing_device()
     {
-        var verdict = await new DevKvmProbe("/nonexistent/kvm").ProbeAsync(default);
+        var verdict = await new KvmDeviceProbe("/nonexistent/kvm").ProbeAsync(default);
 
         Assert.False(verdict.Works);
         Assert.Contains("/nonexistent/kvm", verdict.Reason, StringComparison.Ordinal);

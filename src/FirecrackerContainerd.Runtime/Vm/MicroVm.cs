@@ -231,14 +231,14 @@ internal sealed class MicroVm : IAsyncDisposable
 
     private static async Task<IVirtualMachine> CreateMachineAsync(RuntimeConfig config, MachineSpec spec, VmDir dir, ILogger logger, CancellationToken cancellationToken)
     {
-        var selector = new VmmSelector(new DevKvmProbe(), logger: logger);
+        var selector = new VmmSelector(new KvmDeviceProbe(), logger: logger);
         VmmChoice choice = await selector.SelectAsync(config.Vmm, config.FirecrackerBinaryPath, cancellationToken).ConfigureAwait(false);
         if (choice.Kind == VmmKind.Firecracker)
         {
             return new FirecrackerMachine(spec, dir, new FirecrackerOptions { FirecrackerBinary = config.FirecrackerBinaryPath }, logger);
         }
 
-        var probe = new KvmProbe("/var/cache/firecracker-containerd");
+        var probe = new KvmBootProbe("/var/cache/firecracker-containerd");
         AcceleratorVerdict verdict = await probe.DecideAsync(config.KernelImagePath, config.InitrdPath, cancellationToken).ConfigureAwait(false);
         return new QemuMachine(spec, dir, new QemuOptions(Accelerator: verdict.Accelerator), logger);
     }
