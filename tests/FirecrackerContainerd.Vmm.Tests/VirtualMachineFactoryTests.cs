@@ -25,6 +25,7 @@ public sealed class VirtualMachineFactoryTests : IDisposable
         await using IVirtualMachine machine = await factory.CreateAsync(TestSpecs.Minimal(_dir), VmDirectory(), new ListLogger(), default);
 
         Assert.IsType<FirecrackerMachine>(machine);
+        Assert.Equal(_dir.Combine("ns#vm1", WellKnownNames.FirecrackerSockName), machine.ControlSocketPath);
         Assert.False(File.Exists(QemuRuns));
     }
 
@@ -37,6 +38,7 @@ public sealed class VirtualMachineFactoryTests : IDisposable
         await using IVirtualMachine machine = await factory.CreateAsync(TestSpecs.Minimal(_dir), VmDirectory(), logger, default);
 
         Assert.Equal(QemuAccelerator.Tcg, Assert.IsType<QemuMachine>(machine).Accelerator);
+        Assert.Equal(_dir.Combine("ns#vm1", QemuCommandLine.QmpSocketName), machine.ControlSocketPath);
         Assert.False(File.Exists(QemuRuns));
         Assert.False(Directory.Exists(CacheDirectory));
         Assert.Contains(logger.Entries, e => e.Message.Contains("Qemu selected", StringComparison.Ordinal) && e.Message.Contains(FixedKvm.Refusal, StringComparison.Ordinal));

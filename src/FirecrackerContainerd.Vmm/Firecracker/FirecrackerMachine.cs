@@ -69,6 +69,9 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     public string ApiSocketPath => Path.Combine(_workDir, WellKnownNames.FirecrackerSockName);
 
     /// <inheritdoc/>
+    public string ControlSocketPath => ApiSocketPath;
+
+    /// <inheritdoc/>
     public string? VsockHostPath => _spec.Vsock is { } v
         ? _jail?.HostPath(v.UdsPath) ?? Path.GetFullPath(v.UdsPath, _workDir)
         : null;

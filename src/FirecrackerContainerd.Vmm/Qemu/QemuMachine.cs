@@ -70,6 +70,9 @@ public sealed partial class QemuMachine : IVirtualMachine
     public string QmpSocketPath => Path.Combine(_vmDir.RootPath, QemuCommandLine.QmpSocketName);
 
     /// <inheritdoc/>
+    public string ControlSocketPath => QmpSocketPath;
+
+    /// <inheritdoc/>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (_qemu is not null)
