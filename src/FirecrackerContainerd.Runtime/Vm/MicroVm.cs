@@ -5,7 +5,7 @@ using FirecrackerContainerd.Runtime.Config;
 using FirecrackerContainerd.Ttrpc.Client;
 using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Selection;
-using FirecrackerContainerd.Vmm.Vsock;
+using FirecrackerContainerd.Vsock.Unix;
 using Microsoft.Extensions.Logging;
 
 namespace FirecrackerContainerd.Runtime.Vm;
