@@ -8,7 +8,7 @@ using FirecrackerContainerd.Protos.Agent;
 using FirecrackerContainerd.Ttrpc.Client;
 using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Qemu;
-using FirecrackerContainerd.Vmm.Vsock;
+using FirecrackerContainerd.Vsock.Unix;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Agent;
 using FirecrackerContainerd.Agent.Drives;
 using FirecrackerContainerd.Agent.Events;
@@ -26,12 +27,8 @@ catch (ArgumentException e)
     return 2;
 }
 
-string[] searchPath = (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin:/usr/sbin:/sbin").Split(':');
-string? Locate(string name) => name.Contains('/', StringComparison.Ordinal)
-    ? (File.Exists(name) ? name : null)
-    : searchPath.Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
-string[] runtimes = new[] { options.Runtime, "crun", "runc" }.Distinct().Where(r => Locate(r) is not null).ToArray();
-if (runtimes.Length == 0 || Locate(options.Runtime) is not { } runtimeBinary)
+string[] runtimes = new[] { options.Runtime, "crun", "runc" }.Distinct().Where(r => ExecutableLookup.Find(r) is not null).ToArray();
+if (runtimes.Length == 0 || ExecutableLookup.Find(options.Runtime) is not { } runtimeBinary)
 {
     await Console.Error.WriteLineAsync($"fc-agent: OCI runtime \"{options.Runtime}\" not found on PATH");
     return 1;

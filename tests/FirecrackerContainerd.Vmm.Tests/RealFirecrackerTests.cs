@@ -71,11 +71,11 @@ public class RealFirecrackerTests
     private static async Task<string> RequireFirecrackerAsync()
     {
         var configured = Environment.GetEnvironmentVariable("FIRECRACKER_BIN") ?? "firecracker";
-        var binary = VmmSelector.FindExecutable(configured);
+        var binary = ExecutableLookup.Find(configured);
         Assert.True(binary is not null,
             $"NOT RUN: no firecracker binary (\"{configured}\" not found; set FIRECRACKER_BIN or put firecracker on PATH). " +
             "Exclude this category with --filter \"Category!=RealFirecracker\" on hosts without it.");
-        var verdict = await new DevKvmProbe().ProbeAsync(default);
+        var verdict = await new KvmDeviceProbe().ProbeAsync(default);
         Assert.True(verdict.Works, $"NOT RUN: firecracker found at {binary}, but KVM does not work: {verdict.Reason}");
         return binary!;
     }

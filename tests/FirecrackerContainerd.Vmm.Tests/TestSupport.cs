@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Text.Json;
+using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Vmm.Firecracker;
 using FirecrackerContainerd.Vmm.Machine;
 using Microsoft.Extensions.Logging;
@@ -91,7 +92,7 @@ public static class FakeFirecrackerBinary
     /// <summary>Creates the script in <paramref name="dir"/>; requests are appended to <paramref name="recordPath"/>.</summary>
     public static string Write(TempDir dir, string recordPath, bool stubborn = false)
     {
-        var dotnet = FirecrackerMachine.ResolveBinary("dotnet");
+        var dotnet = ExecutableLookup.Find("dotnet") ?? throw new InvalidOperationException("dotnet is not on PATH");
         var assembly = typeof(FakeFirecracker.Program).Assembly.Location;
         var path = dir.Combine(stubborn ? "firecracker-stubborn" : "firecracker");
         System.IO.File.WriteAllText(path,

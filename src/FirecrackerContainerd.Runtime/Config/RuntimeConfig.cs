@@ -20,6 +20,9 @@ public sealed record RuntimeConfig
     /// <summary>The environment variable that overrides <see cref="DefaultPath"/>.</summary>
     public const string PathVariable = "FIRECRACKER_CONTAINERD_RUNTIME_CONFIG";
 
+    /// <summary>Where the VMM layer keeps what it learnt about this host (the KVM boot probe's verdicts), for every shim.</summary>
+    public const string VmmCacheDirectory = "/var/cache/firecracker-containerd";
+
     /// <summary>Guest kernel (a bzImage for QEMU, an ELF vmlinux for Firecracker).</summary>
     [JsonPropertyName("kernel_image_path")]
     public string KernelImagePath { get; set; } = string.Empty;

@@ -8,9 +8,7 @@ using FirecrackerContainerd.Runtime.Config;
 using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Ttrpc.Server;
-using FirecrackerContainerd.Vmm.Firecracker;
 using FirecrackerContainerd.Vmm.Machine;
-using FirecrackerContainerd.Vmm.Qemu;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 
@@ -93,7 +91,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         }
 
         LogCreated(logger, vmId, config.VcpuCount, config.MemSizeMib, config.ContainerSlots, !request.ExitAfterAllTasksDeleted);
-        return new CreateVMResponse { VMID = vmId, SocketPath = ControlSocketPath(vm) };
+        return new CreateVMResponse { VMID = vmId, SocketPath = vm.Machine.ControlSocketPath };
     }
 
     /// <summary>Stops the VM (graceful for the request's timeout, then killed), reports its tasks as killed and ends the shim.</summary>
@@ -146,7 +144,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         return new GetVMInfoResponse
         {
             VMID = vmId,
-            SocketPath = ControlSocketPath(vm),
+            SocketPath = vm.Machine.ControlSocketPath,
             VSockPath = vm.Machine.VsockHostPath ?? string.Empty,
             State = state.ToString(),
         };
@@ -342,14 +340,6 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
             throw new TtrpcException(StatusCode.FailedPrecondition, e.Message, e);
         }
     }
-
-    // The VMM's own control socket, the counterpart of Firecracker's API socket: QMP under QEMU.
-    private static string ControlSocketPath(MicroVm vm) => vm.Machine switch
-    {
-        QemuMachine qemu => qemu.QmpSocketPath,
-        FirecrackerMachine firecracker => firecracker.ApiSocketPath,
-        _ => vm.Dir.FirecrackerSockPath,
-    };
 
     private static void ValidateId(string id)
     {

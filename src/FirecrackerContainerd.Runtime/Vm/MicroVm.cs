@@ -3,11 +3,9 @@ using System.Net.Sockets;
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Runtime.Config;
 using FirecrackerContainerd.Ttrpc.Client;
-using FirecrackerContainerd.Vmm.Firecracker;
 using FirecrackerContainerd.Vmm.Machine;
-using FirecrackerContainerd.Vmm.Qemu;
 using FirecrackerContainerd.Vmm.Selection;
-using FirecrackerContainerd.Vmm.Vsock;
+using FirecrackerContainerd.Vsock.Unix;
 using Microsoft.Extensions.Logging;
 
 namespace FirecrackerContainerd.Runtime.Vm;
@@ -229,19 +227,9 @@ internal sealed class MicroVm : IAsyncDisposable
         }
     }
 
-    private static async Task<IVirtualMachine> CreateMachineAsync(RuntimeConfig config, MachineSpec spec, VmDir dir, ILogger logger, CancellationToken cancellationToken)
-    {
-        var selector = new VmmSelector(new DevKvmProbe(), logger: logger);
-        VmmChoice choice = await selector.SelectAsync(config.Vmm, config.FirecrackerBinaryPath, cancellationToken).ConfigureAwait(false);
-        if (choice.Kind == VmmKind.Firecracker)
-        {
-            return new FirecrackerMachine(spec, dir, new FirecrackerOptions { FirecrackerBinary = config.FirecrackerBinaryPath }, logger);
-        }
-
-        var probe = new KvmProbe("/var/cache/firecracker-containerd");
-        AcceleratorVerdict verdict = await probe.DecideAsync(config.KernelImagePath, config.InitrdPath, cancellationToken).ConfigureAwait(false);
-        return new QemuMachine(spec, dir, new QemuOptions(Accelerator: verdict.Accelerator), logger);
-    }
+    private static Task<IVirtualMachine> CreateMachineAsync(RuntimeConfig config, MachineSpec spec, VmDir dir, ILogger logger, CancellationToken cancellationToken) =>
+        new VirtualMachineFactory(new VmmSettings(config.Vmm, RuntimeConfig.VmmCacheDirectory, config.FirecrackerBinaryPath))
+            .CreateAsync(spec, dir, logger, cancellationToken);
 
     // A VM that never came up leaves no drives behind (the host files of drive mounts are not the VM's).
     private static void DeleteStubs(VmDir dir, RuntimeConfig config, VmDevices devices)

@@ -69,6 +69,9 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     public string ApiSocketPath => Path.Combine(_workDir, WellKnownNames.FirecrackerSockName);
 
     /// <inheritdoc/>
+    public string ControlSocketPath => ApiSocketPath;
+
+    /// <inheritdoc/>
     public string? VsockHostPath => _spec.Vsock is { } v
         ? _jail?.HostPath(v.UdsPath) ?? Path.GetFullPath(v.UdsPath, _workDir)
         : null;
@@ -281,24 +284,12 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
             ? value
             : throw new ArgumentException($"MMDS data must be a JSON object, not {value.ValueKind}", nameof(value));
 
-    /// <summary>Resolves a binary name on PATH; the jailer needs an absolute --exec-file.</summary>
+    /// <summary>The binary's absolute path, found as exec finds it: the jailer needs an absolute --exec-file.</summary>
     internal static string ResolveBinary(string binary)
     {
-        if (binary.Contains('/', StringComparison.Ordinal))
-        {
-            return Path.GetFullPath(binary);
-        }
-
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var candidate = Path.Combine(dir, binary);
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        return binary;
+        // A name found nowhere stays a name: the jail's hard link then fails naming it.
+        string found = ExecutableLookup.Find(binary) ?? binary;
+        return found.Contains('/', StringComparison.Ordinal) ? Path.GetFullPath(found) : found;
     }
 
     private FirecrackerApiClient Api() =>

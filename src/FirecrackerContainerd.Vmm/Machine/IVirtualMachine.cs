@@ -18,6 +18,9 @@ public interface IVirtualMachine : IAsyncDisposable
     /// <summary>Host path of the hybrid vsock socket the runtime dials (CONNECT/OK), or null without vsock.</summary>
     string? VsockHostPath { get; }
 
+    /// <summary>Host path of the VMM's own control socket: Firecracker's API socket, QEMU's QMP socket.</summary>
+    string ControlSocketPath { get; }
+
     /// <summary>Completes when the VMM process has exited, with how it ended.</summary>
     Task<VmExit> Exited { get; }
 

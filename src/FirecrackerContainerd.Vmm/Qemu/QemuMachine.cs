@@ -63,8 +63,14 @@ public sealed partial class QemuMachine : IVirtualMachine
     /// <summary>The QEMU process id, once started.</summary>
     public int? Pid => _qemu?.Pid;
 
+    /// <summary>How the guest's instructions run: KVM or TCG.</summary>
+    public QemuAccelerator Accelerator => _options.Accelerator;
+
     /// <summary>The QMP socket path.</summary>
     public string QmpSocketPath => Path.Combine(_vmDir.RootPath, QemuCommandLine.QmpSocketName);
+
+    /// <inheritdoc/>
+    public string ControlSocketPath => QmpSocketPath;
 
     /// <inheritdoc/>
     public async Task StartAsync(CancellationToken cancellationToken)

@@ -1,4 +1,4 @@
-using FirecrackerContainerd.Vmm.Firecracker;
+using FirecrackerContainerd.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -31,12 +31,12 @@ public sealed partial class VmmSelector
 
     /// <summary>Creates a selector using <paramref name="kvm"/> and, for tests, a custom binary lookup.</summary>
     /// <param name="kvm">The KVM probe.</param>
-    /// <param name="findBinary">Returns the full path of a binary name or path, or null when missing; defaults to PATH lookup.</param>
+    /// <param name="findBinary">Returns the path of a binary name or path, or null when missing; defaults to <see cref="ExecutableLookup.Find(string)"/>.</param>
     /// <param name="logger">Receives the choice and its reason.</param>
     public VmmSelector(IKvmProbe kvm, Func<string, string?>? findBinary = null, ILogger? logger = null)
     {
         _kvm = kvm;
-        _findBinary = findBinary ?? FindExecutable;
+        _findBinary = findBinary ?? ExecutableLookup.Find;
         _logger = logger ?? NullLogger.Instance;
     }
 
@@ -83,16 +83,6 @@ public sealed partial class VmmSelector
         }
 
         return new VmmChoice(VmmKind.Firecracker, $"firecracker found at {binary} and KVM works: {verdict.Reason}");
-    }
-
-    /// <summary>Finds an executable by path or on PATH; null when missing or not executable.</summary>
-    public static string? FindExecutable(string nameOrPath)
-    {
-        ArgumentNullException.ThrowIfNull(nameOrPath);
-        var candidate = FirecrackerMachine.ResolveBinary(nameOrPath);
-        return File.Exists(candidate) && (File.GetUnixFileMode(candidate) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0
-            ? candidate
-            : null;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "VMM driver {Kind} selected: {Reason}")]

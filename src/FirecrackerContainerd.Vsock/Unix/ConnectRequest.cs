@@ -4,14 +4,18 @@ using System.Text;
 
 namespace FirecrackerContainerd.Vsock.Unix;
 
-/// <summary>The hybrid vsock handshake on the host Unix socket: the client sends
-/// <c>CONNECT &lt;port&gt;\n</c>, the device answers <c>OK &lt;host port&gt;\n</c> once the guest accepted.</summary>
+/// <summary>The first half of the hybrid vsock handshake on the host Unix socket: the client sends
+/// <c>CONNECT &lt;port&gt;\n</c>; the device answers with a <see cref="ConnectAcknowledgement"/> once the guest accepted.</summary>
+/// <remarks>Both ends use it: <see cref="HybridVsockDialer"/> writes the line, <see cref="HybridVsockMuxer"/> reads it.</remarks>
 internal static class ConnectRequest
 {
     /// <summary>Longest request line accepted, newline included (as Firecracker).</summary>
     public const int MaxLineLength = 32;
 
     private const string Verb = "CONNECT";
+
+    /// <summary>The request line for guest port <paramref name="port"/>, newline included.</summary>
+    public static byte[] Format(uint port) => Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{Verb} {port}\n"));
 
     /// <summary>Parses a request line (without its newline): the verb in any case, one space, a u32.</summary>
     public static bool TryParse(ReadOnlySpan<byte> line, out uint port)
@@ -58,7 +62,4 @@ internal static class ConnectRequest
         }
         return null;
     }
-
-    /// <summary>The acknowledgement line for a connection the guest accepted.</summary>
-    public static byte[] Ok(uint hostPort) => Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"OK {hostPort}\n"));
 }

@@ -322,7 +322,7 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
         }
         try
         {
-            byte[] ok = ConnectRequest.Ok(stream.Connection.Key.LocalPort);
+            byte[] ok = ConnectAcknowledgement.Format(stream.Connection.Key.LocalPort);
             await client.SendAsync(ok, SocketFlags.None, stream.Lifetime.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)

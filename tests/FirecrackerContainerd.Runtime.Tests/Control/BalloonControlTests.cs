@@ -164,6 +164,8 @@ public sealed class BalloonControlTests
 
         public string? VsockHostPath => null;
 
+        public string ControlSocketPath => "/nonexistent/control.sock";
+
         public Task<VmExit> Exited => new TaskCompletionSource<VmExit>().Task;
 
         public IReadOnlyList<string> RecentOutput() => [];

@@ -5,7 +5,7 @@ using FirecrackerContainerd.Protos.Agent;
 using FirecrackerContainerd.Protos.FcControl;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Ttrpc.Client;
-using FirecrackerContainerd.Vmm.Vsock;
+using FirecrackerContainerd.Vsock.Unix;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 

@@ -6,7 +6,6 @@ using FirecrackerContainerd.Protos.Agent;
 using FirecrackerContainerd.Ttrpc.Client;
 using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Qemu;
-using FirecrackerContainerd.Vmm.Vsock;
 using Google.Protobuf.WellKnownTypes;
 using Xunit.Abstractions;
 

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using FirecrackerContainerd.Core;
-using FirecrackerContainerd.Vmm.Vsock;
+using FirecrackerContainerd.Vsock.Unix;
 
 namespace FirecrackerContainerd.Vmm.Tests.Qemu;
 

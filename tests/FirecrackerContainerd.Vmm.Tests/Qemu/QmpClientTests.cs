@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
+using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Vmm.Qemu;
 
 namespace FirecrackerContainerd.Vmm.Tests.Qemu;
@@ -197,16 +198,8 @@ internal static class QemuBinary
 {
     public static string Require()
     {
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':'))
-        {
-            string candidate = Path.Combine(dir, "qemu-system-x86_64");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        Assert.Fail("qemu-system-x86_64 is not installed: run scripts/install-deps (Debian package qemu-system-x86)");
-        return string.Empty;
+        string? qemu = ExecutableLookup.Find("qemu-system-x86_64");
+        Assert.True(qemu is not null, "qemu-system-x86_64 is not installed: run scripts/install-deps (Debian package qemu-system-x86)");
+        return qemu;
     }
 }

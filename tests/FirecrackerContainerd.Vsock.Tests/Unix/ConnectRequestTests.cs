@@ -33,9 +33,16 @@ public sealed class ConnectRequestTests
         Assert.False(ConnectRequest.TryParse(Encoding.ASCII.GetBytes(line), out _));
     }
 
-    [Fact]
-    public void The_acknowledgement_names_the_host_port_on_one_line()
+    [Theory]
+    [InlineData(10789u)]
+    [InlineData(0u)]
+    [InlineData(4294967295u)]
+    public void The_line_a_client_sends_is_one_the_device_parses_back(uint port)
     {
-        Assert.Equal("OK 1073741824\n", Encoding.ASCII.GetString(ConnectRequest.Ok(1u << 30)));
+        byte[] line = ConnectRequest.Format(port);
+
+        Assert.Equal($"CONNECT {port}\n", Encoding.ASCII.GetString(line));
+        Assert.True(ConnectRequest.TryParse(line.AsSpan(0, line.Length - 1), out uint parsed));
+        Assert.Equal(port, parsed);
     }
 }

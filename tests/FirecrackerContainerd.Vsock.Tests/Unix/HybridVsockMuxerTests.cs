@@ -130,6 +130,21 @@ public sealed class HybridVsockMuxerTests : IAsyncLifetime
         Assert.Equal("pong", Encoding.ASCII.GetString(buffer, 0, await ReadAsync(client, buffer)));
     }
 
+    [Fact]
+    public async Task The_host_dialer_completes_its_handshake_with_the_muxer()
+    {
+        var options = new HybridVsockDialOptions(Patience, TimeSpan.FromMilliseconds(20), Patience);
+        Task<Socket> dial = HybridVsockDialer.DialAsync(UdsPath, 54, options, CancellationToken.None);
+        VsockHeader request = (await ExpectAsync(h => h.Op == VsockOp.Request && h.DstPort == 54)).Header;
+
+        Send(FromGuest(VsockOp.Response, 54, request.SrcPort));
+        using Socket socket = await dial.WaitAsync(Patience);
+        Send(FromGuest(VsockOp.Rw, 54, request.SrcPort, "hello"u8.ToArray()));
+
+        byte[] buffer = new byte[16];
+        Assert.Equal("hello", Encoding.ASCII.GetString(buffer, 0, await ReadAsync(socket, buffer)));
+    }
+
     [Theory]
     [InlineData("HELLO\n")]
     [InlineData("CONNECT abc\n")]

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
+using FirecrackerContainerd.Core;
 using FirecrackerContainerd.TestSupport;
 
 namespace FirecrackerContainerd.Vsock.Tests.Vm;
@@ -77,16 +78,9 @@ internal sealed class GuestVm : IAsyncDisposable
 
     private static string FindQemu()
     {
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':'))
-        {
-            string candidate = Path.Combine(dir, "qemu-system-x86_64");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-        Assert.Fail("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86); the vsock VM tests need it");
-        return "";
+        string? qemu = ExecutableLookup.Find("qemu-system-x86_64");
+        Assert.True(qemu is not null, "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86); the vsock VM tests need it");
+        return qemu;
     }
 
     private async Task BootAsync(string qemuBinary, GuestImage image)

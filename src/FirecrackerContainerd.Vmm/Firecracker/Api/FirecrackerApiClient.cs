@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using FirecrackerContainerd.Core;
 
 namespace FirecrackerContainerd.Vmm.Firecracker.Api;
 

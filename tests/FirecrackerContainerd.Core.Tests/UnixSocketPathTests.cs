@@ -1,6 +1,7 @@
 using System.Net.Sockets;
+using FirecrackerContainerd.Core;
 
-namespace FirecrackerContainerd.Vmm.Tests;
+namespace FirecrackerContainerd.Tests;
 
 public class UnixSocketPathTests
 {

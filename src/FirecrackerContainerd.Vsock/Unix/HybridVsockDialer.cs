@@ -1,8 +1,7 @@
-using System.Globalization;
 using System.Net.Sockets;
-using System.Text;
+using FirecrackerContainerd.Core;
 
-namespace FirecrackerContainerd.Vmm.Vsock;
+namespace FirecrackerContainerd.Vsock.Unix;
 
 /// <summary>Bounds of one dial through a hybrid vsock socket.</summary>
 /// <param name="Timeout">How long to keep trying in all (the guest may still be booting).</param>
@@ -18,13 +17,11 @@ public sealed record HybridVsockDialOptions(TimeSpan Timeout, TimeSpan RetryInte
 /// <summary>
 /// Connects from the host to a guest vsock port through Firecracker's hybrid vsock: connect to the VMM's
 /// Unix socket, write <c>CONNECT &lt;port&gt;\n</c>, read <c>OK &lt;host port&gt;\n</c>. The same protocol is
-/// served by Firecracker and by our vhost-user device for QEMU.
+/// served by Firecracker and by our vhost-user device for QEMU, whose side of it is <see cref="HybridVsockMuxer"/>;
+/// the two lines are <see cref="ConnectRequest"/> and <see cref="ConnectAcknowledgement"/>.
 /// </summary>
 public static class HybridVsockDialer
 {
-    /// <summary>The acknowledgement is "OK " and a 32-bit port number: never longer than this.</summary>
-    private const int MaxAckBytes = 16;
-
     /// <summary>Dials guest port <paramref name="port"/> through <paramref name="udsPath"/>, retrying until the options' timeout.</summary>
     public static async Task<Socket> DialAsync(
         string udsPath, uint port, HybridVsockDialOptions? options, CancellationToken cancellationToken)
@@ -44,10 +41,9 @@ public static class HybridVsockDialer
                 using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 attempt.CancelAfter(options.AckTimeout);
                 await socket.ConnectAsync(new UnixDomainSocketEndPoint(path.ConnectPath), attempt.Token).ConfigureAwait(false);
-                byte[] request = Encoding.ASCII.GetBytes($"CONNECT {port.ToString(CultureInfo.InvariantCulture)}\n");
-                await socket.SendAsync(request, SocketFlags.None, attempt.Token).ConfigureAwait(false);
-                string ack = await ReadAckAsync(socket, attempt.Token).ConfigureAwait(false);
-                if (IsOk(ack))
+                await socket.SendAsync(ConnectRequest.Format(port), SocketFlags.None, attempt.Token).ConfigureAwait(false);
+                string ack = await ConnectAcknowledgement.ReadLineAsync(socket, attempt.Token).ConfigureAwait(false);
+                if (ConnectAcknowledgement.TryParse(ack, out _))
                 {
                     return socket;
                 }
@@ -73,34 +69,4 @@ public static class HybridVsockDialer
             await Task.Delay(options.RetryInterval, cancellationToken).ConfigureAwait(false);
         }
     }
-
-    // One byte at a time: whatever the guest sends right after the acknowledgement belongs to the caller.
-    private static async Task<string> ReadAckAsync(Socket socket, CancellationToken cancellationToken)
-    {
-        var line = new StringBuilder();
-        byte[] one = new byte[1];
-        while (line.Length < MaxAckBytes)
-        {
-            int n = await socket.ReceiveAsync(one, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-            {
-                throw new IOException(line.Length == 0
-                    ? "the VMM closed the connection (is the guest listening on that port?)"
-                    : $"the VMM closed the connection after \"{line}\"");
-            }
-
-            if (one[0] == '\n')
-            {
-                return line.ToString();
-            }
-
-            line.Append(one[0] is >= 0x20 and < 0x7f ? (char)one[0] : '?');
-        }
-
-        throw new IOException($"acknowledgement longer than {MaxAckBytes} bytes: \"{line}\"");
-    }
-
-    private static bool IsOk(string ack) =>
-        ack.StartsWith("OK ", StringComparison.Ordinal)
-        && uint.TryParse(ack.AsSpan(3), NumberStyles.None, CultureInfo.InvariantCulture, out _);
 }

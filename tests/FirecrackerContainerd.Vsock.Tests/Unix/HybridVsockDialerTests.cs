@@ -1,8 +1,8 @@
 using System.Net.Sockets;
 using System.Text;
-using FirecrackerContainerd.Vmm.Vsock;
+using FirecrackerContainerd.Vsock.Unix;
 
-namespace FirecrackerContainerd.Vmm.Tests.Vsock;
+namespace FirecrackerContainerd.Vsock.Tests.Unix;
 
 /// <summary>The dialer against a hand-made hybrid vsock server on a real Unix socket.</summary>
 public sealed class HybridVsockDialerTests : IDisposable

@@ -1,24 +1,12 @@
 namespace FirecrackerContainerd.Vmm.Selection;
 
-/// <summary>Answers whether this host has a KVM that can run guests; injectable so selection can be tested and cached.</summary>
-public interface IKvmProbe
-{
-    /// <summary>Returns the verdict with a sentence explaining it.</summary>
-    Task<KvmVerdict> ProbeAsync(CancellationToken cancellationToken);
-}
-
-/// <summary>The outcome of a KVM probe.</summary>
-/// <param name="Works">Whether guests can run under KVM.</param>
-/// <param name="Reason">Why, in one sentence.</param>
-public sealed record KvmVerdict(bool Works, string Reason);
-
 /// <summary>Checks that <c>/dev/kvm</c> opens read-write and speaks KVM API version 12.</summary>
 /// <remarks>
 /// This is necessary, not sufficient: a nested, paravirtual KVM passes it and still fails to run a
 /// stock kernel. A driver that can afford a probe boot (bounded in time, cached per host) should
-/// supply a stronger <see cref="IKvmProbe"/>.
+/// supply a stronger <see cref="IKvmProbe"/> (the QEMU driver boots a guest: <see cref="Qemu.KvmBootProbe"/>).
 /// </remarks>
-public sealed class DevKvmProbe : IKvmProbe
+public sealed class KvmDeviceProbe : IKvmProbe
 {
     /// <summary>The only KVM API version Linux has ever shipped.</summary>
     private const int KvmApiVersion = 12;
@@ -27,7 +15,7 @@ public sealed class DevKvmProbe : IKvmProbe
     private const nuint KvmGetApiVersion = 0xAE00;
 
     /// <summary>Probes <paramref name="devicePath"/> (default <c>/dev/kvm</c>).</summary>
-    public DevKvmProbe(string devicePath = "/dev/kvm") => DevicePath = devicePath;
+    public KvmDeviceProbe(string devicePath = "/dev/kvm") => DevicePath = devicePath;
 
     /// <summary>The KVM device probed.</summary>
     public string DevicePath { get; }

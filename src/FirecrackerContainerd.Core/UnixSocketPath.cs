@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace FirecrackerContainerd.Vmm;
+namespace FirecrackerContainerd.Core;
 
 /// <summary>A path to connect to a Unix socket that fits in <c>sockaddr_un</c> (108 bytes with the NUL), however deep the socket lies.</summary>
 /// <remarks>
@@ -52,10 +52,15 @@ public sealed class UnixSocketPath : IDisposable
 
         var directory = Path.GetDirectoryName(full)!;
         var fd = Interop.Open(directory, O_PATH | O_DIRECTORY);
+        if (fd < 0)
+        {
+            throw new UnixIOException(-fd, $"open {directory}: {Interop.ErrnoText(-fd)}");
+        }
+
         var viaFd = "/proc/self/fd/" + fd.ToString(CultureInfo.InvariantCulture) + "/" + Path.GetFileName(full);
         if (!Fits(viaFd))
         {
-            Interop.CloseQuietly(fd);
+            _ = Interop.Close(fd);
             throw new PathTooLongException($"unix socket \"{full}\" has a file name too long to connect to ({viaFd})");
         }
 
@@ -66,5 +71,12 @@ public sealed class UnixSocketPath : IDisposable
     public static bool Fits(string path) => Encoding.UTF8.GetByteCount(path) <= MaxPathBytes;
 
     /// <summary>Closes the directory descriptor, if one was needed.</summary>
-    public void Dispose() => Interop.CloseQuietly(Interlocked.Exchange(ref _directoryFd, -1));
+    public void Dispose()
+    {
+        int fd = Interlocked.Exchange(ref _directoryFd, -1);
+        if (fd >= 0)
+        {
+            _ = Interop.Close(fd);
+        }
+    }
 }

@@ -21,7 +21,7 @@ public sealed record AcceleratorVerdict(QemuAccelerator Accelerator, string Reas
 /// time, and KVM is chosen only when the guest's /init reports in. The verdict is cached per host
 /// kernel, QEMU version and guest kernel, because a failing probe costs its whole time bound.
 /// </summary>
-public sealed class KvmProbe
+public sealed class KvmBootProbe
 {
     /// <summary>The line the probe's guest prints once its /init runs.</summary>
     internal const string Marker = "fc-kvm-probe-ok";
@@ -35,13 +35,13 @@ public sealed class KvmProbe
     /// <param name="cacheDir">Where verdicts are kept.</param>
     /// <param name="qemuBinary">The QEMU that boots the probe guest.</param>
     /// <param name="bound">How long a probe boot may take (30 s by default).</param>
-    /// <param name="device">The cheap first check, which must pass before a boot is tried (<see cref="DevKvmProbe"/> by default).</param>
-    public KvmProbe(string cacheDir, string qemuBinary = QemuOptions.DefaultQemuBinary, TimeSpan bound = default, IKvmProbe? device = null)
+    /// <param name="device">The cheap first check, which must pass before a boot is tried (<see cref="KvmDeviceProbe"/> by default).</param>
+    public KvmBootProbe(string cacheDir, string qemuBinary = QemuOptions.DefaultQemuBinary, TimeSpan bound = default, IKvmProbe? device = null)
     {
         _cacheDir = cacheDir;
         _qemuBinary = qemuBinary;
         _bound = bound == default ? TimeSpan.FromSeconds(30) : bound;
-        _device = device ?? new DevKvmProbe();
+        _device = device ?? new KvmDeviceProbe();
     }
 
     /// <summary>The verdict for booting <paramref name="kernel"/> with <paramref name="initrd"/> on this host.</summary>
@@ -115,7 +115,8 @@ public sealed class KvmProbe
     private async Task<string> CacheKeyAsync(string kernel, CancellationToken cancellationToken)
     {
         string hostKernel = (await File.ReadAllTextAsync("/proc/sys/kernel/osrelease", cancellationToken).ConfigureAwait(false)).Trim();
-        var qemuInfo = new FileInfo(ResolveOnPath(_qemuBinary));
+        var qemuInfo = new FileInfo(ExecutableLookup.Find(_qemuBinary)
+            ?? throw new FileNotFoundException($"{_qemuBinary} is not an executable on PATH (Debian package qemu-system-x86)", _qemuBinary));
         byte[] guestKernel;
         await using (FileStream file = File.OpenRead(kernel))
         {
@@ -139,25 +140,6 @@ public sealed class KvmProbe
         {
             return null;
         }
-    }
-
-    private static string ResolveOnPath(string binary)
-    {
-        if (binary.Contains('/', StringComparison.Ordinal))
-        {
-            return binary;
-        }
-
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':'))
-        {
-            string candidate = Path.Combine(dir, binary);
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new FileNotFoundException($"{binary} is not on PATH (Debian package qemu-system-x86)", binary);
     }
 
     /// <summary>A logger that watches the VMM's console output for one line.</summary>

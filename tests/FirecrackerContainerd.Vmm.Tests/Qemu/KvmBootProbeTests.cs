@@ -4,13 +4,13 @@ using FirecrackerContainerd.Vmm.Selection;
 namespace FirecrackerContainerd.Vmm.Tests.Qemu;
 
 /// <summary>The QEMU accelerator choice builds on the device check: no boot is tried without a KVM device that answers.</summary>
-public sealed class KvmProbeTests
+public sealed class KvmBootProbeTests
 {
     [Fact]
     public async Task A_failing_device_check_gives_TCG_with_its_reason_without_booting_anything()
     {
         using var dir = new TempDir();
-        var probe = new KvmProbe(dir.Path, qemuBinary: "/nonexistent/qemu", device: new RefusingDevice());
+        var probe = new KvmBootProbe(dir.Path, qemuBinary: "/nonexistent/qemu", device: new RefusingDevice());
 
         AcceleratorVerdict verdict = await probe.DecideAsync("/nonexistent/vmlinuz", "/nonexistent/initrd", CancellationToken.None);
 

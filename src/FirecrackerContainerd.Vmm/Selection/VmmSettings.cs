@@ -1,0 +1,14 @@
+using FirecrackerContainerd.Vmm.Qemu;
+
+namespace FirecrackerContainerd.Vmm.Selection;
+
+/// <summary>The host-side settings a <see cref="VirtualMachineFactory"/> builds machines from: which VMM, its programs, and its cache.</summary>
+/// <param name="Vmm">The configured VMM: <c>auto</c>, <c>firecracker</c> or <c>qemu</c> (see <see cref="VmmSelector"/>).</param>
+/// <param name="CacheDirectory">Where verdicts about this host are kept across VMs and processes (the KVM boot probe's).</param>
+/// <param name="FirecrackerBinary">The Firecracker program: a name on PATH or a path.</param>
+/// <param name="QemuBinary">The QEMU program: a name on PATH or a path.</param>
+public sealed record VmmSettings(
+    string Vmm,
+    string CacheDirectory,
+    string FirecrackerBinary = "firecracker",
+    string QemuBinary = QemuOptions.DefaultQemuBinary);
