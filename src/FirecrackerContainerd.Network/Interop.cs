@@ -29,6 +29,7 @@ internal static partial class Interop
     internal const int ENOENT = 2;
     internal const int EINTR = 4;
     internal const int EAGAIN = 11;
+    internal const int EBUSY = 16;
     internal const int EEXIST = 17;
     internal const int ENODEV = 19;
     internal const int EINVAL = 22;

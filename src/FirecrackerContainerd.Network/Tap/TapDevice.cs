@@ -22,6 +22,7 @@ public static class TapDevice
     internal const short IFF_TAP = 0x0002;
     internal const short IFF_NO_PI = 0x1000;
     internal const short IFF_VNET_HDR = 0x4000;
+    internal const short IFF_TUN_EXCL = unchecked((short)0x8000);
 
     // sizeof(struct ifreq): name[IFNAMSIZ], then a union whose first member here is ifr_flags (short).
     internal const int IfreqSize = 40;
@@ -108,13 +109,17 @@ public static class TapDevice
 
         try
         {
-            short flags = (short)(IFF_TAP | IFF_NO_PI | (options.VirtioNetHeader ? IFF_VNET_HDR : 0));
+            // IFF_TUN_EXCL: a TUNSETIFF naming an existing tap would attach to it, and undoing a failure would then
+            // delete a device that was never ours.
+            short flags = (short)(IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL | (options.VirtioNetHeader ? IFF_VNET_HDR : 0));
             byte[] ifreq = BuildIfreq(options.Name, flags);
             fixed (byte* request = ifreq)
             {
                 if (Interop.Ioctl(fd, TUNSETIFF, request) != 0)
                 {
-                    throw new IOException($"create tap {what}: TUNSETIFF: {Interop.ErrnoText(Interop.LastErrno)}");
+                    int errno = Interop.LastErrno;
+                    string exists = errno == Interop.EBUSY ? $" (a device named {what} exists)" : string.Empty;
+                    throw new IOException($"create tap {what}: TUNSETIFF: {Interop.ErrnoText(errno)}{exists}");
                 }
             }
 
