@@ -36,6 +36,17 @@ public class LinkMessagesTests
     }
 
     [Fact]
+    public void GetByIndex_carries_the_index_in_the_ifinfomsg()
+    {
+        Assert.Equal(Bytes.Show(Bytes.Of(
+            "20000000 1200 0100 06000000 00000000", // len 32, RTM_GETLINK, NLM_F_REQUEST, seq 6, pid 0
+            "00 00 0000",                            // ifi_family AF_UNSPEC, pad, ifi_type
+            "2a000000",                              // ifi_index 42
+            "00000000 00000000")),                   // ifi_flags, ifi_change
+            Bytes.Show(LinkMessages.GetByIndex(42).Build(6)));
+    }
+
+    [Fact]
     public void SetUp_changes_only_the_up_flag()
     {
         Assert.Equal(Bytes.Show(Bytes.Of(

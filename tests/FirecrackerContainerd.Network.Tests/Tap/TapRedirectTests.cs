@@ -151,6 +151,19 @@ public class TapRedirectTests
         Assert.Equal(["tap nope0 does not exist"], await TapRedirect.CheckAsync(net.Pod.Path, "eth0", "nope0"));
     }
 
+    [Fact]
+    public async Task Create_with_the_name_of_an_existing_tap_fails_and_keeps_that_tap()
+    {
+        await using PodNetwork net = await PodNetwork.CreateAsync();
+        await net.Pod.IpAsync("tuntap", "add", "dev", "tap0", "mode", "tap");
+
+        var e = await Assert.ThrowsAsync<IOException>(() => TapRedirect.CreateAsync(net.Pod.Path, PodNetwork.PodEnd, new TapOptions("tap0")));
+
+        Assert.Equal("create tap tap0: TUNSETIFF: Device or resource busy (a device named tap0 exists)", e.Message);
+        Assert.Contains("tap0", await net.Pod.IpAsync("link", "show"));
+        Assert.DoesNotContain("ingress", await RtnetlinkTests.Tc(net, "qdisc", "show", "dev", "eth0"));
+    }
+
     [Theory]
     [InlineData("", "is empty")]
     [InlineData("a123456789abcdef", "is longer than 15 bytes")]

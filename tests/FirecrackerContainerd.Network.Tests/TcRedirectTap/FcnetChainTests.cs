@@ -62,6 +62,7 @@ public sealed class FcnetChainTests : IAsyncLifetime
         Assert.Equal(result.Ips[0].Address, result.Ips[1].Address);
         Assert.Equal(IPAddress.Parse($"10.{_subnet}.7.1"), result.Ips[1].Gateway);
         string podIp = result.Ips[0].Address.Address.ToString();
+        Assert.Empty(result.Dns.Nameservers); // the bridge plugin reports its own "dns" key (none here), not host-local's
         Assert.StartsWith($"10.{_subnet}.7.", podIp);
 
         // In the pod: the tap, up, redirected both ways with eth0.
@@ -103,6 +104,8 @@ public sealed class FcnetChainTests : IAsyncLifetime
 
     private CniNetworkConfig WriteConflist(string version)
     {
+        // Upstream points host-local at the host's /etc/resolv.conf; a file of the test's own keeps the test off the host's.
+        File.WriteAllText(Path.Combine(_confDir, "resolv.conf"), $"nameserver 10.{_subnet}.7.53\nsearch fcnet.test\n");
         File.WriteAllText(Path.Combine(_confDir, "10-fcnet.conflist"), $$"""
             {
               "cniVersion": "{{version}}",
@@ -119,7 +122,7 @@ public sealed class FcnetChainTests : IAsyncLifetime
                   "ipam": {
                     "type": "host-local",
                     "subnet": "10.{{_subnet}}.7.0/24",
-                    "resolvConf": "/etc/resolv.conf",
+                    "resolvConf": "{{Path.Combine(_confDir, "resolv.conf")}}",
                     "dataDir": "{{_ipamDir}}"
                   }
                 },
