@@ -3,6 +3,7 @@ using FirecrackerContainerd.Network.Links;
 using FirecrackerContainerd.Network.Namespaces;
 using FirecrackerContainerd.Network.Netlink;
 using FirecrackerContainerd.Network.Tests.Support;
+using FirecrackerContainerd.Network.TrafficControl;
 
 namespace FirecrackerContainerd.Network.Tests;
 
@@ -102,6 +103,29 @@ public class RtnetlinkTests
         Assert.True(deleted);
         Assert.False(deletedAgain);
         Assert.DoesNotContain("ingress", await Tc(net, "qdisc", "show", "dev", "eth0"));
+    }
+
+    [Fact]
+    public async Task Filters_are_listed_from_the_ingress_qdisc_and_are_none_without_one()
+    {
+        await using PodNetwork net = await PodNetwork.CreateAsync();
+        (int without, TcFilter redirect, bool has, bool hasReverse) = await InPod(net, r =>
+        {
+            Link eth0 = r.GetLink("eth0");
+            Link lo = r.GetLink("lo");
+            int none = r.ListIngressFilters(eth0).Count;
+            r.AddIngressQdisc(eth0);
+            r.AddRedirectFilter(eth0, lo);
+            return (none, r.ListIngressFilters(eth0).Single(f => !f.Redirects.IsEmpty), r.HasRedirectFilter(eth0, lo), r.HasRedirectFilter(lo, eth0));
+        });
+
+        Assert.Equal(0, without);
+        Assert.Equal("u32", redirect.Kind);
+        Assert.Equal((ushort)0x0300, redirect.Protocol);
+        Assert.Equal((ushort)49152, redirect.Priority); // priority 0 asked: the kernel's first choice
+        Assert.Equal(new MirredAction(4, 1, 1), Assert.Single(redirect.Redirects));
+        Assert.True(has);
+        Assert.False(hasReverse);
     }
 
     [Fact]
