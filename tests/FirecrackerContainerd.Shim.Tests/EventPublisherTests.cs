@@ -110,11 +110,3 @@ public class EventPublisherTests
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
     }
 }
-
-/// <summary>A temp directory removed on dispose.</summary>
-internal sealed class TempDir : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("shim-test-").FullName;
-
-    public void Dispose() => Directory.Delete(Path, recursive: true);
-}

@@ -6,7 +6,7 @@ using Google.Protobuf.WellKnownTypes;
 
 namespace FirecrackerContainerd.Ttrpc.Tests;
 
-public class FuzzTests
+public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan ClientBudget = TimeSpan.FromSeconds(3);
@@ -22,7 +22,7 @@ public class FuzzTests
             }
         });
         await using var harness = ServerHarness.Start(services);
-        var random = new Random(20261127);
+        var random = new Random(FuzzSeed.Choose(output, 20261127));
         byte[][] valid =
         [
             RawPeer.EncodeRequest(ServerTests.Echo, "Say", new StringValue { Value = "fuzz" }),
@@ -72,7 +72,7 @@ public class FuzzTests
         using var dir = new TempDir();
         string path = Path.Combine(dir.Path, "hostile.sock");
         using var listener = FirecrackerContainerd.Ttrpc.Transport.UnixSocketTransport.Listen(path);
-        var random = new Random(1127);
+        var random = new Random(FuzzSeed.Choose(output, 1127));
         byte[] goodAnswer = new Protocol.Response { Payload = new StringValue { Value = "ok" }.ToByteString() }.ToByteArray();
         using var stop = new CancellationTokenSource();
         var hostile = Task.Run(async () =>

@@ -8,40 +8,6 @@ using Microsoft.Extensions.Logging;
 
 namespace FirecrackerContainerd.Vmm.Tests;
 
-/// <summary>A temporary directory with a short path (Unix sockets live in it), removed on dispose.</summary>
-public sealed class TempDir : IDisposable
-{
-    /// <summary>Creates a fresh directory under /tmp.</summary>
-    public TempDir() => Path = Directory.CreateTempSubdirectory("vmm-").FullName;
-
-    /// <summary>The directory's path.</summary>
-    public string Path { get; }
-
-    /// <summary>A path inside the directory.</summary>
-    public string Combine(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
-
-    /// <summary>Creates a file of <paramref name="bytes"/> bytes inside the directory and returns its path.</summary>
-    public string File(string name, int bytes = 4096)
-    {
-        var path = Combine(name);
-        System.IO.File.WriteAllBytes(path, new byte[bytes]);
-        return path;
-    }
-
-    /// <inheritdoc/>
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A socket still being unlinked by an exiting process; the next run uses a new directory anyway.
-        }
-    }
-}
-
 /// <summary>An <see cref="ILogger"/> that keeps what it is given, for assertions.</summary>
 public sealed class ListLogger : ILogger
 {
@@ -63,7 +29,7 @@ public sealed class ListLogger : ILogger
 }
 
 /// <summary>Machine specs with real files behind them.</summary>
-public static class TestSpecs
+internal static class TestSpecs
 {
     /// <summary>A spec using every device: root drive, two stub drives, a NIC with MMDS, vsock, balloon.</summary>
     public static MachineSpec Full(TempDir dir, string vmId = "vm1") => new(
@@ -87,7 +53,7 @@ public static class TestSpecs
 }
 
 /// <summary>Writes a shell script that runs this test assembly as a fake <c>firecracker</c>.</summary>
-public static class FakeFirecrackerBinary
+internal static class FakeFirecrackerBinary
 {
     /// <summary>Creates the script in <paramref name="dir"/>; requests are appended to <paramref name="recordPath"/>.</summary>
     public static string Write(TempDir dir, string recordPath, bool stubborn = false)

@@ -4,14 +4,14 @@ using FirecrackerContainerd.Vsock.Virtio;
 
 namespace FirecrackerContainerd.Vsock.Tests.Virtio;
 
-public sealed class GuestFuzzTests
+public sealed class GuestFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(5);
 
     [Fact]
     public void Random_rings_descriptors_and_headers_never_escape_guest_memory_or_throw()
     {
-        int seed = Environment.TickCount;
+        int seed = FuzzSeed.Choose(output, null);
         var random = new Random(seed);
         using var ram = new GuestRam(256 * 1024);
         var rxDriver = new DriverQueue(ram, GuestRam.GuestBase, 64);
@@ -78,7 +78,7 @@ public sealed class GuestFuzzTests
     [Fact]
     public void Random_header_bytes_are_either_refused_or_parsed_into_a_consistent_packet()
     {
-        var random = new Random(Environment.TickCount);
+        var random = new Random(FuzzSeed.Choose(output, null));
         var validator = new VsockPacketValidator(3);
         byte[] bytes = new byte[VsockHeader.Size];
         var clock = Stopwatch.StartNew();

@@ -29,18 +29,29 @@ public sealed class GuestImageTests
         }
         using JsonDocument manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(image.Directory, "manifest.json")));
         JsonElement packages = manifest.RootElement.GetProperty("packages");
+        Assert.Equal(Environment.GetEnvironmentVariable("FC_GUEST_SUITE") ?? "trixie", manifest.RootElement.GetProperty("userlandSuite").GetString());
         foreach (string package in new[] { "busybox-static", "crun", "runc", "socat", "libc6" })
         {
             Assert.True(packages.TryGetProperty(package, out _), $"manifest lacks {package}");
         }
         Assert.StartsWith("linux-image-", manifest.RootElement.GetProperty("kernelPackage").GetString());
         string[] modules = manifest.RootElement.GetProperty("modules").EnumerateArray().Select(m => m.GetString()!).ToArray();
-        int Position(string name) => Array.FindIndex(modules, m => m.EndsWith($"/{name}.ko", StringComparison.Ordinal));
+        // Each module the guest loads must be in the image (a missing one would read as position -1 and still
+        // compare "before" every other), then in an order that loads each after what it needs.
+        int Position(string name)
+        {
+            int at = Array.FindIndex(modules, m => m.EndsWith($"/{name}.ko", StringComparison.Ordinal));
+            Assert.True(at >= 0, $"the image's module list lacks {name}: {string.Join(", ", modules)}");
+            return at;
+        }
+
         Assert.True(Position("virtio_ring") < Position("virtio"));
         Assert.True(Position("virtio") < Position("virtio_mmio"));
+        Assert.True(Position("virtio") < Position("virtio_blk"));
         Assert.True(Position("vsock") < Position("vmw_vsock_virtio_transport_common"));
         Assert.True(Position("vmw_vsock_virtio_transport_common") < Position("vmw_vsock_virtio_transport"));
-        Assert.True(Position("virtio_ring") >= 0);
+        Assert.True(Position("virtio") < Position("virtio_net"));
+        Assert.True(Position("virtio") < Position("virtio_balloon"));
     }
 
     [Fact]
