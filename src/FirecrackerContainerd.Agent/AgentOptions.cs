@@ -12,11 +12,11 @@ internal sealed record AgentOptions(
     string BundleRoot,
     string StateRoot,
     bool Trace = false,
-    string MetadataDirectory = "/run/fc-metadata")
+    string MetadataDirectory = WellKnownNames.GuestMetadataDirectory)
 {
     public static AgentOptions Parse(string[] args)
     {
-        var options = new AgentOptions(WellKnownNames.AgentVsockPort, null, null, "crun", WellKnownNames.VmBundleRoot, "/run/fc-agent/runtime");
+        var options = new AgentOptions(WellKnownNames.AgentVsockPort, null, null, "crun", WellKnownNames.VmBundleRoot, Path.Combine(WellKnownNames.GuestAgentStateDirectory, "runtime"));
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");

@@ -1,4 +1,5 @@
 using System.Reflection;
+using FirecrackerContainerd.Protos;
 using FirecrackerContainerd.Protos.Agent;
 using FirecrackerContainerd.Ttrpc.Server;
 using Google.Protobuf.WellKnownTypes;
@@ -9,7 +10,7 @@ namespace FirecrackerContainerd.Agent;
 internal sealed class AgentService
 {
     /// <summary>The ttrpc service name.</summary>
-    public const string ServiceName = "Agent";
+    public const string ServiceName = ServiceNames.Agent;
 
     private readonly string _procRoot;
     private readonly IReadOnlyList<string> _ociRuntimes;

@@ -47,4 +47,10 @@ public static class WellKnownNames
 
     /// <summary>Where the guest keeps each container's bundle.</summary>
     public const string VmBundleRoot = "/container";
+
+    /// <summary>The guest directory holding the VM's metadata document, mounted read-only into every container.</summary>
+    public const string GuestMetadataDirectory = "/run/fc-metadata";
+
+    /// <summary>The guest directory of the agent's own state (the OCI runtime's root, console sockets).</summary>
+    public const string GuestAgentStateDirectory = "/run/fc-agent";
 }

@@ -18,6 +18,9 @@ public static class ServiceNames
     /// <summary>The fccontrol API (its proto file has no package).</summary>
     public const string Firecracker = "Firecracker";
 
+    /// <summary>The agent's own service (its version, the VM metadata document).</summary>
+    public const string Agent = "Agent";
+
     /// <summary>The agent's drive mounting service.</summary>
     public const string DriveMounter = "DriveMounter";
 

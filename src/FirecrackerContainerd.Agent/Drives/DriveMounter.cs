@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using FirecrackerContainerd.Agent.Native;
 using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Protos;
 using FirecrackerContainerd.Protos.Agent;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Ttrpc.Server;
@@ -15,7 +16,7 @@ namespace FirecrackerContainerd.Agent.Drives;
 internal sealed partial class DriveMounter : IMountedDrives
 {
     /// <summary>The ttrpc service name.</summary>
-    public const string ServiceName = "DriveMounter";
+    public const string ServiceName = ServiceNames.DriveMounter;
 
     private const nuint BLKFLSBUF = 0x1261;
     private const int MaxPathLength = 4096;

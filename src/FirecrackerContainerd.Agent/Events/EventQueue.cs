@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using FirecrackerContainerd.Protos;
 using FirecrackerContainerd.Protos.Containerd.Types;
 using FirecrackerContainerd.Ttrpc.Server;
 using Google.Protobuf;
@@ -10,7 +11,7 @@ namespace FirecrackerContainerd.Agent.Events;
 internal sealed class EventQueue
 {
     /// <summary>The ttrpc service the host polls.</summary>
-    public const string ServiceName = "aws.firecracker.containerd.eventbridge.getter";
+    public const string ServiceName = ServiceNames.EventBridge;
 
     private readonly Channel<Envelope> _events = Channel.CreateUnbounded<Envelope>(new UnboundedChannelOptions { SingleReader = false });
 
