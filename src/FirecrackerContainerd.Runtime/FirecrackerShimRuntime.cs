@@ -1,7 +1,7 @@
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Runtime.Config;
-using FirecrackerContainerd.Runtime.Control;
+using FirecrackerContainerd.Runtime.VmControl;
 using FirecrackerContainerd.Shim.Addressing;
 using FirecrackerContainerd.Shim.Arguments;
 using FirecrackerContainerd.Shim.Lifecycle;

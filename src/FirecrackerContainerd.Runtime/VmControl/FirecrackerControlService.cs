@@ -14,7 +14,7 @@ using FirecrackerContainerd.Vmm.Qemu;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 
-namespace FirecrackerContainerd.Runtime.Control;
+namespace FirecrackerContainerd.Runtime.VmControl;
 
 /// <summary>
 /// The VM control API ("Firecracker" ttrpc service) of a shim: creates, pauses, resumes and stops the one VM
