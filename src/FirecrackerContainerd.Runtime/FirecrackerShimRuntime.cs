@@ -1,6 +1,7 @@
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Runtime.Config;
+using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Runtime.VmControl;
 using FirecrackerContainerd.Shim.Addressing;
 using FirecrackerContainerd.Shim.Arguments;
@@ -13,21 +14,24 @@ namespace FirecrackerContainerd.Runtime;
 /// <summary>The aws.firecracker runtime as plugged into the shim plumbing.</summary>
 public sealed class FirecrackerShimRuntime : IShimRuntime
 {
+    private readonly VmIdentity _identity;
+
+    /// <summary>The runtime as containerd starts it: the VM of a task is decided with this process's environment.</summary>
+    public FirecrackerShimRuntime()
+        : this(VmIdentity.OfThisProcess)
+    {
+    }
+
+    internal FirecrackerShimRuntime(VmIdentity identity) => _identity = identity;
+
     /// <summary>
-    /// One shim per VM: tasks that name the same VM (annotation aws.firecracker.vm.id) share a shim and so a
-    /// VM; a task without the annotation gets a VM of its own, named after the task.
+    /// One shim per VM (<see cref="VmIdentity"/>): tasks that name the same VM share a shim and so a VM; a task that
+    /// names none gets a VM of its own, named after the task.
     /// </summary>
     public string SocketKey(ShimArguments arguments, string bundlePath)
     {
         ArgumentNullException.ThrowIfNull(arguments);
-        try
-        {
-            return new BundleDir(bundlePath).VMID() is { Length: > 0 } vmId && Identifiers.IsValid(vmId) ? vmId : arguments.Id;
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException)
-        {
-            return arguments.Id;
-        }
+        return _identity.SocketKey(bundlePath, arguments.Id);
     }
 
     /// <inheritdoc/>

@@ -666,19 +666,14 @@ internal sealed partial class VmTaskService(ShimDaemonContext context) : ITaskSe
 
     private static string VmIdOf(BundleDir bundle, string taskId)
     {
-        string? annotated;
         try
         {
-            annotated = bundle.VMID();
+            return VmIdentity.OfThisProcess.Resolve(bundle.RootPath, taskId);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException)
+        catch (InvalidVmIdException e)
         {
             throw new TtrpcException(StatusCode.InvalidArgument, e.Message, e);
         }
-
-        string vmId = annotated ?? Environment.GetEnvironmentVariable(WellKnownNames.VmIdEnvironmentVariable) ?? taskId;
-        ValidateId(vmId, "vm id");
-        return vmId;
     }
 
     private static void ValidateId(string id, string what)
