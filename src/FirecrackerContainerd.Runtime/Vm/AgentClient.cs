@@ -17,7 +17,7 @@ namespace FirecrackerContainerd.Runtime.Vm;
 /// because the guest is not trusted. A call cut off by the connection closing fails with what
 /// <paramref name="explainLoss"/> knows about why (the VM's state, the guest's last words), not a bare "closed".
 /// </summary>
-internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explainLoss = null) : IAsyncDisposable
+internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explainLoss = null) : IGuestAgent
 {
     private const string TaskService = "containerd.task.v2.Task";
 
@@ -26,17 +26,12 @@ internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explai
 
     private volatile bool _disposed;
 
-    public Task Completion => client.Completion;
-
     public async Task<AgentVersion> VersionAsync(CancellationToken cancellationToken) =>
         await Invoke("Agent", "Version", new Empty(), AgentVersion.Parser, cancellationToken).ConfigureAwait(false);
 
     /// <summary>Installs the VM's metadata document in the guest, where every container can read it.</summary>
     public Task SetMetadataAsync(string json, CancellationToken cancellationToken) =>
         Invoke("Agent", "SetMetadata", new AgentMetadata { Json = json }, Empty.Parser, cancellationToken);
-
-    public Task MountDriveAsync(string driveId, string destination, CancellationToken cancellationToken) =>
-        MountDriveAsync(driveId, destination, "ext4", [], cancellationToken);
 
     /// <summary>Has the agent mount stub drive <paramref name="driveId"/> (patched by now) at <paramref name="destination"/>, creating it.</summary>
     public Task MountDriveAsync(string driveId, string destination, string filesystemType, IEnumerable<string> options, CancellationToken cancellationToken) =>

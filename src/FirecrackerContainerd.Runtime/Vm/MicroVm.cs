@@ -31,7 +31,8 @@ internal sealed class MicroVm : IAsyncDisposable
     private readonly ImmutableArray<VmDriveMount> _driveMounts;
     private readonly ILogger _logger;
 
-    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger)
+    /// <summary>A VM that is up: its machine runs and its agent answered.</summary>
+    internal MicroVm(VmDir dir, IVirtualMachine machine, IGuestAgent agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger)
     {
         _driveMounts = driveMounts;
         _logger = logger;
@@ -49,7 +50,7 @@ internal sealed class MicroVm : IAsyncDisposable
     /// The connection to the guest agent. It outlives a pause: the vsock device keeps the VM's connections while
     /// QEMU has its rings stopped.
     /// </summary>
-    public AgentClient Agent { get; }
+    public IGuestAgent Agent { get; }
 
     /// <summary>Boots VM <paramref name="vmId"/> of namespace <paramref name="ns"/> with <paramref name="devices"/> and waits until its agent answers.</summary>
     public static async Task<MicroVm> StartAsync(

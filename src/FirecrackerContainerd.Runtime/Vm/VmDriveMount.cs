@@ -61,7 +61,7 @@ public sealed record VmDriveMount(
     /// Patches every stub to its host file and has the agent mount it, in order (a later mount may lie below an
     /// earlier one). A failure names the mount and carries the agent's or the VMM's error.
     /// </summary>
-    internal static async Task MountAllAsync(IReadOnlyList<VmDriveMount> mounts, IVirtualMachine machine, AgentClient agent, CancellationToken cancellationToken)
+    internal static async Task MountAllAsync(IReadOnlyList<VmDriveMount> mounts, IVirtualMachine machine, IGuestAgent agent, CancellationToken cancellationToken)
     {
         foreach (VmDriveMount mount in mounts)
         {
@@ -87,7 +87,7 @@ public sealed record VmDriveMount(
     /// failures are logged and the stop goes on.
     /// </summary>
     internal static async Task UnmountAllAsync(
-        IReadOnlyList<VmDriveMount> mounts, IVirtualMachine machine, AgentClient agent, TimeSpan gracePeriod, ILogger logger, CancellationToken cancellationToken)
+        IReadOnlyList<VmDriveMount> mounts, IVirtualMachine machine, IGuestAgent agent, TimeSpan gracePeriod, ILogger logger, CancellationToken cancellationToken)
     {
         var failures = new List<string>();
         if (mounts.Count == 0 || machine.Exited.IsCompleted)

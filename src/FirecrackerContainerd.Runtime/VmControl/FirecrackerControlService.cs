@@ -21,7 +21,7 @@ namespace FirecrackerContainerd.Runtime.VmControl;
 /// the shim serves (the same VM its Task service runs containers in), reports where its sockets are, and keeps
 /// its metadata document.
 /// </summary>
-internal sealed partial class FirecrackerControlService(VmTaskService tasks, string vmId, ILogger logger)
+internal sealed partial class FirecrackerControlService(IShimVm shimVm, string vmId, ILogger logger)
 {
     /// <summary>How long StopVM lets the guest power off when the request names no timeout (as upstream).</summary>
     public static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(5);
@@ -75,7 +75,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         MicroVm vm;
         try
         {
-            vm = await tasks.CreateVmAsync(vmId, config, devices, !request.ExitAfterAllTasksDeleted, bound.Token).ConfigureAwait(false);
+            vm = await shimVm.CreateAsync(vmId, config, devices, !request.ExitAfterAllTasksDeleted, bound.Token).ConfigureAwait(false);
         }
         catch (TtrpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
         {
@@ -83,12 +83,12 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         }
         catch (OperationCanceledException e) when (!call.CancellationToken.IsCancellationRequested)
         {
-            tasks.ExitAfterFailedCreate($"CreateVM for vm {vmId} timed out");
+            shimVm.ExitAfterFailedCreate($"CreateVM for vm {vmId} timed out");
             throw new TtrpcException(StatusCode.DeadlineExceeded, $"create vm \"{vmId}\": the VM did not come up within {timeout.TotalSeconds:0} s", e);
         }
         catch
         {
-            tasks.ExitAfterFailedCreate($"CreateVM for vm {vmId} failed");
+            shimVm.ExitAfterFailedCreate($"CreateVM for vm {vmId} failed");
             throw;
         }
 
@@ -104,7 +104,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         _ = Created(request.VMID);
         TimeSpan grace = request.TimeoutSeconds > 0 ? TimeSpan.FromSeconds(request.TimeoutSeconds) : DefaultStopTimeout;
         LogStopping(logger, vmId, grace.TotalSeconds);
-        await tasks.StopVmAsync(grace, call.CancellationToken).ConfigureAwait(false);
+        await shimVm.StopAsync(grace, call.CancellationToken).ConfigureAwait(false);
         return new Empty();
     }
 
@@ -114,7 +114,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(call);
         _ = Created(request.VMID);
-        await tasks.PauseVmAsync(call.CancellationToken).ConfigureAwait(false);
+        await shimVm.PauseAsync(call.CancellationToken).ConfigureAwait(false);
         return new Empty();
     }
 
@@ -124,7 +124,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(call);
         _ = Created(request.VMID);
-        await tasks.ResumeVmAsync(call.CancellationToken).ConfigureAwait(false);
+        await shimVm.ResumeAsync(call.CancellationToken).ConfigureAwait(false);
         return new Empty();
     }
 
@@ -205,7 +205,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
     private MicroVm Created(string requestedId)
     {
         ValidateId(requestedId);
-        return requestedId == vmId && tasks.CurrentVm is { } vm
+        return requestedId == vmId && shimVm.Current is { } vm
             ? vm
             : throw new TtrpcException(StatusCode.NotFound, $"vm \"{requestedId}\" was not created in this shim (it serves vm \"{vmId}\")");
     }
