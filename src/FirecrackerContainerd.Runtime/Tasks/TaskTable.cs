@@ -112,6 +112,18 @@ internal sealed class TaskTable
         }
     }
 
+    /// <summary>
+    /// True while a task remains that a client waited for (its init, or one of its execs not deleted yet): such a
+    /// client deletes what it waited for once it has the exit.
+    /// </summary>
+    public bool ExpectsDeletes()
+    {
+        lock (_gate)
+        {
+            return _tasks.Values.Any(t => t.Init.IsAwaited || t.Execs.Values.Any(e => e.IsAwaited));
+        }
+    }
+
     /// <summary>Every process whose exit is not known yet, inits first.</summary>
     public IReadOnlyList<ProcessRecord> Unfinished()
     {

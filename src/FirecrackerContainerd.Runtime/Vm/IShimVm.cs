@@ -40,10 +40,11 @@ internal interface IShimVm
     Task ResumeAsync(CancellationToken cancellationToken);
 
     /// <summary>
-    /// The control API's StopVM: stops the VM (the guest gets <paramref name="gracePeriod"/> to power off, a paused one
-    /// none) and reports every process in it as killed (137) to containerd. A VM made by CreateVM then ends the shim.
+    /// The control API's StopVM: flushes the drive mounts (bounded by <paramref name="flushTimeout"/>, at least 5 s),
+    /// stops the VMM and reports every process in the VM as killed (137) to containerd before it returns. A VM made by
+    /// CreateVM then ends the shim (<see cref="ShimVm"/> says when).
     /// </summary>
-    Task StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken);
+    Task StopAsync(TimeSpan flushTimeout, CancellationToken cancellationToken);
 
     /// <summary>
     /// containerd's Shutdown: unless tasks remain or CreateVM asked to keep the VM (or <paramref name="now"/> is set),

@@ -17,7 +17,7 @@ namespace FirecrackerContainerd.Runtime.Vm;
 /// </summary>
 internal sealed partial class ShimVm : IShimVm, IAsyncDisposable
 {
-    /// <summary>How long the shim of a stopped VM waits for containerd to delete the VM's tasks before it exits anyway.</summary>
+    /// <summary>How long the shim of an ended VM made by CreateVM waits for the deletes it expects before it exits anyway.</summary>
     private static readonly TimeSpan DefaultDeleteGrace = TimeSpan.FromSeconds(10);
 
     private readonly ShimDaemonContext _context;
@@ -132,11 +132,11 @@ internal sealed partial class ShimVm : IShimVm, IAsyncDisposable
     }
 
     /// <inheritdoc/>
-    public async Task StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
+    public async Task StopAsync(TimeSpan flushTimeout, CancellationToken cancellationToken)
     {
         MicroVm vm = _vm ?? throw new TtrpcException(StatusCode.NotFound, "no vm was created in this shim");
         await _stopping.CancelAsync().ConfigureAwait(false);
-        await vm.StopAsync(_paused ? TimeSpan.Zero : gracePeriod, cancellationToken).ConfigureAwait(false);
+        await vm.StopAsync(_paused ? TimeSpan.Zero : flushTimeout, cancellationToken).ConfigureAwait(false);
         await _watch.ConfigureAwait(false);
     }
 
@@ -228,16 +228,22 @@ internal sealed partial class ShimVm : IShimVm, IAsyncDisposable
         // A VM created through the control API ends its shim when it ends (StopVM or a dead VMM), as upstream's.
         if (_createdByControlApi)
         {
-            _ = Task.Run(() => ExitOnceTasksAreDeletedAsync(vm), CancellationToken.None);
+            _ = Task.Run(() => ExitOnceExpectedDeletesAreDoneAsync(vm), CancellationToken.None);
         }
     }
 
-    private async Task ExitOnceTasksAreDeletedAsync(MicroVm vm)
+    /// <summary>
+    /// Ends the shim of an ended VM once no client that waited for a task's exit still has to delete it (bounded by the
+    /// delete grace): such a client (ctr run --rm, the CRI plugin) deletes the task as soon as it has the exit, and its
+    /// Delete must find the shim to get the exit status. A task nobody waits for is not waited for: containerd deletes
+    /// it itself once the shim is gone, with the status the delete verb reports (137).
+    /// </summary>
+    private async Task ExitOnceExpectedDeletesAreDoneAsync(MicroVm vm)
     {
         var waited = Stopwatch.StartNew();
-        while (waited.Elapsed < _deleteGrace && _tasks.Count > 0)
+        while (waited.Elapsed < _deleteGrace && _tasks.ExpectsDeletes())
         {
-            await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromMilliseconds(50)).ConfigureAwait(false);
         }
 
         await CleanupStep.RunAsync(async () => await vm.DisposeAsync().ConfigureAwait(false), _context.Logger).ConfigureAwait(false);

@@ -23,7 +23,7 @@ namespace FirecrackerContainerd.Runtime.VmControl;
 /// </summary>
 internal sealed partial class FirecrackerControlService(IShimVm shimVm, string vmId, ILogger logger)
 {
-    /// <summary>How long StopVM lets the guest power off when the request names no timeout (as upstream).</summary>
+    /// <summary>StopVM's timeout when the request names none (as upstream): it bounds the flush of the drive mounts.</summary>
     public static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(5);
 
     private const int MaxKernelArgsLength = 2048;
@@ -96,15 +96,18 @@ internal sealed partial class FirecrackerControlService(IShimVm shimVm, string v
         return new CreateVMResponse { VMID = vmId, SocketPath = ControlSocketPath(vm) };
     }
 
-    /// <summary>Stops the VM (graceful for the request's timeout, then killed), reports its tasks as killed and ends the shim.</summary>
+    /// <summary>
+    /// Stops the VM (its drive mounts flushed first, within the request's timeout), reports its tasks as killed and ends
+    /// the shim.
+    /// </summary>
     public async Task<Empty> StopVmAsync(StopVMRequest request, TtrpcCallContext call)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(call);
         _ = Created(request.VMID);
-        TimeSpan grace = request.TimeoutSeconds > 0 ? TimeSpan.FromSeconds(request.TimeoutSeconds) : DefaultStopTimeout;
-        LogStopping(logger, vmId, grace.TotalSeconds);
-        await shimVm.StopAsync(grace, call.CancellationToken).ConfigureAwait(false);
+        TimeSpan timeout = request.TimeoutSeconds > 0 ? TimeSpan.FromSeconds(request.TimeoutSeconds) : DefaultStopTimeout;
+        LogStopping(logger, vmId, timeout.TotalSeconds);
+        await shimVm.StopAsync(timeout, call.CancellationToken).ConfigureAwait(false);
         return new Empty();
     }
 
@@ -368,8 +371,8 @@ internal sealed partial class FirecrackerControlService(IShimVm shimVm, string v
     [LoggerMessage(Level = LogLevel.Information, Message = "CreateVM {VmId}: {Vcpus} vCPUs, {MemMib} MiB, {Slots} container slots, stays after its last task: {KeepAlive}")]
     private static partial void LogCreated(ILogger logger, string vmId, int vcpus, int memMib, int slots, bool keepAlive);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "StopVM {VmId}: the guest has {GraceSeconds} s to power off")]
-    private static partial void LogStopping(ILogger logger, string vmId, double graceSeconds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "StopVM {VmId}: the drive mounts have {TimeoutSeconds} s to be flushed")]
+    private static partial void LogStopping(ILogger logger, string vmId, double timeoutSeconds);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "vm {VmId}: metadata kept by the shim only: {Reason}")]
     private static partial void LogMetadataShimOnly(ILogger logger, string vmId, string reason);

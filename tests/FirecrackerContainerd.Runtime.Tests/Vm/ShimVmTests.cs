@@ -68,6 +68,50 @@ public sealed class ShimVmTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task StopVM_stops_the_VMM_at_once_instead_of_waiting_out_its_timeout_for_a_power_off()
+    {
+        await _shim.Vm.CreateAsync("vm1", _shim.Config, VmDevices.None, keepAlive: true, CancellationToken.None);
+        await _shim.RunAsync("c1");
+        FakeMachine machine = _shim.Machine;
+
+        await _shim.Vm.StopAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+
+        Assert.Equal([TimeSpan.Zero], machine.Stops);
+    }
+
+    [Fact]
+    public async Task A_stopped_VM_made_by_CreateVM_ends_the_shim_without_waiting_for_deletes_of_tasks_nobody_waits_for()
+    {
+        // A grace longer than any test: were the shim waiting for c1's delete, it would not end.
+        await using var shim = new FakeVmShim(deleteGrace: TimeSpan.FromDays(1));
+        await shim.Vm.CreateAsync("vm1", shim.Config, VmDevices.None, keepAlive: true, CancellationToken.None);
+        await shim.RunAsync("c1"); // as ctr run -d: nobody waits for it, containerd deletes it once the shim is gone
+
+        await shim.Vm.StopAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+
+        Assert.Equal("vm vm1 created by CreateVM has exited", await shim.Lifetime.ExitRequested.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.NotNull(shim.Tasks.TryFind("c1"));
+    }
+
+    [Fact]
+    public async Task A_stopped_VM_made_by_CreateVM_ends_the_shim_only_once_the_tasks_a_client_waits_for_are_deleted()
+    {
+        await using var shim = new FakeVmShim(deleteGrace: TimeSpan.FromDays(1));
+        await shim.Vm.CreateAsync("vm1", shim.Config, VmDevices.None, keepAlive: true, CancellationToken.None);
+        await shim.RunAsync("c1");
+        await shim.RunAsync("c2");
+        Task<WaitResponse> waiting = shim.Service.WaitAsync(new WaitRequest { Id = "c1" }, FakeVmShim.Call()); // as ctr run --rm
+
+        await shim.Vm.StopAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+        Assert.Equal(137u, (await waiting).ExitStatus);
+        Assert.False(shim.Lifetime.ExitRequested.IsCompleted); // c1's client still has to delete it
+        await shim.Service.DeleteAsync(new DeleteRequest { Id = "c1" }, FakeVmShim.Call());
+
+        Assert.Equal("vm vm1 created by CreateVM has exited", await shim.Lifetime.ExitRequested.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.NotNull(shim.Tasks.TryFind("c2"));
+    }
+
+    [Fact]
     public async Task Pause_and_resume_of_a_VM_that_was_never_booted_is_NotFound()
     {
         var e = await Assert.ThrowsAsync<TtrpcException>(() => _shim.Vm.PauseAsync(CancellationToken.None));
