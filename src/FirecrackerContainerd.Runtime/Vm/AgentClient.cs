@@ -26,12 +26,17 @@ internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explai
 
     private volatile bool _disposed;
 
+    public Task Completion => client.Completion;
+
     public async Task<AgentVersion> VersionAsync(CancellationToken cancellationToken) =>
         await Invoke("Agent", "Version", new Empty(), AgentVersion.Parser, cancellationToken).ConfigureAwait(false);
 
     /// <summary>Installs the VM's metadata document in the guest, where every container can read it.</summary>
     public Task SetMetadataAsync(string json, CancellationToken cancellationToken) =>
         Invoke("Agent", "SetMetadata", new AgentMetadata { Json = json }, Empty.Parser, cancellationToken);
+
+    public Task MountDriveAsync(string driveId, string destination, CancellationToken cancellationToken) =>
+        MountDriveAsync(driveId, destination, "ext4", [], cancellationToken);
 
     /// <summary>Has the agent mount stub drive <paramref name="driveId"/> (patched by now) at <paramref name="destination"/>, creating it.</summary>
     public Task MountDriveAsync(string driveId, string destination, string filesystemType, IEnumerable<string> options, CancellationToken cancellationToken) =>
