@@ -95,7 +95,11 @@ public static class FcctlProgram
         var kernel = new Option<string?>("--kernel") { Description = "the guest kernel, an absolute path on the host (default: the runtime configuration's)" };
         var kernelArgs = new Option<string?>("--kernel-args") { Description = "the guest kernel's command line (default: the runtime configuration's)" };
         var containers = new Option<int>("--containers") { Description = "how many containers the VM will hold" };
-        var keep = new Option<bool>("--keep") { Description = "keep the VM after its last task is deleted" };
+        // As the API's own default (and upstream's): a VM made here lives until stop-vm unless asked otherwise.
+        var exitAfterTasks = new Option<bool>("--exit-after-tasks")
+        {
+            Description = "end the VM (and its shim) once the last container in it is deleted; without it the VM lives until stop-vm",
+        };
         var createTimeout = Timeout();
         var nets = new Option<string[]>("--net") { Description = $"a network interface on a host TAP device: {CreateVmDevices.NetForm} (repeatable)" };
         var drives = new Option<string[]>("--drive") { Description = $"a host file mounted in the guest: {CreateVmDevices.DriveForm} (repeatable)" };
@@ -104,7 +108,7 @@ public static class FcctlProgram
         var deflateOnOom = new Option<bool>("--balloon-deflate-on-oom") { Description = "let the guest deflate the balloon when it runs out of memory" };
         root.Add(Run(new Command("create-vm", "create a VM and start its shim")
             {
-                createId, vcpus, mem, kernel, kernelArgs, containers, keep, createTimeout, nets, drives, balloonMib, balloonStats, deflateOnOom,
+                createId, vcpus, mem, kernel, kernelArgs, containers, exitAfterTasks, createTimeout, nets, drives, balloonMib, balloonStats, deflateOnOom,
             },
             (r, c) =>
             {
@@ -119,7 +123,7 @@ public static class FcctlProgram
                     KernelImagePath = r.GetValue(kernel) is { } path ? Path.GetFullPath(path) : c.Defaults.Kernel,
                     KernelArgs = r.GetValue(kernelArgs) ?? c.Defaults.KernelArgs,
                     ContainerCount = r.GetValue(containers),
-                    ExitAfterAllTasksDeleted = !r.GetValue(keep),
+                    ExitAfterAllTasksDeleted = r.GetValue(exitAfterTasks),
                     TimeoutSeconds = r.GetValue(createTimeout),
                     BalloonDevice = r.GetValue(balloonMib) is { } amount
                         ? new FirecrackerBalloonDevice { AmountMib = amount, StatsPollingIntervals = r.GetValue(balloonStats), DeflateOnOom = r.GetValue(deflateOnOom) }

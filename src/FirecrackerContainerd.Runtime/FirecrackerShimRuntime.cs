@@ -1,46 +1,52 @@
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Runtime.Config;
-using FirecrackerContainerd.Runtime.Control;
+using FirecrackerContainerd.Runtime.Rootfs;
+using FirecrackerContainerd.Runtime.Tasks;
+using FirecrackerContainerd.Runtime.Vm;
+using FirecrackerContainerd.Runtime.VmControl;
 using FirecrackerContainerd.Shim.Addressing;
 using FirecrackerContainerd.Shim.Arguments;
 using FirecrackerContainerd.Shim.Lifecycle;
-using FirecrackerContainerd.Shim.Tasks;
-using FirecrackerContainerd.Ttrpc.Server;
 
 namespace FirecrackerContainerd.Runtime;
 
 /// <summary>The aws.firecracker runtime as plugged into the shim plumbing.</summary>
 public sealed class FirecrackerShimRuntime : IShimRuntime
 {
+    private readonly VmIdentity _identity;
+
+    /// <summary>The runtime as containerd starts it: the VM of a task is decided with this process's environment.</summary>
+    public FirecrackerShimRuntime()
+        : this(VmIdentity.OfThisProcess)
+    {
+    }
+
+    internal FirecrackerShimRuntime(VmIdentity identity) => _identity = identity;
+
     /// <summary>
-    /// One shim per VM: tasks that name the same VM (annotation aws.firecracker.vm.id) share a shim and so a
-    /// VM; a task without the annotation gets a VM of its own, named after the task.
+    /// One shim per VM (<see cref="VmIdentity"/>): tasks that name the same VM share a shim and so a VM; a task that
+    /// names none gets a VM of its own, named after the task.
     /// </summary>
     public string SocketKey(ShimArguments arguments, string bundlePath)
     {
         ArgumentNullException.ThrowIfNull(arguments);
-        try
-        {
-            return new BundleDir(bundlePath).VMID() is { Length: > 0 } vmId && Identifiers.IsValid(vmId) ? vmId : arguments.Id;
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException)
-        {
-            return arguments.Id;
-        }
+        return _identity.SocketKey(bundlePath, arguments.Id);
     }
 
-    /// <inheritdoc/>
-    public ITaskService CreateTaskService(ShimDaemonContext context) => new VmTaskService(context);
-
-    /// <summary>The VM control API ("Firecracker"), sharing the VM of the Task service; its VM id is the socket key.</summary>
-    public void AddServices(TtrpcServiceRegistry registry, ITaskService taskService, ShimDaemonContext context)
+    /// <summary>
+    /// The Task service and the VM control API ("Firecracker") over one <see cref="ShimVm"/> and one task table; the
+    /// control API serves the VM named by the socket key.
+    /// </summary>
+    public ShimServices CreateServices(ShimDaemonContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (taskService is VmTaskService tasks)
-        {
-            new FirecrackerControlService(tasks, SocketKey(context.Arguments, context.BundlePath), context.Logger).Register(registry);
-        }
+        var tasks = new TaskTable();
+        var vm = new ShimVm(context, tasks);
+        var control = new FirecrackerControlService(vm, SocketKey(context.Arguments, context.BundlePath), context.Logger);
+        RootfsImageBuilder buildRootfs = async (mounts, image, cancellationToken) =>
+            await RootfsImage.CreateAsync(mounts, image, null, cancellationToken).ConfigureAwait(false);
+        return new ShimServices(new VmTaskService(context, vm, tasks, _identity, buildRootfs), registry => control.Register(registry));
     }
 
     /// <summary>

@@ -14,7 +14,7 @@ public sealed class FcctlTests : IAsyncLifetime
     [Fact]
     public async Task Create_info_list_and_stop_print_for_people_and_exit_0_and_a_duplicate_create_exits_4()
     {
-        var create = await _h.FcctlAsync("create-vm", "vm1", "--vcpus", "2", "--mem-mib", "256", "--keep", "--namespace", "ns1");
+        var create = await _h.FcctlAsync("create-vm", "vm1", "--vcpus", "2", "--mem-mib", "256", "--namespace", "ns1");
         Assert.Equal((0, "created vm vm1\n  socket: /run/vm/firecracker.sock\n", ""), create);
         Assert.Equal(["CreateVM ns1 vm1 vcpus=2 exit=False"], _h.Shims["ns1/vm1"].Calls.ToArray());
 
@@ -32,6 +32,17 @@ public sealed class FcctlTests : IAsyncLifetime
 
         Assert.Equal((0, "stopped vm vm1\n", ""), await _h.FcctlAsync("stop-vm", "vm1", "--timeout", "5", "-n", "ns1"));
         Assert.Equal((0, "no vms\n", ""), await _h.FcctlAsync("list", "-n", "ns1"));
+    }
+
+    [Fact]
+    public async Task Create_vm_keeps_the_VM_after_its_last_container_unless_asked_to_end_it_with_it()
+    {
+        Assert.Equal(0, (await _h.FcctlAsync("create-vm", "vm1")).Code);
+        Assert.Equal(0, (await _h.FcctlAsync("create-vm", "vm2", "--exit-after-tasks")).Code);
+
+        // ExitAfterAllTasksDeleted, the API's own default (false) unless the flag asks for it.
+        Assert.Equal(["CreateVM default vm1 vcpus=0 exit=False"], _h.Shims["default/vm1"].Calls.ToArray());
+        Assert.Equal(["CreateVM default vm2 vcpus=0 exit=True"], _h.Shims["default/vm2"].Calls.ToArray());
     }
 
     [Fact]
@@ -103,6 +114,7 @@ public sealed class FcctlTests : IAsyncLifetime
     [InlineData("no-such-command")]
     [InlineData("create-vm")]
     [InlineData("create-vm", "vm1", "--vcpus", "many")]
+    [InlineData("create-vm", "vm1", "--keep")]
     [InlineData("metadata", "set", "vm1", "{not json")]
     [InlineData("metadata")]
     [InlineData("create-vm", "vm1", "--net", "tap0")]

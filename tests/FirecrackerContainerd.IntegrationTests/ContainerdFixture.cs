@@ -32,7 +32,20 @@ public sealed class ContainerdFixture : IAsyncLifetime
     private readonly List<(string Namespace, string Id)> _notCleared = [];
     private Process? _containerd;
     private readonly HashSet<string> _imageImportedInto = [];
+    private readonly IReadOnlyDictionary<string, string> _environment;
     private Task<string>? _guest;
+
+    /// <summary>The containerd the tests of the collection share.</summary>
+    public ContainerdFixture()
+        : this(new Dictionary<string, string>())
+    {
+    }
+
+    /// <summary>
+    /// A containerd of its own for a test that needs <paramref name="environment"/> in containerd's environment, which
+    /// containerd passes on to every shim it starts. The test initialises and disposes it itself.
+    /// </summary>
+    internal ContainerdFixture(IReadOnlyDictionary<string, string> environment) => _environment = environment;
 
     /// <summary>The version of the containerd under test, as <c>containerd --version</c> prints it (e.g. 1.7.24~ds1).</summary>
     public string Version { get; private set; } = string.Empty;
@@ -416,6 +429,11 @@ public sealed class ContainerdFixture : IAsyncLifetime
         info.Environment[FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = InvocationLogPath;
         info.Environment["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = RuntimeConfigPath;
         info.Environment["TMPDIR"] = ShimTempDirectory;
+        foreach (var (name, value) in _environment)
+        {
+            info.Environment[name] = value;
+        }
+
         _containerd = Process.Start(info) ?? throw new InvalidOperationException($"could not start {ContainerdBinary}");
         _containerd.OutputDataReceived += (_, e) => AppendLog(e.Data);
         _containerd.ErrorDataReceived += (_, e) => AppendLog(e.Data);

@@ -92,7 +92,7 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             containerd.NoteTaskId(Namespace, ids[2]);
             longRun = containerd.CtrWithInputAsync(Namespace, null,
                 ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"{VmIdAnnotation}={vmId}",
-                 BusyboxImage.Name, ids[2], "sh", "-c", "trap 'echo signalled after the resume' USR1; echo started; while true; do sleep 0.2; done"]);
+                 BusyboxImage.Name, ids[2], "sh", "-c", "trap 'echo signalled after the resume; : > /signalled' USR1; echo started; while true; do sleep 0.2; done"]);
             Assert.True(await containerd.TaskReachesAsync(Namespace, ids[2], "RUNNING", StateChange), $"{ids[2]} never ran\n{containerd.ShimLog()}");
             await shim.CallAsync("PauseVM", new PauseVMRequest { VMID = vmId }, Empty.Parser);
             Assert.Equal("PAUSED", await containerd.TaskStatusAsync(Namespace, ids[2]));
@@ -103,6 +103,16 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             Assert.Equal(first, exec.Stdout.Trim());
             CommandResult signal = await containerd.CtrAsync(Namespace, "task", "kill", "--signal", "SIGUSR1", ids[2]);
             Assert.True(signal.ExitCode == 0, containerd.Describe(signal));
+
+            // StopVM stops the VMM at once: wait until the shell has run its trap, whose line is then on its way out.
+            int attempt = 0;
+            CommandResult handled;
+            do
+            {
+                handled = await containerd.CtrWithInputAsync(Namespace, null, ["task", "exec", "--exec-id", $"trapped-{++attempt}", ids[2], "cat", "/signalled"]);
+            }
+            while (handled.ExitCode != 0 && attempt < 20);
+            Assert.True(handled.ExitCode == 0, $"the container never ran its USR1 trap\n{containerd.Describe(handled)}");
 
             // StopVM ends the VM under the running container, which reads as killed, and then the shim.
             clock.Restart();

@@ -71,7 +71,8 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
     {
         const string vmId = "ctl-vm";
         _createdVms.Add(vmId);
-        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--keep", "--kernel-args", "reboot=k panic=-1 quiet fc.test=ctl-vm");
+        // No flag to keep the VM: it lives until stop-vm, so the `ctr run --rm` below, one after the other, share it.
+        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--kernel-args", "reboot=k panic=-1 quiet fc.test=ctl-vm");
         Assert.True(created.ExitCode == 0, containerd.Describe(created));
         Assert.Equal(4, (await FcctlAsync("create-vm", vmId)).ExitCode);
 
@@ -132,7 +133,7 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         string[] ids = ["ctl-s1", "ctl-s2"];
         _createdVms.Add(vmId);
         // 256 MiB: a 128 MiB guest that had given 32 MiB to the balloon lost its agent (and the VM) when a container was created.
-        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--keep", "--mem-mib", "256", "--balloon-mib", "0", "--balloon-stats", "1");
+        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "2", "--mem-mib", "256", "--balloon-mib", "0", "--balloon-stats", "1");
         Assert.True(created.ExitCode == 0, containerd.Describe(created));
         Assert.Equal("Running", await StateAsync(vmId));
 

@@ -27,9 +27,9 @@ public sealed partial class FirecrackerForwarder
     private static readonly TimeSpan CreateMargin = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// How long beyond StopVM's timeout a shim may take to exit before it is killed: a shim whose VM stopped under
-    /// running tasks waits up to 10 s for containerd to delete them (so that the deletes get their exit statuses
-    /// from it), and then a few seconds to leave.
+    /// How long beyond StopVM's timeout a shim may take to exit before it is killed: a shim whose VM stopped under tasks
+    /// that a client waits for (ctr run --rm, the CRI plugin) waits up to 10 s for that client to delete them (so that
+    /// the deletes get their exit statuses from it), and then a few seconds to leave.
     /// </summary>
     private static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(15);
 

@@ -17,7 +17,7 @@ namespace FirecrackerContainerd.Runtime.Vm;
 /// because the guest is not trusted. A call cut off by the connection closing fails with what
 /// <paramref name="explainLoss"/> knows about why (the VM's state, the guest's last words), not a bare "closed".
 /// </summary>
-internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explainLoss = null) : IAsyncDisposable
+internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explainLoss = null) : IGuestAgent
 {
     private const string TaskService = "containerd.task.v2.Task";
 

@@ -29,7 +29,8 @@ internal sealed class MicroVm : IAsyncDisposable
     private readonly ImmutableArray<VmDriveMount> _driveMounts;
     private readonly ILogger _logger;
 
-    private MicroVm(VmDir dir, IVirtualMachine machine, AgentClient agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger)
+    /// <summary>A VM that is up: its machine runs and its agent answered.</summary>
+    internal MicroVm(VmDir dir, IVirtualMachine machine, IGuestAgent agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger)
     {
         _driveMounts = driveMounts;
         _logger = logger;
@@ -47,7 +48,7 @@ internal sealed class MicroVm : IAsyncDisposable
     /// The connection to the guest agent. It outlives a pause: the vsock device keeps the VM's connections while
     /// QEMU has its rings stopped.
     /// </summary>
-    public AgentClient Agent { get; }
+    public IGuestAgent Agent { get; }
 
     /// <summary>Boots VM <paramref name="vmId"/> of namespace <paramref name="ns"/> with <paramref name="devices"/> and waits until its agent answers.</summary>
     public static async Task<MicroVm> StartAsync(
@@ -173,17 +174,20 @@ internal sealed class MicroVm : IAsyncDisposable
     public string ImagePath(int slot) => Path.Combine(Dir.RootPath, $"rootfs{slot}.img");
 
     /// <summary>
-    /// Ends the VM: the guest gets <paramref name="gracePeriod"/> to power off, then the VMM is killed. Zero when its
-    /// containers are gone already: their rootfs images are thrown away, so the guest has nothing to flush. The drive
-    /// mounts, whose files outlive the VM, are flushed and unmounted first.
+    /// Ends the VM. The drive mounts, whose files outlive the VM, are flushed and unmounted first (bounded by the larger
+    /// of <paramref name="flushTimeout"/> and 5 s); then the VMM is stopped at once: nothing else in the guest outlives
+    /// the VM (the containers' rootfs images go with the VM directory), so a power-off has nothing to save. A grace
+    /// period for one was only ever a wait under QEMU: nothing in the guest acts on the ACPI power button (no daemon
+    /// listens for it, and the guest's init powers off only once its agent has exited), so StopVM spent the whole
+    /// timeout before QEMU was told to quit.
     /// </summary>
-    public async Task StopAsync(TimeSpan gracePeriod, CancellationToken cancellationToken)
+    public async Task StopAsync(TimeSpan flushTimeout, CancellationToken cancellationToken)
     {
-        await VmDriveMount.UnmountAllAsync(_driveMounts, Machine, Agent, gracePeriod, _logger, cancellationToken).ConfigureAwait(false);
+        await VmDriveMount.UnmountAllAsync(_driveMounts, Machine, Agent, flushTimeout, _logger, cancellationToken).ConfigureAwait(false);
         await DisposeAgentAsync().ConfigureAwait(false);
         if (!Machine.Exited.IsCompleted)
         {
-            await Machine.StopAsync(gracePeriod, cancellationToken).ConfigureAwait(false);
+            await Machine.StopAsync(TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -61,7 +61,7 @@ public sealed record VmDriveMount(
     /// Patches every stub to its host file and has the agent mount it, in order (a later mount may lie below an
     /// earlier one). A failure names the mount and carries the agent's or the VMM's error.
     /// </summary>
-    internal static async Task MountAllAsync(IReadOnlyList<VmDriveMount> mounts, IVirtualMachine machine, AgentClient agent, CancellationToken cancellationToken)
+    internal static async Task MountAllAsync(IReadOnlyList<VmDriveMount> mounts, IVirtualMachine machine, IGuestAgent agent, CancellationToken cancellationToken)
     {
         foreach (VmDriveMount mount in mounts)
         {
@@ -83,11 +83,11 @@ public sealed record VmDriveMount(
     /// Has the agent flush and unmount the drive mounts (last first) so that what the guest wrote reaches the host
     /// files before the VM ends. A paused VM with a writable drive mount is resumed for it: what its containers wrote
     /// would otherwise be lost; a paused VM with only read-only ones has nothing to lose and stays paused. Skipped
-    /// for an exited VM; bounded by the larger of <paramref name="gracePeriod"/> and <see cref="MinimumFlushTime"/>;
+    /// for an exited VM; bounded by the larger of <paramref name="flushTimeout"/> and <see cref="MinimumFlushTime"/>;
     /// failures are logged and the stop goes on.
     /// </summary>
     internal static async Task UnmountAllAsync(
-        IReadOnlyList<VmDriveMount> mounts, IVirtualMachine machine, AgentClient agent, TimeSpan gracePeriod, ILogger logger, CancellationToken cancellationToken)
+        IReadOnlyList<VmDriveMount> mounts, IVirtualMachine machine, IGuestAgent agent, TimeSpan flushTimeout, ILogger logger, CancellationToken cancellationToken)
     {
         var failures = new List<string>();
         if (mounts.Count == 0 || machine.Exited.IsCompleted)
@@ -96,7 +96,7 @@ public sealed record VmDriveMount(
         }
 
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        bound.CancelAfter(gracePeriod > MinimumFlushTime ? gracePeriod : MinimumFlushTime);
+        bound.CancelAfter(flushTimeout > MinimumFlushTime ? flushTimeout : MinimumFlushTime);
         try
         {
             MachineState state = await machine.GetStateAsync(bound.Token).ConfigureAwait(false);

@@ -1,11 +1,9 @@
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Shim.Arguments;
-using FirecrackerContainerd.Shim.Tasks;
-using FirecrackerContainerd.Ttrpc.Server;
 
 namespace FirecrackerContainerd.Shim.Lifecycle;
 
-/// <summary>What a runtime plugs into the shim plumbing: its Task service and its clean-up for <c>delete</c>.</summary>
+/// <summary>What a runtime plugs into the shim plumbing: its socket key, its services and its clean-up for <c>delete</c>.</summary>
 public interface IShimRuntime
 {
     /// <summary>
@@ -14,16 +12,11 @@ public interface IShimRuntime
     /// </summary>
     string SocketKey(ShimArguments arguments, string bundlePath);
 
-    /// <summary>Creates the Task service the daemon serves.</summary>
-    ITaskService CreateTaskService(ShimDaemonContext context);
-
     /// <summary>
-    /// Registers the runtime's own ttrpc services beside the Task service, on the same socket. They get the
-    /// Task service <paramref name="taskService"/> the daemon created, so they can share its state. None by default.
+    /// Creates what the daemon serves: the Task service and the runtime's own ttrpc services beside it, on the same
+    /// socket. They are made together, so a runtime can build them over the state they share.
     /// </summary>
-    void AddServices(TtrpcServiceRegistry registry, ITaskService taskService, ShimDaemonContext context)
-    {
-    }
+    ShimServices CreateServices(ShimDaemonContext context);
 
     /// <summary>
     /// Releases whatever the task held after its shim is gone (the <c>delete</c> verb); must be quick and idempotent.

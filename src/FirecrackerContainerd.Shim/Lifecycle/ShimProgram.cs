@@ -157,9 +157,9 @@ public static partial class ShimProgram
         using var listener = await ShimSocket.BindAsync(path, CancellationToken.None).ConfigureAwait(false);
         await using var events = new EventPublisher(EventPublisher.ResolveSocketPath(args.Address), args.Namespace, logger);
         var context = new ShimDaemonContext(args, bundle, args.Socket, events, lifetime, logger);
-        ITaskService tasks = runtime.CreateTaskService(context);
-        var registry = new TtrpcServiceRegistry().AddTaskService(tasks);
-        runtime.AddServices(registry, tasks, context);
+        ShimServices services = runtime.CreateServices(context);
+        var registry = new TtrpcServiceRegistry().AddTaskService(services.Tasks);
+        services.AddOthers?.Invoke(registry);
         var server = new TtrpcServer(registry, new TtrpcServerOptions { RequireSameUser = true }, logger);
         try
         {

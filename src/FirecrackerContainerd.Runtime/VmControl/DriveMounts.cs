@@ -7,7 +7,7 @@ using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Vmm.Machine;
 
-namespace FirecrackerContainerd.Runtime.Control;
+namespace FirecrackerContainerd.Runtime.VmControl;
 
 /// <summary>
 /// Checks CreateVM's DriveMounts and turns them into the drives the VM boots with and the agent mounts. Every

@@ -1,11 +1,11 @@
 using System.Collections.Immutable;
 using System.Text.Json;
 using FirecrackerContainerd.Protos.FcControl;
-using FirecrackerContainerd.Runtime.Control;
+using FirecrackerContainerd.Runtime.VmControl;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Vmm.Machine;
 
-namespace FirecrackerContainerd.Runtime.Tests.Control;
+namespace FirecrackerContainerd.Runtime.Tests.VmControl;
 
 /// <summary>The balloon calls of the control API: what is refused, with which status, before the VMM hears of it.</summary>
 public sealed class BalloonControlTests

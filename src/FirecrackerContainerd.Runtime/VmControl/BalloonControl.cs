@@ -3,7 +3,7 @@ using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Vmm.Machine;
 using Google.Protobuf.WellKnownTypes;
 
-namespace FirecrackerContainerd.Runtime.Control;
+namespace FirecrackerContainerd.Runtime.VmControl;
 
 /// <summary>
 /// The memory balloon calls of the control API (GetBalloonConfig, UpdateBalloon, GetBalloonStats,

@@ -12,16 +12,16 @@ using FirecrackerContainerd.Vmm.Machine;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 
-namespace FirecrackerContainerd.Runtime.Control;
+namespace FirecrackerContainerd.Runtime.VmControl;
 
 /// <summary>
 /// The VM control API ("Firecracker" ttrpc service) of a shim: creates, pauses, resumes and stops the one VM
 /// the shim serves (the same VM its Task service runs containers in), reports where its sockets are, and keeps
 /// its metadata document.
 /// </summary>
-internal sealed partial class FirecrackerControlService(VmTaskService tasks, string vmId, ILogger logger)
+internal sealed partial class FirecrackerControlService(IShimVm shimVm, string vmId, ILogger logger)
 {
-    /// <summary>How long StopVM lets the guest power off when the request names no timeout (as upstream).</summary>
+    /// <summary>StopVM's timeout when the request names none (as upstream): it bounds the flush of the drive mounts.</summary>
     public static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(5);
 
     private const int MaxKernelArgsLength = 2048;
@@ -73,7 +73,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         MicroVm vm;
         try
         {
-            vm = await tasks.CreateVmAsync(vmId, config, devices, !request.ExitAfterAllTasksDeleted, bound.Token).ConfigureAwait(false);
+            vm = await shimVm.CreateAsync(vmId, config, devices, !request.ExitAfterAllTasksDeleted, bound.Token).ConfigureAwait(false);
         }
         catch (TtrpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
         {
@@ -81,12 +81,12 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         }
         catch (OperationCanceledException e) when (!call.CancellationToken.IsCancellationRequested)
         {
-            tasks.ExitAfterFailedCreate($"CreateVM for vm {vmId} timed out");
+            shimVm.ExitAfterFailedCreate($"CreateVM for vm {vmId} timed out");
             throw new TtrpcException(StatusCode.DeadlineExceeded, $"create vm \"{vmId}\": the VM did not come up within {timeout.TotalSeconds:0} s", e);
         }
         catch
         {
-            tasks.ExitAfterFailedCreate($"CreateVM for vm {vmId} failed");
+            shimVm.ExitAfterFailedCreate($"CreateVM for vm {vmId} failed");
             throw;
         }
 
@@ -94,15 +94,18 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         return new CreateVMResponse { VMID = vmId, SocketPath = vm.Machine.ControlSocketPath };
     }
 
-    /// <summary>Stops the VM (graceful for the request's timeout, then killed), reports its tasks as killed and ends the shim.</summary>
+    /// <summary>
+    /// Stops the VM (its drive mounts flushed first, within the request's timeout), reports its tasks as killed and ends
+    /// the shim.
+    /// </summary>
     public async Task<Empty> StopVmAsync(StopVMRequest request, TtrpcCallContext call)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(call);
         _ = Created(request.VMID);
-        TimeSpan grace = request.TimeoutSeconds > 0 ? TimeSpan.FromSeconds(request.TimeoutSeconds) : DefaultStopTimeout;
-        LogStopping(logger, vmId, grace.TotalSeconds);
-        await tasks.StopVmAsync(grace, call.CancellationToken).ConfigureAwait(false);
+        TimeSpan timeout = request.TimeoutSeconds > 0 ? TimeSpan.FromSeconds(request.TimeoutSeconds) : DefaultStopTimeout;
+        LogStopping(logger, vmId, timeout.TotalSeconds);
+        await shimVm.StopAsync(timeout, call.CancellationToken).ConfigureAwait(false);
         return new Empty();
     }
 
@@ -112,7 +115,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(call);
         _ = Created(request.VMID);
-        await tasks.PauseVmAsync(call.CancellationToken).ConfigureAwait(false);
+        await shimVm.PauseAsync(call.CancellationToken).ConfigureAwait(false);
         return new Empty();
     }
 
@@ -122,7 +125,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(call);
         _ = Created(request.VMID);
-        await tasks.ResumeVmAsync(call.CancellationToken).ConfigureAwait(false);
+        await shimVm.ResumeAsync(call.CancellationToken).ConfigureAwait(false);
         return new Empty();
     }
 
@@ -203,7 +206,7 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
     private MicroVm Created(string requestedId)
     {
         ValidateId(requestedId);
-        return requestedId == vmId && tasks.CurrentVm is { } vm
+        return requestedId == vmId && shimVm.Current is { } vm
             ? vm
             : throw new TtrpcException(StatusCode.NotFound, $"vm \"{requestedId}\" was not created in this shim (it serves vm \"{vmId}\")");
     }
@@ -358,8 +361,8 @@ internal sealed partial class FirecrackerControlService(VmTaskService tasks, str
     [LoggerMessage(Level = LogLevel.Information, Message = "CreateVM {VmId}: {Vcpus} vCPUs, {MemMib} MiB, {Slots} container slots, stays after its last task: {KeepAlive}")]
     private static partial void LogCreated(ILogger logger, string vmId, int vcpus, int memMib, int slots, bool keepAlive);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "StopVM {VmId}: the guest has {GraceSeconds} s to power off")]
-    private static partial void LogStopping(ILogger logger, string vmId, double graceSeconds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "StopVM {VmId}: the drive mounts have {TimeoutSeconds} s to be flushed")]
+    private static partial void LogStopping(ILogger logger, string vmId, double timeoutSeconds);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "vm {VmId}: metadata kept by the shim only: {Reason}")]
     private static partial void LogMetadataShimOnly(ILogger logger, string vmId, string reason);

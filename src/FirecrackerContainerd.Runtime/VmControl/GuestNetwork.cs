@@ -8,7 +8,7 @@ using FirecrackerContainerd.Protos.FcControl;
 using FirecrackerContainerd.Ttrpc;
 using VmmNetworkInterface = FirecrackerContainerd.Vmm.Machine.NetworkInterface;
 
-namespace FirecrackerContainerd.Runtime.Control;
+namespace FirecrackerContainerd.Runtime.VmControl;
 
 /// <summary>
 /// CreateVM's network interfaces, with static configuration only: each becomes a virtio-net device backed by a

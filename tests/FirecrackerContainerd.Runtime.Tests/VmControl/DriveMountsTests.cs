@@ -1,11 +1,11 @@
 using System.Collections.Immutable;
 using FirecrackerContainerd.Protos.FcControl;
-using FirecrackerContainerd.Runtime.Control;
+using FirecrackerContainerd.Runtime.VmControl;
 using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Vmm.Machine;
 
-namespace FirecrackerContainerd.Runtime.Tests.Control;
+namespace FirecrackerContainerd.Runtime.Tests.VmControl;
 
 public sealed class DriveMountsTests : IDisposable
 {

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace FirecrackerContainerd.Runtime.Control;
+namespace FirecrackerContainerd.Runtime.VmControl;
 
 /// <summary>
 /// The VM's metadata document as the shim keeps it: a JSON object replaced by Set and merged into by Update

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace FirecrackerContainerd.Runtime.Control;
+namespace FirecrackerContainerd.Runtime.VmControl;
 
 /// <summary>The libc calls of the control API: what kind of file a request names.</summary>
 internal static unsafe partial class Interop

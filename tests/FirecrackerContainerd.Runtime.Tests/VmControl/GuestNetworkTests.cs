@@ -1,8 +1,8 @@
 using FirecrackerContainerd.Protos.FcControl;
-using FirecrackerContainerd.Runtime.Control;
+using FirecrackerContainerd.Runtime.VmControl;
 using FirecrackerContainerd.Ttrpc;
 
-namespace FirecrackerContainerd.Runtime.Tests.Control;
+namespace FirecrackerContainerd.Runtime.Tests.VmControl;
 
 public sealed class GuestNetworkTests
 {
