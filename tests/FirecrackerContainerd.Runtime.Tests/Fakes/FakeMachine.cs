@@ -16,6 +16,8 @@ internal sealed class FakeMachine(string vmId) : IVirtualMachine
 
     public string? VsockHostPath => null;
 
+    public string ControlSocketPath => "/nonexistent/control.sock";
+
     public Task<VmExit> Exited => _exited.Task;
 
     /// <summary>Drive patches as "driveId=hostPath", in order.</summary>
