@@ -26,11 +26,9 @@ public sealed class ContainerdFixture : IAsyncLifetime
 
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan GuestPreparationTimeout = TimeSpan.FromMinutes(20);
-    private readonly StringBuilder _log = new();
-    private readonly Lock _logLock = new();
     private readonly HashSet<(string Namespace, string Id)> _usedIds = [];
     private readonly List<(string Namespace, string Id)> _notCleared = [];
-    private Process? _containerd;
+    private ContainerdProcess? _containerd;
     private readonly HashSet<string> _imageImportedInto = [];
     private readonly IReadOnlyDictionary<string, string> _environment;
     private Task<string>? _guest;
@@ -69,16 +67,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
     public string InvocationLogPath => Path.Combine(Directory, "shim-invocations.log");
 
     /// <summary>Everything containerd wrote to stdout and stderr so far (including our shim's log FIFO lines).</summary>
-    public string ContainerdLog
-    {
-        get
-        {
-            lock (_logLock)
-            {
-                return _log.ToString();
-            }
-        }
-    }
+    public string ContainerdLog => _containerd?.Log ?? string.Empty;
 
     /// <summary>The runtime configuration file containerd's shims read (written by <see cref="RequireGuestAsync"/>).</summary>
     public string RuntimeConfigPath => Path.Combine(Directory, "firecracker-runtime.json");
@@ -142,7 +131,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
     public async Task RestartAsync()
     {
         await StopContainerdAsync();
-        AppendLog("---- containerd restarted by the test ----");
+        _containerd?.Note("---- containerd restarted by the test ----");
         await StartContainerdAsync();
     }
 
@@ -412,92 +401,28 @@ public sealed class ContainerdFixture : IAsyncLifetime
             : throw new InvalidOperationException($"{ContainerdBinary} --version failed: {version.Output}");
     }
 
-    private async Task StartContainerdAsync()
+    private Task StartContainerdAsync()
     {
-        string config = Path.Combine(Directory, "config.toml");
-        var info = new ProcessStartInfo(ContainerdBinary)
+        if (_containerd is null)
         {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = Directory,
-        };
-        info.ArgumentList.Add("--config");
-        info.ArgumentList.Add(config);
-        // Our shim first, then this containerd's own directory, so that its runc shim (not another version's) serves runc tasks.
-        info.Environment["PATH"] = string.Join(':', ShimDirectory, Path.GetDirectoryName(ContainerdBinary), Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin");
-        info.Environment[FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = InvocationLogPath;
-        info.Environment["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = RuntimeConfigPath;
-        info.Environment["TMPDIR"] = ShimTempDirectory;
-        foreach (var (name, value) in _environment)
-        {
-            info.Environment[name] = value;
+            var environment = new Dictionary<string, string>
+            {
+                // Our shim first, then this containerd's own directory, so that its runc shim (not another version's) serves runc tasks.
+                ["PATH"] = string.Join(':', ShimDirectory, Path.GetDirectoryName(ContainerdBinary), Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
+                [FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = InvocationLogPath,
+                ["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = RuntimeConfigPath,
+                ["TMPDIR"] = ShimTempDirectory,
+            };
+            foreach (var (name, value) in _environment)
+            {
+                environment[name] = value;
+            }
+
+            _containerd = new ContainerdProcess(ContainerdBinary, CtrBinary, Path.Combine(Directory, "config.toml"), Address, Directory, environment);
         }
 
-        _containerd = Process.Start(info) ?? throw new InvalidOperationException($"could not start {ContainerdBinary}");
-        _containerd.OutputDataReceived += (_, e) => AppendLog(e.Data);
-        _containerd.ErrorDataReceived += (_, e) => AppendLog(e.Data);
-        _containerd.BeginOutputReadLine();
-        _containerd.BeginErrorReadLine();
-
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (_containerd.HasExited)
-            {
-                throw new InvalidOperationException($"containerd exited with code {_containerd.ExitCode} at start-up:\n{ContainerdLog}");
-            }
-
-            if (File.Exists(TtrpcAddress) && (await CtrAsync("default", "version")).ExitCode == 0)
-            {
-                break;
-            }
-
-            if (clock.Elapsed > TimeSpan.FromSeconds(30))
-            {
-                throw new TimeoutException($"containerd did not answer on {Address} within 30 s:\n{ContainerdLog}");
-            }
-
-            await Task.Delay(100);
-        }
+        return _containerd.StartAsync();
     }
 
-    private async Task StopContainerdAsync()
-    {
-        if (_containerd is not { } containerd)
-        {
-            return;
-        }
-
-        if (!containerd.HasExited)
-        {
-            _ = Interop.Kill(containerd.Id, Interop.SIGTERM);
-            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            try
-            {
-                await containerd.WaitForExitAsync(wait.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                containerd.Kill(entireProcessTree: true);
-                await containerd.WaitForExitAsync();
-            }
-        }
-
-        containerd.Dispose();
-        _containerd = null;
-    }
-
-    private void AppendLog(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_logLock)
-        {
-            _log.AppendLine(line);
-        }
-    }
+    private Task StopContainerdAsync() => _containerd?.StopAsync() ?? Task.CompletedTask;
 }

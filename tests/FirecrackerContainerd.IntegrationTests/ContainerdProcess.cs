@@ -81,7 +81,9 @@ internal sealed class ContainerdProcess
                 throw new InvalidOperationException($"containerd exited with code {_process.ExitCode} at start-up:\n{Log}");
             }
 
-            if (File.Exists(Address) && (await ProcessRunner.RunAsync(Ctr, ["--address", Address, "version"], TimeSpan.FromSeconds(10))).ExitCode == 0)
+            // Both sockets: shims publish their events on the ttrpc one (the gRPC address plus ".ttrpc").
+            if (File.Exists(Address) && File.Exists(Address + ".ttrpc")
+                && (await ProcessRunner.RunAsync(Ctr, ["--address", Address, "version"], TimeSpan.FromSeconds(10))).ExitCode == 0)
             {
                 return;
             }
