@@ -50,6 +50,34 @@ public sealed class OomWatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task Check_returns_only_after_a_kill_the_timer_saw_has_been_reported()
+    {
+        // The exit of a container is reported right after Check: had the timer seen the kill and not yet reported
+        // it when Check ran, the exit would overtake the OOM event (seen as /tasks/exit before /tasks/oom).
+        Write(0);
+        using var timerInReport = new ManualResetEventSlim();
+        using var releaseReport = new ManualResetEventSlim();
+        int reports = 0;
+        using var watcher = new OomWatcher(_ =>
+        {
+            Interlocked.Increment(ref reports);
+            timerInReport.Set();
+            releaseReport.Wait(TimeSpan.FromSeconds(30));
+        });
+        watcher.Watch("c3", _dir);
+        Write(1);
+        Assert.True(timerInReport.Wait(TimeSpan.FromSeconds(10)), "the timer did not see the kill");
+
+        Task check = Task.Run(() => watcher.Check("c3"));
+        await Task.Delay(300);
+        Assert.False(check.IsCompleted, "Check returned while the kill it must come after was still being reported");
+
+        releaseReport.Set();
+        await check.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(1, Volatile.Read(ref reports));
+    }
+
+    [Fact]
     public void A_cgroup_without_memory_events_reports_nothing()
     {
         var reported = new List<string>();

@@ -15,7 +15,8 @@ internal sealed class OomWatcher : IDisposable
     private readonly Action<string> _onOom;
     private readonly Timer _timer;
 
-    /// <param name="onOom">Called with the container id for each new OOM kill (possibly on a timer thread).</param>
+    /// <param name="onOom">Called with the container id for each new OOM kill (possibly on a timer thread, under the
+    /// watcher's lock: it must not block or call back into the watcher).</param>
     public OomWatcher(Action<string> onOom)
     {
         _onOom = onOom;
@@ -31,18 +32,18 @@ internal sealed class OomWatcher : IDisposable
         }
     }
 
-    /// <summary>Reads the container's count now and reports a new kill.</summary>
+    /// <summary>
+    /// Reads the container's count now and reports a new kill. The report happens under the same lock as the read:
+    /// when Check returns, a kill the timer saw has been reported too, so an exit reported after Check comes after it.
+    /// </summary>
     public void Check(string containerId)
     {
-        bool killed;
         lock (_gate)
         {
-            killed = _watched.TryGetValue(containerId, out Watched? watched) && watched.Advance();
-        }
-
-        if (killed)
-        {
-            _onOom(containerId);
+            if (_watched.TryGetValue(containerId, out Watched? watched) && watched.Advance())
+            {
+                _onOom(containerId);
+            }
         }
     }
 
