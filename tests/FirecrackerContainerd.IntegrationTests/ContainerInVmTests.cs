@@ -119,9 +119,11 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
         containerd.NoteTaskId(Namespace, id);
 
         // ctr -t needs a terminal of its own: script gives it one, sized 45x123 before ctr starts, and
-        // types the input into it.
+        // types the input into it. ctr sizes the container's pty only after Start (with runc too), so the
+        // container waits (at most 10 s) for a size before printing it: busybox's stty fails on 0 rows.
         string ctr = $"{ContainerdFixture.CtrBinary} --address {containerd.Address} -n {Namespace} run -t --rm --runtime aws.firecracker " +
-            $"--snapshotter native {BusyboxImage.Name} {id} sh -c 'tty; stty size; read line; echo \"got $line\"'";
+            $"--snapshotter native {BusyboxImage.Name} {id} sh -c 'tty; i=0; until stty size >/dev/null 2>&1 || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; " +
+            "stty size; read line; echo \"got $line\"'";
         CommandResult run = await ProcessRunner.RunAsync(
             "script", ["-qec", $"stty rows 45 cols 123; {ctr}", "/dev/null"], TimeSpan.FromSeconds(90), stdin: Encoding.UTF8.GetBytes("typed text\n"));
 
