@@ -1,4 +1,5 @@
 using Microsoft.Win32.SafeHandles;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Core;
 
@@ -142,9 +143,9 @@ public sealed class FifoStream : Stream
     {
         int flags = _access switch
         {
-            FifoMode.Read => Interop.O_RDONLY,
-            FifoMode.Write => Interop.O_WRONLY,
-            _ => Interop.O_RDWR,
+            FifoMode.Read => Libc.O_RDONLY,
+            FifoMode.Write => Libc.O_WRONLY,
+            _ => Libc.O_RDWR,
         };
         int fd = Interop.Open(_path, flags);
         _openCallReturned = true;
@@ -158,7 +159,7 @@ public sealed class FifoStream : Stream
 
             if (_abandoned)
             {
-                Interop.Close(fd);
+                Libc.Close(fd);
                 return;
             }
 
@@ -193,7 +194,7 @@ public sealed class FifoStream : Stream
     // Wakes the thread waiting in open(2): a peer that opens the other end, even briefly, releases it.
     private void UnblockPendingOpen()
     {
-        int otherEnd = (_access == FifoMode.Read ? Interop.O_WRONLY : Interop.O_RDONLY) | Interop.O_NONBLOCK;
+        int otherEnd = (_access == FifoMode.Read ? Libc.O_WRONLY : Libc.O_RDONLY) | Libc.O_NONBLOCK;
         DateTime giveUp = DateTime.UtcNow + UnblockGiveUp;
         while (!_openCallReturned && DateTime.UtcNow < giveUp)
         {
@@ -202,7 +203,7 @@ public sealed class FifoStream : Stream
             {
                 // Keep the peer end open until the waiting open returns, so the wake-up cannot be missed.
                 SpinWait.SpinUntil(() => _openCallReturned, TimeSpan.FromMilliseconds(200));
-                Interop.Close(fd);
+                Libc.Close(fd);
             }
             else
             {

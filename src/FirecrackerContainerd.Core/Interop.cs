@@ -1,28 +1,16 @@
 using System.Runtime.InteropServices;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Core;
 
-/// <summary>The few libc calls the VM directory layer needs, with errno turned into exceptions.</summary>
+/// <summary>The VM directory layer's use of libc (FIFOs, symlinks, realpath) in Go's error style, over <see cref="Libc"/>.</summary>
 internal static partial class Interop
 {
-    internal const int O_RDONLY = 0x0;
-    internal const int O_WRONLY = 0x1;
-    internal const int O_RDWR = 0x2;
-    internal const int O_NONBLOCK = 0x800;
-    internal const int O_CLOEXEC = 0x80000;
-
-    internal const int EINTR = 4;
     internal const int ENXIO = 6;
     internal const int EEXIST = 17;
 
     [LibraryImport("libc", EntryPoint = "mkfifo", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int MkfifoNative(string path, uint mode);
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int OpenNative(string path, int flags, uint mode);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    internal static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "symlink", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int SymlinkNative(string target, string linkPath);
@@ -44,14 +32,14 @@ internal static partial class Interop
     {
         while (true)
         {
-            int fd = OpenNative(path, flags | O_CLOEXEC, (uint)mode);
+            int fd = Libc.Open(path, flags | Libc.O_CLOEXEC, (uint)mode);
             if (fd >= 0)
             {
                 return fd;
             }
 
             int errno = Marshal.GetLastPInvokeError();
-            if (errno != EINTR)
+            if (errno != Libc.EINTR)
             {
                 return -errno;
             }

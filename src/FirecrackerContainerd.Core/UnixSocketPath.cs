@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Core;
 
@@ -60,7 +61,7 @@ public sealed class UnixSocketPath : IDisposable
         var viaFd = "/proc/self/fd/" + fd.ToString(CultureInfo.InvariantCulture) + "/" + Path.GetFileName(full);
         if (!Fits(viaFd))
         {
-            _ = Interop.Close(fd);
+            _ = Libc.Close(fd);
             throw new PathTooLongException($"unix socket \"{full}\" has a file name too long to connect to ({viaFd})");
         }
 
@@ -76,7 +77,7 @@ public sealed class UnixSocketPath : IDisposable
         int fd = Interlocked.Exchange(ref _directoryFd, -1);
         if (fd >= 0)
         {
-            _ = Interop.Close(fd);
+            _ = Libc.Close(fd);
         }
     }
 }

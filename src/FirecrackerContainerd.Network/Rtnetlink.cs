@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using FirecrackerContainerd.Network.Links;
 using FirecrackerContainerd.Network.Netlink;
 using FirecrackerContainerd.Network.TrafficControl;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Network;
 
@@ -157,7 +158,7 @@ public sealed class Rtnetlink : IDisposable
                 .Where(f => f.Index == link.Index)
                 .ToList();
         }
-        catch (NetlinkException e) when (e.Errno is Interop.EINVAL or Interop.ENOENT)
+        catch (NetlinkException e) when (e.Errno is Interop.EINVAL or Libc.ENOENT)
         {
             // No ingress qdisc: nothing to list.
             return ImmutableArray<TcFilter>.Empty;

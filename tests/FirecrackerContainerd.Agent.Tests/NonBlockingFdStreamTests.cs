@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using FirecrackerContainerd.Agent.Native;
 using FirecrackerContainerd.Agent.Stdio;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Agent.Tests;
 
@@ -50,7 +51,7 @@ public sealed class NonBlockingFdStreamTests
     public async Task A_write_to_a_pipe_without_a_reader_fails_with_EPIPE()
     {
         var (read, write) = Interop.Pipe();
-        Interop.Close(read);
+        Libc.Close(read);
         await using var writer = new NonBlockingFdStream(write, forReading: false, "test pipe");
 
         IOException e = await Assert.ThrowsAsync<IOException>(() => writer.WriteAsync(new byte[10]).AsTask());
@@ -78,7 +79,7 @@ public sealed class NonBlockingFdStreamTests
         }
         finally
         {
-            Interop.Close(write);
+            Libc.Close(write);
         }
     }
 
@@ -93,7 +94,7 @@ public sealed class NonBlockingFdStreamTests
             Task<int>[] reads = [.. readers.Select(r => r.ReadAsync(new byte[1]).AsTask())];
             for (int i = 0; i < pipes.Length; i += 2)
             {
-                Interop.Close(pipes[i].Write);
+                Libc.Close(pipes[i].Write);
                 closed[i] = true;
             }
 
@@ -106,7 +107,7 @@ public sealed class NonBlockingFdStreamTests
             {
                 if (!closed[i])
                 {
-                    Interop.Close(pipes[i].Write);
+                    Libc.Close(pipes[i].Write);
                 }
             }
 

@@ -3,6 +3,7 @@ using System.Text;
 using FirecrackerContainerd.Vmm.Firecracker.Telemetry;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Vmm.Tests;
 
@@ -63,7 +64,7 @@ public class FifoReaderTests(ITestOutputHelper output)
         using var dir = new TempDir();
         var fifo = dir.Combine("undrained.fifo");
         FirecrackerContainerd.Core.Fifo.Create(fifo, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        var holder = Interop.Open(fifo, Interop.O_RDWR | Interop.O_NONBLOCK); // keeps a reader end open, never reads
+        var holder = Interop.Open(fifo, Libc.O_RDWR | Libc.O_NONBLOCK); // keeps a reader end open, never reads
         try
         {
             var result = Flood(fifo, 16L * 1024 * 1024, stallLimitMs: 200);
@@ -73,7 +74,7 @@ public class FifoReaderTests(ITestOutputHelper output)
         }
         finally
         {
-            Interop.CloseQuietly(holder);
+            Libc.CloseQuietly(holder);
         }
     }
 
@@ -176,14 +177,14 @@ public class FifoReaderTests(ITestOutputHelper output)
         var line = new byte[LineBytes];
         Array.Fill(line, (byte)'m');
         line[^1] = (byte)'\n';
-        var fd = Interop.Open(fifo, Interop.O_WRONLY | Interop.O_NONBLOCK);
+        var fd = Interop.Open(fifo, Libc.O_WRONLY | Libc.O_NONBLOCK);
         var clock = Stopwatch.StartNew();
         long written = 0;
         long wouldBlock = 0;
         double longestWait = 0;
         try
         {
-            Span<Interop.PollFd> fds = stackalloc Interop.PollFd[1];
+            Span<Libc.PollFd> fds = stackalloc Libc.PollFd[1];
             while (written < total)
             {
                 var n = Interop.Write(fd, line, fifo);
@@ -193,10 +194,10 @@ public class FifoReaderTests(ITestOutputHelper output)
                     continue;
                 }
 
-                Assert.Equal(-Interop.EAGAIN, n); // writes below PIPE_BUF are all or nothing
+                Assert.Equal(-Libc.EAGAIN, n); // writes below PIPE_BUF are all or nothing
                 wouldBlock++;
                 var waited = Stopwatch.StartNew();
-                fds[0] = new Interop.PollFd { Fd = fd, Events = Interop.POLLOUT };
+                fds[0] = new Libc.PollFd { Fd = fd, Events = Interop.POLLOUT };
                 if (Interop.Poll(fds, stallLimitMs, fifo) == 0)
                 {
                     return new FloodResult(written, wouldBlock, waited.Elapsed.TotalMilliseconds, written, clock.Elapsed);
@@ -209,13 +210,13 @@ public class FifoReaderTests(ITestOutputHelper output)
         }
         finally
         {
-            Interop.CloseQuietly(fd);
+            Libc.CloseQuietly(fd);
         }
     }
 
     private static async Task WriteAllAsync(string fifo, string text)
     {
-        var fd = Interop.Open(fifo, Interop.O_WRONLY | Interop.O_NONBLOCK);
+        var fd = Interop.Open(fifo, Libc.O_WRONLY | Libc.O_NONBLOCK);
         try
         {
             var bytes = Encoding.UTF8.GetBytes(text).AsMemory();
@@ -234,7 +235,7 @@ public class FifoReaderTests(ITestOutputHelper output)
         }
         finally
         {
-            Interop.CloseQuietly(fd);
+            Libc.CloseQuietly(fd);
         }
     }
 

@@ -6,6 +6,7 @@ using FirecrackerContainerd.Protos.Agent;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Ttrpc.Server;
 using Google.Protobuf.WellKnownTypes;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Agent.Drives;
 
@@ -151,14 +152,14 @@ internal sealed partial class DriveMounter : IMountedDrives
             }
 
             // The buffer cache may still hold the stub's first sector: drop it before reading the new image.
-            int fd = Interop.Open(device, Interop.O_RDONLY);
+            int fd = Interop.Open(device, Libc.O_RDONLY);
             try
             {
                 Interop.Ioctl(fd, BLKFLSBUF, device);
             }
             finally
             {
-                Interop.Close(fd);
+                Libc.CloseQuietly(fd);
             }
 
             try

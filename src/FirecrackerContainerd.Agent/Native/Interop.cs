@@ -1,18 +1,14 @@
 using System.Runtime.InteropServices;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Agent.Native;
 
 /// <summary>The libc calls the agent needs: spawning and reaping processes, pipes, mounts, ioctls.</summary>
 internal static unsafe partial class Interop
 {
-    internal const int EINTR = 4;
     internal const int ECHILD = 10;
-    internal const int EAGAIN = 11;
-    internal const int O_CLOEXEC = 0x80000;
     internal const uint EPOLLIN = 0x1;
     internal const uint EPOLLOUT = 0x4;
-    internal const int O_RDONLY = 0;
-    internal const int O_RDWR = 2;
     internal const int PR_SET_CHILD_SUBREAPER = 36;
 
     // The Linux ABI constants of the terminal calls (asm-generic, shared by x86_64 and arm64).
@@ -20,18 +16,12 @@ internal static unsafe partial class Interop
     private const int F_DUPFD_CLOEXEC = 1030;
     private const int F_GETFL = 3;
     private const int F_SETFL = 4;
-    private const int O_NONBLOCK = 0x800;
-    private const int ENOENT = 2;
     private const int EPOLL_CTL_ADD = 1;
     private const int EPOLL_CTL_DEL = 2;
     private const int EPOLL_CTL_MOD = 3;
     private const uint EPOLLONESHOT = 1u << 30;
     private static readonly int EpollDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
     private static readonly int EpollEventBytes = EpollDataOffset + 8;
-    private const int SOL_SOCKET = 1;
-    private const int SCM_RIGHTS = 1;
-    private const int MSG_CMSG_CLOEXEC = 0x40000000;
-    private const int MSG_CTRUNC = 0x8;
 
     // struct termios of glibc: four tcflag_t, c_line, then c_cc[32]; VEOF is c_cc[4].
     private const int TermiosBytes = 60;
@@ -64,7 +54,7 @@ internal static unsafe partial class Interop
                 int rc = posix_spawn(&pid, argv[0], actions, 0, argvBlock, envBlock);
                 if (rc != 0)
                 {
-                    throw new IOException($"spawn {argv[0]}: {Marshal.GetPInvokeErrorMessage(rc)} (errno {rc})", rc);
+                    throw new ErrnoException("posix_spawn", argv[0], rc);
                 }
 
                 return pid;
@@ -86,7 +76,7 @@ internal static unsafe partial class Interop
     internal static (int Read, int Write) Pipe()
     {
         int* fds = stackalloc int[2];
-        if (pipe2(fds, O_CLOEXEC) != 0)
+        if (pipe2(fds, Libc.O_CLOEXEC) != 0)
         {
             throw LastError("pipe2", "");
         }
@@ -112,9 +102,9 @@ internal static unsafe partial class Interop
                 return (-ECHILD, 0);
             }
 
-            if (errno != EINTR)
+            if (errno != Libc.EINTR)
             {
-                throw new IOException($"waitpid: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+                throw new ErrnoException("waitpid", null, errno);
             }
         }
     }
@@ -128,19 +118,11 @@ internal static unsafe partial class Interop
         }
     }
 
-    internal static bool Kill(int pid, int signal) => kill(pid, signal) == 0;
-
-    internal static void Close(int fd)
-    {
-        if (fd >= 0)
-        {
-            _ = close(fd);
-        }
-    }
+    internal static bool Kill(int pid, int signal) => Libc.Kill(pid, signal) == 0;
 
     internal static void Mount(string source, string target, string fsType, ulong flags, string? data)
     {
-        if (mount(source, target, fsType, flags, data) != 0)
+        if (Libc.Mount(source, target, fsType, flags, data) != 0)
         {
             throw LastError("mount", $"{source} on {target} ({fsType})");
         }
@@ -152,7 +134,7 @@ internal static unsafe partial class Interop
     /// </summary>
     internal static void SyncFileSystem(string target)
     {
-        int fd = Open(target, O_RDONLY);
+        int fd = Open(target, Libc.O_RDONLY);
         try
         {
             if (syncfs(fd) != 0)
@@ -162,13 +144,13 @@ internal static unsafe partial class Interop
         }
         finally
         {
-            Close(fd);
+            Libc.CloseQuietly(fd);
         }
     }
 
     internal static void Unmount(string target)
     {
-        if (umount2(target, 0) != 0)
+        if (Libc.Umount2(target, 0) != 0)
         {
             throw LastError("umount", target);
         }
@@ -177,7 +159,7 @@ internal static unsafe partial class Interop
     /// <summary>ioctl(fd, request, 0); throws naming <paramref name="what"/>.</summary>
     internal static void Ioctl(int fd, nuint request, string what)
     {
-        if (ioctl(fd, request, 0) != 0)
+        if (Libc.Ioctl(fd, request, 0) != 0)
         {
             throw LastError("ioctl", what);
         }
@@ -192,7 +174,7 @@ internal static unsafe partial class Interop
         size[1] = columns;
         size[2] = 0;
         size[3] = 0;
-        if (ioctl(fd, TIOCSWINSZ, (nint)size) != 0)
+        if (Libc.Ioctl(fd, TIOCSWINSZ, (nint)size) != 0)
         {
             throw LastError("ioctl(TIOCSWINSZ)", what);
         }
@@ -212,42 +194,42 @@ internal static unsafe partial class Interop
 
     internal static bool IsTerminal(int fd) => isatty(fd) == 1;
 
-    /// <summary>Sets O_NONBLOCK on <paramref name="fd"/>'s open file description (every duplicate of it shares the flag).</summary>
+    /// <summary>Sets Libc.O_NONBLOCK on <paramref name="fd"/>'s open file description (every duplicate of it shares the flag).</summary>
     internal static void SetNonBlocking(int fd, string what)
     {
         int flags = fcntl(fd, F_GETFL, 0);
-        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | Libc.O_NONBLOCK) < 0)
         {
-            throw LastError("fcntl(O_NONBLOCK)", what);
+            throw LastError("fcntl(Libc.O_NONBLOCK)", what);
         }
     }
 
-    /// <summary>read(2) on a non-blocking fd: the byte count (0 at end of file), or -1 when nothing is ready (EAGAIN).</summary>
+    /// <summary>read(2) on a non-blocking fd: the byte count (0 at end of file), or -1 when nothing is ready (Libc.EAGAIN).</summary>
     internal static int ReadNonBlocking(int fd, Span<byte> buffer, string what)
     {
         fixed (byte* data = buffer)
         {
             nint at = (nint)data;
             int length = buffer.Length;
-            return NonBlocking("read", what, () => read(fd, (byte*)at, (nuint)length));
+            return NonBlocking("read", what, () => Libc.Read(fd, (byte*)at, (nuint)length));
         }
     }
 
-    /// <summary>write(2) on a non-blocking fd: the bytes written (possibly fewer than given), or -1 when none fit (EAGAIN).</summary>
+    /// <summary>write(2) on a non-blocking fd: the bytes written (possibly fewer than given), or -1 when none fit (Libc.EAGAIN).</summary>
     internal static int WriteNonBlocking(int fd, ReadOnlySpan<byte> buffer, string what)
     {
         fixed (byte* data = buffer)
         {
             nint at = (nint)data;
             int length = buffer.Length;
-            return NonBlocking("write", what, () => write(fd, (byte*)at, (nuint)length));
+            return NonBlocking("write", what, () => Libc.Write(fd, (byte*)at, (nuint)length));
         }
     }
 
     /// <summary>A close-on-exec epoll instance.</summary>
     internal static int EpollCreate()
     {
-        int fd = epoll_create1(O_CLOEXEC);
+        int fd = epoll_create1(Libc.O_CLOEXEC);
         return fd >= 0 ? fd : throw LastError("epoll_create1", "");
     }
 
@@ -266,7 +248,7 @@ internal static unsafe partial class Interop
             return;
         }
 
-        if (Marshal.GetLastPInvokeError() != ENOENT || epoll_ctl(epoll, EPOLL_CTL_ADD, fd, e) != 0)
+        if (Marshal.GetLastPInvokeError() != Libc.ENOENT || epoll_ctl(epoll, EPOLL_CTL_ADD, fd, e) != 0)
         {
             throw LastError("epoll_ctl", what);
         }
@@ -279,14 +261,14 @@ internal static unsafe partial class Interop
         _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, unused);
     }
 
-    /// <summary>Blocks until fds are ready; fills <paramref name="ready"/> with their tags and returns how many (0 after EINTR).</summary>
+    /// <summary>Blocks until fds are ready; fills <paramref name="ready"/> with their tags and returns how many (0 after Libc.EINTR).</summary>
     internal static int EpollWait(int epoll, Span<ulong> ready)
     {
         byte* events = stackalloc byte[EpollEventBytes * ready.Length];
         int n = epoll_wait(epoll, events, ready.Length, -1);
         if (n < 0)
         {
-            return Marshal.GetLastPInvokeError() == EINTR ? 0 : throw LastError("epoll_wait", "");
+            return Marshal.GetLastPInvokeError() == Libc.EINTR ? 0 : throw LastError("epoll_wait", "");
         }
 
         for (int i = 0; i < n; i++)
@@ -306,7 +288,7 @@ internal static unsafe partial class Interop
 
     /// <summary>
     /// recvmsg on a Unix socket: up to <paramref name="data"/>.Length bytes and the fds passed with them
-    /// (SCM_RIGHTS, made close-on-exec). Returns the byte count (0 = the peer closed) or -1 with EAGAIN.
+    /// (Libc.SCM_RIGHTS, made close-on-exec). Returns the byte count (0 = the peer closed) or -1 with Libc.EAGAIN.
     /// Every fd received is returned, even when the caller wanted fewer, so none leaks.
     /// </summary>
     internal static int ReceiveWithFds(int socket, Span<byte> data, List<int> fds, string what)
@@ -317,16 +299,13 @@ internal static unsafe partial class Interop
         new Span<byte>(control, controlBytes).Clear();
         fixed (byte* buffer = data)
         {
-            // struct iovec { void* base; size_t len; } and struct msghdr { name, namelen, iov, iovlen, control, controllen, flags }.
-            nint* iov = stackalloc nint[2];
-            iov[0] = (nint)buffer;
-            iov[1] = data.Length;
-            MessageHeader header = new() { Iov = (nint)iov, IovLength = 1, Control = (nint)control, ControlLength = (nuint)controlBytes };
-            nint n = recvmsg(socket, &header, MSG_CMSG_CLOEXEC);
+            Libc.IoVec iov = new() { Base = buffer, Length = (nuint)data.Length };
+            Libc.MsgHdr header = new() { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlBytes };
+            nint n = Libc.RecvMsg(socket, &header, Libc.MSG_CMSG_CLOEXEC);
             if (n < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno is EAGAIN or EINTR)
+                if (errno is Libc.EAGAIN or Libc.EINTR)
                 {
                     return -1;
                 }
@@ -334,7 +313,7 @@ internal static unsafe partial class Interop
                 throw Error("recvmsg", what, errno);
             }
 
-            // Walk the control messages (each padded to 8 bytes) and keep every fd of every SCM_RIGHTS one.
+            // Walk the control messages (each padded to 8 bytes) and keep every fd of every Libc.SCM_RIGHTS one.
             long offset = 0;
             long used = (long)header.ControlLength;
             while (offset + ControlHeaderBytes <= used)
@@ -347,7 +326,7 @@ internal static unsafe partial class Interop
                     break;
                 }
 
-                if (level == SOL_SOCKET && type == SCM_RIGHTS)
+                if (level == Libc.SOL_SOCKET && type == Libc.SCM_RIGHTS)
                 {
                     for (long at = ControlHeaderBytes; at + sizeof(int) <= length; at += sizeof(int))
                     {
@@ -358,7 +337,7 @@ internal static unsafe partial class Interop
                 offset += (length + 7) & ~7L;
             }
 
-            if ((header.Flags & MSG_CTRUNC) != 0)
+            if ((header.Flags & Libc.MSG_CTRUNC) != 0)
             {
                 throw new IOException($"recvmsg {what}: more fds were passed than expected (control data truncated)");
             }
@@ -369,17 +348,16 @@ internal static unsafe partial class Interop
 
     internal static int Open(string path, int flags)
     {
-        int fd = open(path, flags | O_CLOEXEC, 0);
+        int fd = Libc.Open(path, flags | Libc.O_CLOEXEC, 0);
         return fd >= 0 ? fd : throw LastError("open", path);
     }
 
-    internal static IOException LastError(string call, string what) => Error(call, what, Marshal.GetLastPInvokeError());
+    internal static IOException LastError(string call, string what) => Libc.Error(call, what);
 
-    /// <summary>An IOException naming the call, what it was on and the errno, which is also its HResult.</summary>
-    internal static IOException Error(string call, string what, int errno) =>
-        new($"{call} {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+    /// <summary>An <see cref="ErrnoException"/> naming the call, what it was on and the errno, which is also its HResult.</summary>
+    internal static IOException Error(string call, string what, int errno) => new ErrnoException(call, what, errno);
 
-    /// <summary>Runs a read or write of a non-blocking fd again after EINTR; -1 for EAGAIN, an IOException for other errors.</summary>
+    /// <summary>Runs a read or write of a non-blocking fd again after Libc.EINTR; -1 for Libc.EAGAIN, an IOException for other errors.</summary>
     private static int NonBlocking(string call, string what, Func<nint> syscall)
     {
         while (true)
@@ -391,12 +369,12 @@ internal static unsafe partial class Interop
             }
 
             int errno = Marshal.GetLastPInvokeError();
-            if (errno == EAGAIN)
+            if (errno == Libc.EAGAIN)
             {
                 return -1;
             }
 
-            if (errno != EINTR)
+            if (errno != Libc.EINTR)
             {
                 throw Error(call, what, errno);
             }
@@ -407,7 +385,7 @@ internal static unsafe partial class Interop
     {
         if (rc != 0)
         {
-            throw new IOException($"{call} {what}: {Marshal.GetPInvokeErrorMessage(rc)}", rc);
+            throw new ErrnoException(call, what, rc);
         }
     }
 
@@ -459,26 +437,14 @@ internal static unsafe partial class Interop
     [LibraryImport("libc", SetLastError = true)]
     private static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int kill(int pid, int signal);
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags, uint mode);
 
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int mount(string source, string target, string fsType, ulong flags, string? data);
 
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int umount2(string target, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int syncfs(int fd);
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int ioctl(int fd, nuint request, nint arg);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int tcgetattr(int fd, byte* termios);
@@ -489,14 +455,8 @@ internal static unsafe partial class Interop
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fcntl(int fd, int command, int argument);
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint recvmsg(int socket, MessageHeader* message, int flags);
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint read(int fd, byte* buffer, nuint count);
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint write(int fd, byte* buffer, nuint count);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int epoll_create1(int flags);
@@ -507,16 +467,4 @@ internal static unsafe partial class Interop
     [LibraryImport("libc", SetLastError = true)]
     private static partial int epoll_wait(int epoll, byte* events, int maxEvents, int timeout);
 
-    /// <summary>struct msghdr of 64-bit Linux.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    private struct MessageHeader
-    {
-        public nint Name;
-        public uint NameLength;
-        public nint Iov;
-        public nuint IovLength;
-        public nint Control;
-        public nuint ControlLength;
-        public int Flags;
-    }
 }

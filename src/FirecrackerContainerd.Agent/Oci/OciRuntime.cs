@@ -3,6 +3,7 @@ using System.Text.Json;
 using FirecrackerContainerd.Agent.Native;
 using FirecrackerContainerd.Agent.Processes;
 using FirecrackerContainerd.Agent.Stdio;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Agent.Oci;
 
@@ -30,7 +31,7 @@ internal sealed class OciRuntime
         _reaper = reaper;
         Name = Path.GetFileName(binary);
         Directory.CreateDirectory(stateRoot);
-        _devNull = Interop.Open("/dev/null", Interop.O_RDWR);
+        _devNull = Interop.Open("/dev/null", Libc.O_RDWR);
     }
 
     /// <summary>The runtime's name (crun or runc).</summary>
@@ -124,8 +125,8 @@ internal sealed class OciRuntime
         }
         finally
         {
-            Interop.Close(errWrite);
-            Interop.Close(outWrite);
+            Libc.CloseQuietly(errWrite);
+            Libc.CloseQuietly(outWrite);
         }
 
         Task<string> output = outRead >= 0 ? ReadAllAsync(outRead) : Task.FromResult(string.Empty);

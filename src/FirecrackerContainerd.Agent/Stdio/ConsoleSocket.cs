@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using FirecrackerContainerd.Agent.Native;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Agent.Stdio;
 
@@ -97,7 +98,7 @@ internal sealed class ConsoleSocket : IDisposable
     {
         foreach (int fd in fds)
         {
-            Interop.Close(fd);
+            Libc.CloseQuietly(fd);
         }
     }
 

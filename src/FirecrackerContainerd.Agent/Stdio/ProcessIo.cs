@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using FirecrackerContainerd.Agent.Native;
 using FirecrackerContainerd.Agent.Oci;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Agent.Stdio;
 
@@ -53,7 +54,7 @@ internal sealed class ProcessIo : IAsyncDisposable
     /// </summary>
     public static ProcessIo Create(IStdioTransport transport, StdioPaths paths)
     {
-        var io = new ProcessIo(Interop.Open("/dev/null", Interop.O_RDWR), paths.Terminal);
+        var io = new ProcessIo(Interop.Open("/dev/null", Libc.O_RDWR), paths.Terminal);
         return io.SetUp(() =>
         {
             if (paths.Terminal)
@@ -123,7 +124,7 @@ internal sealed class ProcessIo : IAsyncDisposable
         {
             if (fd != _devNull)
             {
-                Interop.Close(fd);
+                Libc.CloseQuietly(fd);
             }
         }
 
@@ -168,7 +169,7 @@ internal sealed class ProcessIo : IAsyncDisposable
         }
 
         Terminal?.Dispose();
-        Interop.Close(_devNull);
+        Libc.CloseQuietly(_devNull);
         _stop.Dispose();
     }
 
@@ -188,7 +189,7 @@ internal sealed class ProcessIo : IAsyncDisposable
                 listener.Dispose();
             }
 
-            Interop.Close(_devNull);
+            Libc.CloseQuietly(_devNull);
             throw;
         }
     }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FirecrackerContainerd.Native;
 
 using FirecrackerContainerd.Agent.Stdio;
 
@@ -36,7 +37,7 @@ internal sealed partial class VsockListener : IDisposable
     /// <summary>Listens on <paramref name="port"/> for connections from any context id.</summary>
     public static VsockListener Listen(uint port, int backlog = 128)
     {
-        int fd = Socket(AddressFamilyVsock, SockStream | SockCloexec, 0);
+        int fd = Libc.Socket(AddressFamilyVsock, SockStream | SockCloexec, 0);
         if (fd < 0)
         {
             throw Error("socket(AF_VSOCK)", port);
@@ -47,10 +48,10 @@ internal sealed partial class VsockListener : IDisposable
         BitConverter.TryWriteBytes(address, (ushort)AddressFamilyVsock);
         BitConverter.TryWriteBytes(address[4..], port);
         BitConverter.TryWriteBytes(address[8..], CidAny);
-        if (Bind(fd, ref MemoryMarshal.GetReference(address), address.Length) != 0 || ListenNative(fd, backlog) != 0)
+        if (Bind(fd, address) != 0 || ListenNative(fd, backlog) != 0)
         {
             var e = Error("bind/listen", port);
-            _ = Close(fd);
+            _ = Libc.Close(fd);
             throw e;
         }
 
@@ -85,21 +86,21 @@ internal sealed partial class VsockListener : IDisposable
         if (Interlocked.Exchange(ref _closed, 1) == 0)
         {
             _ = Shutdown(_fd, 2); // wakes a thread blocked in accept
-            _ = Close(_fd);
+            _ = Libc.Close(_fd);
         }
     }
 
-    private static IOException Error(string call, uint port)
+    private static ErrnoException Error(string call, uint port) => Libc.Error(call, $"vsock port {port}");
+
+    private static unsafe int Bind(int fd, ReadOnlySpan<byte> address)
     {
-        int errno = Marshal.GetLastPInvokeError();
-        return new IOException($"{call} vsock port {port}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+        fixed (byte* bytes = address)
+        {
+            return Libc.Bind(fd, bytes, (uint)address.Length);
+        }
     }
 
-    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
-    private static partial int Socket(int domain, int type, int protocol);
 
-    [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
-    private static partial int Bind(int fd, ref byte address, int length);
 
     [LibraryImport("libc", EntryPoint = "listen", SetLastError = true)]
     private static partial int ListenNative(int fd, int backlog);
@@ -109,7 +110,4 @@ internal sealed partial class VsockListener : IDisposable
 
     [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
     private static partial int Shutdown(int fd, int how);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }

@@ -1,3 +1,4 @@
+using FirecrackerContainerd.Native;
 namespace FirecrackerContainerd.Network.Namespaces;
 
 /// <summary>
@@ -67,26 +68,26 @@ public static class NetworkNamespace
         {
             if (target >= 0)
             {
-                _ = Interop.Close(target);
+                _ = Libc.Close(target);
             }
 
             if (original >= 0)
             {
-                _ = Interop.Close(original);
+                _ = Libc.Close(original);
             }
         }
     }
 
     private static int OpenNamespace(string path)
     {
-        int fd = Interop.Open(path, Interop.O_RDONLY | Interop.O_CLOEXEC);
+        int fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_CLOEXEC);
         if (fd >= 0)
         {
             return fd;
         }
 
         int errno = Interop.LastErrno;
-        if (errno == Interop.ENOENT)
+        if (errno == Libc.ENOENT)
         {
             throw new NetworkNamespaceNotFoundException(path);
         }
@@ -96,7 +97,7 @@ public static class NetworkNamespace
 
     private static void Enter(int fd, string path)
     {
-        if (Interop.SetNs(fd, Interop.CLONE_NEWNET) != 0)
+        if (Libc.SetNs(fd, Interop.CLONE_NEWNET) != 0)
         {
             int errno = Interop.LastErrno;
             string why = errno == Interop.EINVAL ? "not a network namespace" : Interop.ErrnoText(errno);

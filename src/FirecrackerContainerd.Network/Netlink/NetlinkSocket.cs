@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Network.Netlink;
 
@@ -35,7 +36,7 @@ internal sealed class NetlinkSocket : IDisposable
     /// <summary>Opens a route netlink socket in the calling thread's network namespace.</summary>
     public static unsafe NetlinkSocket OpenRoute()
     {
-        int fd = Interop.Socket(Interop.AF_NETLINK, Interop.SOCK_RAW | Interop.SOCK_CLOEXEC, Interop.NETLINK_ROUTE);
+        int fd = Libc.Socket(Interop.AF_NETLINK, Interop.SOCK_RAW | Interop.SOCK_CLOEXEC, Interop.NETLINK_ROUTE);
         if (fd < 0)
         {
             int errno = Interop.LastErrno;
@@ -53,13 +54,13 @@ internal sealed class NetlinkSocket : IDisposable
             long* timeout = stackalloc long[2];
             timeout[0] = (long)ReplyTimeout.TotalSeconds;
             timeout[1] = 0;
-            Check(Interop.SetSockOpt(fd, Interop.SOL_SOCKET, Interop.SO_RCVTIMEO, timeout, 16), "setsockopt(SO_RCVTIMEO)");
+            Check(Interop.SetSockOpt(fd, Libc.SOL_SOCKET, Interop.SO_RCVTIMEO, timeout, 16), "setsockopt(SO_RCVTIMEO)");
 
             // struct sockaddr_nl: family (u16), pad (u16), pid (u32; 0 = the kernel picks), groups (u32).
             byte* address = stackalloc byte[12];
             new Span<byte>(address, 12).Clear();
             address[0] = Interop.AF_NETLINK;
-            Check(Interop.Bind(fd, address, 12), "bind");
+            Check(Libc.Bind(fd, address, 12), "bind");
             uint length = 12;
             Check(Interop.GetSockName(fd, address, &length), "getsockname");
             uint portId = BinaryPrimitives.ReadUInt32LittleEndian(new ReadOnlySpan<byte>(address + 4, 4));
@@ -67,7 +68,7 @@ internal sealed class NetlinkSocket : IDisposable
         }
         catch
         {
-            _ = Interop.Close(fd);
+            _ = Libc.Close(fd);
             throw;
         }
     }
@@ -149,7 +150,7 @@ internal sealed class NetlinkSocket : IDisposable
 
             if (attempt == DumpAttempts)
             {
-                throw new NetlinkException(Interop.EAGAIN, request.Operation + $" (the dump changed under us {DumpAttempts} times)", request.Device);
+                throw new NetlinkException(Libc.EAGAIN, request.Operation + $" (the dump changed under us {DumpAttempts} times)", request.Device);
             }
         }
     }
@@ -159,7 +160,7 @@ internal sealed class NetlinkSocket : IDisposable
         if (!_disposed)
         {
             _disposed = true;
-            _ = Interop.Close(_fd);
+            _ = Libc.Close(_fd);
         }
     }
 
@@ -182,7 +183,7 @@ internal sealed class NetlinkSocket : IDisposable
                 }
 
                 int errno = Interop.LastErrno;
-                if (sent < 0 && errno == Interop.EINTR)
+                if (sent < 0 && errno == Libc.EINTR)
                 {
                     continue;
                 }
@@ -207,12 +208,12 @@ internal sealed class NetlinkSocket : IDisposable
                 }
 
                 int errno = Interop.LastErrno;
-                if (errno == Interop.EINTR)
+                if (errno == Libc.EINTR)
                 {
                     continue;
                 }
 
-                string why = errno == Interop.EAGAIN ? $"no answer within {ReplyTimeout.TotalSeconds:0} s" : Interop.ErrnoText(errno);
+                string why = errno == Libc.EAGAIN ? $"no answer within {ReplyTimeout.TotalSeconds:0} s" : Interop.ErrnoText(errno);
                 throw new IOException($"rtnetlink: {request.Operation}{On(request)}: receiving the answer: {why}");
             }
         }

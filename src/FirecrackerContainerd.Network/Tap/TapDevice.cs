@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using FirecrackerContainerd.Network.Links;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Network.Tap;
 
@@ -101,7 +102,7 @@ public static class TapDevice
     private static unsafe string MakePersistent(TapOptions options)
     {
         string what = options.Name ?? "a new tap";
-        int fd = Interop.Open(TunDevice, Interop.O_RDWR | Interop.O_CLOEXEC);
+        int fd = Libc.Open(TunDevice, Libc.O_RDWR | Libc.O_CLOEXEC);
         if (fd < 0)
         {
             throw new IOException($"create tap {what}: open {TunDevice}: {Interop.ErrnoText(Interop.LastErrno)}");
@@ -115,7 +116,7 @@ public static class TapDevice
             byte[] ifreq = BuildIfreq(options.Name, flags);
             fixed (byte* request = ifreq)
             {
-                if (Interop.Ioctl(fd, TUNSETIFF, request) != 0)
+                if (Libc.Ioctl(fd, TUNSETIFF, request) != 0)
                 {
                     int errno = Interop.LastErrno;
                     string exists = errno == Interop.EBUSY ? $" (a device named {what} exists)" : string.Empty;
@@ -142,13 +143,13 @@ public static class TapDevice
         }
         finally
         {
-            _ = Interop.Close(fd);
+            _ = Libc.Close(fd);
         }
     }
 
     private static void SetOrFail(int fd, nuint request, uint value, string what)
     {
-        if (Interop.Ioctl(fd, request, (nint)value) != 0)
+        if (Libc.Ioctl(fd, request, (nint)value) != 0)
         {
             throw new IOException($"{what}: {Interop.ErrnoText(Interop.LastErrno)}");
         }

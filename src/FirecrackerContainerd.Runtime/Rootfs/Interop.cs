@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Runtime.Rootfs;
 
-/// <summary>The libc calls the rootfs image builder needs: mounting and unmounting the snapshot view.</summary>
+/// <summary>The rootfs image builder's mounts of the snapshot view, over <see cref="Libc"/>'s mount and umount2.</summary>
 internal static partial class Interop
 {
     internal const ulong MS_RDONLY = 0x1;
@@ -18,26 +19,17 @@ internal static partial class Interop
     /// <summary>mount(2); throws an <see cref="IOException"/> naming the call, the source and the target.</summary>
     internal static void Mount(string? source, string target, string? fsType, ulong flags, string? data)
     {
-        if (mount(source, target, fsType, flags, data) != 0)
+        if (Libc.Mount(source, target, fsType, flags, data) != 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            throw new IOException(
-                $"mount {fsType ?? "(bind)"} {source ?? "(none)"} on {target} (flags 0x{flags:x}, data \"{data}\"): {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})",
-                errno);
+            throw Libc.Error("mount", $"{fsType ?? "(bind)"} {source ?? "(none)"} on {target} (flags 0x{flags:x}, data \"{data}\")");
         }
     }
 
     /// <summary>umount2(2); returns the errno (0 on success) so the caller can decide on a lazy retry.</summary>
     internal static int Unmount(string target, int flags)
     {
-        return umount2(target, flags) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        return Libc.Umount2(target, flags) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
     internal static string ErrorMessage(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int mount(string? source, string target, string? filesystemtype, ulong mountflags, string? data);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int umount2(string target, int flags);
 }

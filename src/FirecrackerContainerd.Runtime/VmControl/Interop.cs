@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Runtime.VmControl;
 
@@ -19,8 +20,7 @@ internal static unsafe partial class Interop
         byte* buffer = stackalloc byte[StatxBytes];
         if (statx(AT_FDCWD, path, 0, STATX_TYPE, buffer) != 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            throw new IOException($"statx {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+            throw Libc.Error("statx", path);
         }
 
         return *(ushort*)(buffer + StatxModeOffset) & S_IFMT;

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Ttrpc.Transport;
 
@@ -32,7 +33,7 @@ public readonly record struct PeerCredentials(int ProcessId, uint UserId, uint G
 
     /// <summary>This process's pid and current effective uid and gid.</summary>
     public static PeerCredentials OfThisProcess() =>
-        new(Environment.ProcessId, Interop.GetEffectiveUserId(), Interop.GetEffectiveGroupId());
+        new(Environment.ProcessId, Libc.GetEuid(), Libc.GetEgid());
 
     /// <summary>True when the peer runs with this process's effective uid and gid (ttrpc's same-user rule).</summary>
     public bool IsSameUserAsThisProcess() => IsSameUserAs(OfThisProcess());

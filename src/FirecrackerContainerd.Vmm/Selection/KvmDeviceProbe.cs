@@ -1,3 +1,4 @@
+using FirecrackerContainerd.Native;
 namespace FirecrackerContainerd.Vmm.Selection;
 
 /// <summary>Checks that <c>/dev/kvm</c> opens read-write and speaks KVM API version 12.</summary>
@@ -23,7 +24,7 @@ public sealed class KvmDeviceProbe : IKvmProbe
     /// <inheritdoc/>
     public Task<KvmVerdict> ProbeAsync(CancellationToken cancellationToken)
     {
-        var fd = Interop.TryOpen(DevicePath, Interop.O_RDWR);
+        var fd = Interop.TryOpen(DevicePath, Libc.O_RDWR);
         if (fd < 0)
         {
             return Task.FromResult(new KvmVerdict(false, $"{DevicePath} cannot be opened read-write: {Interop.ErrnoText(-fd)}"));
@@ -38,7 +39,7 @@ public sealed class KvmDeviceProbe : IKvmProbe
         }
         finally
         {
-            Interop.CloseQuietly(fd);
+            Libc.CloseQuietly(fd);
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Vsock.VhostUser;
 
@@ -89,7 +90,7 @@ internal sealed class VhostUserChannel(Socket socket, string path)
             {
                 return result;
             }
-            if (errno != Interop.EAGAIN && errno != Interop.EINTR)
+            if (errno != Libc.EAGAIN && errno != Libc.EINTR)
             {
                 throw new IOException($"recvmsg {path}: errno {errno}", errno);
             }
@@ -105,9 +106,9 @@ internal sealed class VhostUserChannel(Socket socket, string path)
         int controlLength = cmsgHeaderSize + (sizeof(int) * VhostUserProtocol.MaxFds) + 16;
         fixed (byte* data = buffer)
         {
-            var iov = new Interop.IoVec { Base = data, Length = (nuint)buffer.Length };
-            var msg = new Interop.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlLength };
-            nint received = Interop.RecvMsg(socket.SafeHandle.DangerousGetHandle(), &msg, Interop.MSG_DONTWAIT | Interop.MSG_CMSG_CLOEXEC);
+            var iov = new Libc.IoVec { Base = data, Length = (nuint)buffer.Length };
+            var msg = new Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlLength };
+            nint received = Libc.RecvMsg((int)socket.SafeHandle.DangerousGetHandle(), &msg, Libc.MSG_DONTWAIT | Libc.MSG_CMSG_CLOEXEC);
             if (received < 0)
             {
                 errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
@@ -125,7 +126,7 @@ internal sealed class VhostUserChannel(Socket socket, string path)
                 {
                     break;
                 }
-                if (level == Interop.SOL_SOCKET && type == Interop.SCM_RIGHTS)
+                if (level == Libc.SOL_SOCKET && type == Libc.SCM_RIGHTS)
                 {
                     int count = (int)(length - cmsgHeaderSize) / sizeof(int);
                     for (int i = 0; i < count; i++)
@@ -137,7 +138,7 @@ internal sealed class VhostUserChannel(Socket socket, string path)
                 cmsg += step;
                 remaining -= step;
             }
-            if ((msg.Flags & Interop.MSG_CTRUNC) != 0)
+            if ((msg.Flags & Libc.MSG_CTRUNC) != 0)
             {
                 CloseAll(fds);
                 throw new VhostUserProtocolException($"front-end sent more than {VhostUserProtocol.MaxFds} descriptors on {path}");
@@ -150,7 +151,7 @@ internal sealed class VhostUserChannel(Socket socket, string path)
     {
         foreach (int fd in fds)
         {
-            Interop.CloseQuietly(fd);
+            Libc.CloseQuietly(fd);
         }
         fds.Clear();
     }

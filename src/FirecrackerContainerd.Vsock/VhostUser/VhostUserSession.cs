@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using FirecrackerContainerd.Vsock.Packet;
 using FirecrackerContainerd.Vsock.Virtio;
 using Microsoft.Extensions.Logging;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Vsock.VhostUser;
 
@@ -151,7 +152,7 @@ internal sealed partial class VhostUserSession : IDisposable
         }
         foreach (int fd in message.Fds.Where(fd => fd >= 0))
         {
-            Interop.CloseQuietly(fd);
+            Libc.CloseQuietly(fd);
         }
         if (!replied && message.NeedsReply && (protocolFeatures & (1ul << VhostUserProtocol.ProtocolFeatureReplyAck)) != 0)
         {
@@ -277,7 +278,7 @@ internal sealed partial class VhostUserSession : IDisposable
                 {
                     Stop(keepConnections: true);
                 }
-                Interop.CloseQuietly(vring.KickFd);
+                Libc.CloseQuietly(vring.KickFd);
                 vring.KickFd = fd;
                 TryStart();
                 break;
@@ -289,7 +290,7 @@ internal sealed partial class VhostUserSession : IDisposable
                 }
                 break;
             default:
-                Interop.CloseQuietly(fd);
+                Libc.CloseQuietly(fd);
                 break;
         }
     }
@@ -385,7 +386,7 @@ internal sealed partial class VhostUserSession : IDisposable
             Stop(keepConnections: true);
             vring.Base = next;
             // A restart brings a new kick descriptor.
-            Interop.CloseQuietly(vring.KickFd);
+            Libc.CloseQuietly(vring.KickFd);
             vring.KickFd = -1;
         }
         return next;
@@ -436,7 +437,7 @@ internal sealed partial class VhostUserSession : IDisposable
         {
             foreach (VringConfig vring in vrings)
             {
-                Interop.CloseQuietly(vring.KickFd);
+                Libc.CloseQuietly(vring.KickFd);
                 vring.KickFd = -1;
                 vring.Call?.Dispose();
                 vring.Call = null;

@@ -1,3 +1,4 @@
+using FirecrackerContainerd.Native;
 namespace FirecrackerContainerd.Vsock.Virtio;
 
 /// <summary>The "call" eventfd of a queue: writing to it makes the VMM interrupt the guest.</summary>
@@ -9,12 +10,12 @@ internal sealed unsafe class CallNotifier(int fd) : IDisposable
     {
         ulong one = 1;
         // EAGAIN means the counter is saturated: the guest will be interrupted anyway.
-        _ = Interop.Write(fd, &one, sizeof(ulong));
+        _ = Libc.Write(fd, &one, sizeof(ulong));
     }
 
     public void Dispose()
     {
-        Interop.CloseQuietly(fd);
+        Libc.CloseQuietly(fd);
         fd = -1;
     }
 }
@@ -32,10 +33,10 @@ internal sealed unsafe class KickWatcher : IDisposable
     {
         this.kickFd = kickFd;
         this.onKick = onKick;
-        stopFd = Interop.EventFd(0, Interop.EFD_CLOEXEC | Interop.EFD_NONBLOCK);
+        stopFd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
         if (stopFd < 0)
         {
-            throw Interop.Error("eventfd", name);
+            throw Libc.Error("eventfd", name);
         }
         thread = new Thread(Run) { IsBackground = true, Name = name };
         thread.Start();
@@ -43,15 +44,15 @@ internal sealed unsafe class KickWatcher : IDisposable
 
     private void Run()
     {
-        Interop.PollFd* fds = stackalloc Interop.PollFd[2];
+        Libc.PollFd* fds = stackalloc Libc.PollFd[2];
         while (true)
         {
-            fds[0] = new Interop.PollFd { Fd = kickFd, Events = Interop.POLLIN };
-            fds[1] = new Interop.PollFd { Fd = stopFd, Events = Interop.POLLIN };
-            int ready = Interop.Poll(fds, 2, -1);
+            fds[0] = new Libc.PollFd { Fd = kickFd, Events = Libc.POLLIN };
+            fds[1] = new Libc.PollFd { Fd = stopFd, Events = Libc.POLLIN };
+            int ready = Libc.Poll(fds, 2, -1);
             if (ready < 0)
             {
-                if (System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == Interop.EINTR)
+                if (System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == Libc.EINTR)
                 {
                     continue;
                 }
@@ -64,7 +65,7 @@ internal sealed unsafe class KickWatcher : IDisposable
             if (fds[0].REvents != 0)
             {
                 ulong count;
-                _ = Interop.Read(kickFd, &count, sizeof(ulong));
+                _ = Libc.Read(kickFd, &count, sizeof(ulong));
                 onKick();
             }
         }
@@ -73,11 +74,11 @@ internal sealed unsafe class KickWatcher : IDisposable
     public void Dispose()
     {
         ulong one = 1;
-        _ = Interop.Write(stopFd, &one, sizeof(ulong));
+        _ = Libc.Write(stopFd, &one, sizeof(ulong));
         if (Thread.CurrentThread != thread)
         {
             thread.Join();
         }
-        Interop.CloseQuietly(stopFd);
+        Libc.CloseQuietly(stopFd);
     }
 }

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Vmm.Tests.Contract;
 
@@ -93,8 +94,8 @@ public sealed class FirecrackerApiServer : IAsyncDisposable
         _listener.Dispose();
         await _acceptLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await Task.WhenAll(_connections).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        FirecrackerContainerd.Vmm.Interop.CloseQuietly(_logFd);
-        FirecrackerContainerd.Vmm.Interop.CloseQuietly(_metricsFd);
+        Libc.CloseQuietly(_logFd);
+        Libc.CloseQuietly(_metricsFd);
         File.Delete(SocketPath);
         _stop.Dispose();
     }
@@ -298,7 +299,7 @@ public sealed class FirecrackerApiServer : IAsyncDisposable
         // As Firecracker does: read-write and non-blocking, so the open never waits and a full FIFO drops lines.
         const int O_CREAT = 0x40;
         return FirecrackerContainerd.Vmm.Interop.Open(
-            path, FirecrackerContainerd.Vmm.Interop.O_RDWR | FirecrackerContainerd.Vmm.Interop.O_NONBLOCK | O_CREAT, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            path, Libc.O_RDWR | Libc.O_NONBLOCK | O_CREAT, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     private static void WriteLine(int fd, string line)

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Vmm.Firecracker.Telemetry;
 
@@ -78,7 +79,7 @@ public sealed class FifoLineReader : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(consumer);
         FirecrackerContainerd.Core.Fifo.Create(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        var fd = Interop.Open(path, Interop.O_RDWR | Interop.O_NONBLOCK);
+        var fd = Interop.Open(path, Libc.O_RDWR | Libc.O_NONBLOCK);
         int wakeFd;
         try
         {
@@ -86,7 +87,7 @@ public sealed class FifoLineReader : IAsyncDisposable
         }
         catch
         {
-            Interop.CloseQuietly(fd);
+            Libc.CloseQuietly(fd);
             throw;
         }
 
@@ -111,8 +112,8 @@ public sealed class FifoLineReader : IAsyncDisposable
         }
 
         _stop.Dispose();
-        Interop.CloseQuietly(_fd);
-        Interop.CloseQuietly(_wakeFd);
+        Libc.CloseQuietly(_fd);
+        Libc.CloseQuietly(_wakeFd);
     }
 
     private void ReadLoop()
@@ -121,22 +122,22 @@ public sealed class FifoLineReader : IAsyncDisposable
         var line = new byte[MaxLineBytes];
         var lineLength = 0;
         var discardingRest = false;
-        Span<Interop.PollFd> fds = stackalloc Interop.PollFd[2];
+        Span<Libc.PollFd> fds = stackalloc Libc.PollFd[2];
         try
         {
             while (true)
             {
-                fds[0] = new Interop.PollFd { Fd = _fd, Events = Interop.POLLIN };
-                fds[1] = new Interop.PollFd { Fd = _wakeFd, Events = Interop.POLLIN };
+                fds[0] = new Libc.PollFd { Fd = _fd, Events = Libc.POLLIN };
+                fds[1] = new Libc.PollFd { Fd = _wakeFd, Events = Libc.POLLIN };
                 Interop.Poll(fds, -1, _path);
-                if (fds[1].Revents != 0)
+                if (fds[1].REvents != 0)
                 {
                     break;
                 }
 
-                if ((fds[0].Revents & (Interop.POLLERR | Interop.POLLNVAL)) != 0)
+                if ((fds[0].REvents & (Interop.POLLERR | Interop.POLLNVAL)) != 0)
                 {
-                    throw new IOException($"poll {_path}: the FIFO reports an error (revents 0x{fds[0].Revents:x})");
+                    throw new IOException($"poll {_path}: the FIFO reports an error (revents 0x{fds[0].REvents:x})");
                 }
 
                 int n;
