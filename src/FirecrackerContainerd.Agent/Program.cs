@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Agent;
 using FirecrackerContainerd.Agent.Drives;
 using FirecrackerContainerd.Agent.Events;
@@ -9,6 +8,7 @@ using FirecrackerContainerd.Agent.Oci;
 using FirecrackerContainerd.Agent.Processes;
 using FirecrackerContainerd.Agent.Stdio;
 using FirecrackerContainerd.Agent.Tasks;
+using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Shim.Tasks;
 using FirecrackerContainerd.Ttrpc.Server;
 using FirecrackerContainerd.Ttrpc.Transport;

@@ -1,5 +1,5 @@
-using Microsoft.Win32.SafeHandles;
 using FirecrackerContainerd.Native;
+using Microsoft.Win32.SafeHandles;
 
 namespace FirecrackerContainerd.Core;
 

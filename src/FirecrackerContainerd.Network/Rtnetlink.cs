@@ -1,8 +1,8 @@
 using System.Collections.Immutable;
+using FirecrackerContainerd.Native;
 using FirecrackerContainerd.Network.Links;
 using FirecrackerContainerd.Network.Netlink;
 using FirecrackerContainerd.Network.TrafficControl;
-using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Network;
 

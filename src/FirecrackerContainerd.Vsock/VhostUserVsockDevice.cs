@@ -10,16 +10,16 @@ namespace FirecrackerContainerd.Vsock;
 /// Firecracker's hybrid vsock: one VM, one vhost-user connection, one Unix socket for host clients.</summary>
 public sealed class VhostUserVsockDevice
 {
-    private readonly VhostUserVsockOptions options;
-    private readonly ILogger logger;
+    private readonly VhostUserVsockOptions _options;
+    private readonly ILogger _logger;
 
     /// <summary>A device for the VM described by <paramref name="options"/> (validated here); it serves nothing until run.</summary>
     public VhostUserVsockDevice(VhostUserVsockOptions options, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        this.options = options;
-        this.logger = logger ?? NullLogger.Instance;
+        _options = options;
+        _logger = logger ?? NullLogger.Instance;
     }
 
     /// <summary>Listens on both sockets, serves QEMU's vhost-user connection until QEMU disconnects or
@@ -27,11 +27,11 @@ public sealed class VhostUserVsockDevice
     /// files. Host clients are accepted once the guest driver has started the device.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        using Socket vhostListener = Listen(options.SocketPath, removeStaleSocket: true);
+        using Socket vhostListener = Listen(_options.SocketPath, removeStaleSocket: true);
         Socket? frontEnd = null;
         try
         {
-            using Socket udsListener = Listen(options.UdsPath, removeStaleSocket: false);
+            using Socket udsListener = Listen(_options.UdsPath, removeStaleSocket: false);
             try
             {
                 frontEnd = await vhostListener.AcceptAsync(cancellationToken).ConfigureAwait(false);
@@ -39,7 +39,7 @@ public sealed class VhostUserVsockDevice
             }
             finally
             {
-                File.Delete(options.UdsPath);
+                File.Delete(_options.UdsPath);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -49,7 +49,7 @@ public sealed class VhostUserVsockDevice
         finally
         {
             frontEnd?.Dispose();
-            File.Delete(options.SocketPath);
+            File.Delete(_options.SocketPath);
         }
     }
 
@@ -59,19 +59,19 @@ public sealed class VhostUserVsockDevice
         VhostUserSession? session = null;
         using var acceptStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Task? acceptLoop = null;
-        var muxer = new HybridVsockMuxer(gate, options.UdsPath, options.GuestCid, () =>
+        var muxer = new HybridVsockMuxer(gate, _options.UdsPath, _options.GuestCid, () =>
         {
             lock (gate)
             {
                 session?.Queues?.ProcessRx();
             }
-        }, logger);
+        }, _logger);
         try
         {
-            session = new VhostUserSession(new VhostUserChannel(frontEnd, options.SocketPath), options.GuestCid, gate, muxer,
+            session = new VhostUserSession(new VhostUserChannel(frontEnd, _options.SocketPath), _options.GuestCid, gate, muxer,
                 onActivated: () => acceptLoop ??= muxer.AcceptAsync(udsListener, acceptStop.Token),
                 onDeactivated: muxer.ResetAll,
-                logger);
+                _logger);
             await session.RunAsync(cancellationToken).ConfigureAwait(false);
         }
         finally

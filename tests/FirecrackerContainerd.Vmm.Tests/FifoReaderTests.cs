@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Text;
+using FirecrackerContainerd.Native;
 using FirecrackerContainerd.Vmm.Firecracker.Telemetry;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
-using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Vmm.Tests;
 

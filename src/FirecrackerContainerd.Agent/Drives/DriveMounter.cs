@@ -1,12 +1,12 @@
 using System.Text.RegularExpressions;
 using FirecrackerContainerd.Agent.Native;
 using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Native;
 using FirecrackerContainerd.Protos;
 using FirecrackerContainerd.Protos.Agent;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Ttrpc.Server;
 using Google.Protobuf.WellKnownTypes;
-using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Agent.Drives;
 

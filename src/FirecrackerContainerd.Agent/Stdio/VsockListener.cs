@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
-using FirecrackerContainerd.Native;
-
 using FirecrackerContainerd.Agent.Stdio;
+using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Agent;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
-using FirecrackerContainerd.Network.Links;
 using FirecrackerContainerd.Native;
+using FirecrackerContainerd.Network.Links;
 
 namespace FirecrackerContainerd.Network.Tap;
 

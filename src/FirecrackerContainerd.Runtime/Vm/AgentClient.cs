@@ -1,14 +1,14 @@
 using FirecrackerContainerd.Core;
-using AgentMetadata = FirecrackerContainerd.Protos.Agent.AgentMetadata;
-using AgentVersion = FirecrackerContainerd.Protos.Agent.AgentVersion;
-using MountDriveRequest = FirecrackerContainerd.Protos.Agent.MountDriveRequest;
-using UnmountDriveRequest = FirecrackerContainerd.Protos.Agent.UnmountDriveRequest;
 using FirecrackerContainerd.Protos.Containerd.Types;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Ttrpc.Client;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
+using AgentMetadata = FirecrackerContainerd.Protos.Agent.AgentMetadata;
+using AgentVersion = FirecrackerContainerd.Protos.Agent.AgentVersion;
+using MountDriveRequest = FirecrackerContainerd.Protos.Agent.MountDriveRequest;
+using UnmountDriveRequest = FirecrackerContainerd.Protos.Agent.UnmountDriveRequest;
 
 namespace FirecrackerContainerd.Runtime.Vm;
 

@@ -1,6 +1,6 @@
-using FirecrackerContainerd.Core;
 using System.Security.Cryptography;
 using System.Text;
+using FirecrackerContainerd.Core;
 
 namespace FirecrackerContainerd.Shim.Addressing;
 

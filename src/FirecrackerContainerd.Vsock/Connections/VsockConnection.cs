@@ -46,40 +46,40 @@ internal sealed class VsockConnection
     /// <summary>Host→guest bytes staged here until the guest has credit and RX buffers.</summary>
     public const int HostBufferCapacity = 64 * 1024;
 
-    private readonly ulong guestCid;
-    private readonly byte[] hostData = new byte[HostBufferCapacity];
-    private int hostStart;
-    private int hostCount;
+    private readonly ulong _guestCid;
+    private readonly byte[] _hostData = new byte[HostBufferCapacity];
+    private int _hostStart;
+    private int _hostCount;
 
     // Guest→host accounting: bytes received from the guest, bytes forwarded to the host socket, and
     // the fwd_cnt last told to the guest.
-    private uint rxCnt;
-    private uint fwdCnt;
-    private uint lastFwdCntSent;
+    private uint _rxCnt;
+    private uint _fwdCnt;
+    private uint _lastFwdCntSent;
 
     // Host→guest accounting: bytes sent to the guest and the guest's latest buf_alloc/fwd_cnt.
-    private uint txCnt;
-    private uint peerBufAlloc;
-    private uint peerFwdCnt;
+    private uint _txCnt;
+    private uint _peerBufAlloc;
+    private uint _peerFwdCnt;
 
-    private bool pendingRequest;
-    private bool pendingResponse;
-    private bool pendingRst;
-    private bool pendingCreditUpdate;
-    private bool creditRequestSent;
-    private bool pendingShutdown;
-    private bool shutdownSent;
+    private bool _pendingRequest;
+    private bool _pendingResponse;
+    private bool _pendingRst;
+    private bool _pendingCreditUpdate;
+    private bool _creditRequestSent;
+    private bool _pendingShutdown;
+    private bool _shutdownSent;
 
     private VsockConnection(ConnectionKey key, ulong guestCid, ConnectionState state)
     {
         Key = key;
-        this.guestCid = guestCid;
+        _guestCid = guestCid;
         State = state;
     }
 
     /// <summary>A connection the host asked for: a REQUEST to the guest port is queued.</summary>
     public static VsockConnection HostInitiated(ConnectionKey key, ulong guestCid) =>
-        new(key, guestCid, ConnectionState.LocalInit) { pendingRequest = true };
+        new(key, guestCid, ConnectionState.LocalInit) { _pendingRequest = true };
 
     /// <summary>A connection the guest asked for with <paramref name="request"/>; it is answered once
     /// the host socket is dialled (<see cref="AcceptPeer"/>).</summary>
@@ -98,35 +98,35 @@ internal sealed class VsockConnection
     public VsockShutdownFlags PeerShutdown { get; private set; }
 
     /// <summary>True once the host end reached end of file.</summary>
-    public bool HostEof => pendingShutdown || shutdownSent;
+    public bool HostEof => _pendingShutdown || _shutdownSent;
 
     /// <summary>Bytes the guest may still accept from us: peer_buf_alloc - (tx_cnt - peer_fwd_cnt).</summary>
     public uint PeerCredit
     {
         get
         {
-            uint inFlight = unchecked(txCnt - peerFwdCnt);
-            return inFlight > peerBufAlloc ? 0 : peerBufAlloc - inFlight;
+            uint inFlight = unchecked(_txCnt - _peerFwdCnt);
+            return inFlight > _peerBufAlloc ? 0 : _peerBufAlloc - inFlight;
         }
     }
 
     /// <summary>Room left for host→guest bytes.</summary>
-    public int HostBufferFree => HostBufferCapacity - hostCount;
+    public int HostBufferFree => HostBufferCapacity - _hostCount;
 
     /// <summary>Bytes received from the guest and not yet written to the host.</summary>
-    public uint PendingForHost => unchecked(rxCnt - fwdCnt);
+    public uint PendingForHost => unchecked(_rxCnt - _fwdCnt);
 
-    public uint TxCount => txCnt;
+    public uint TxCount => _txCnt;
 
-    public uint FwdCount => fwdCnt;
+    public uint FwdCount => _fwdCnt;
 
     /// <summary>True when the connection has a packet for the guest's RX queue right now.</summary>
     public bool HasRxWork =>
-        pendingRst || pendingRequest || pendingResponse
-        || (State == ConnectionState.Established && hostCount > 0 && PeerCredit > 0)
-        || pendingCreditUpdate
-        || (State == ConnectionState.Established && hostCount > 0 && PeerCredit == 0 && !creditRequestSent)
-        || (pendingShutdown && hostCount == 0);
+        _pendingRst || _pendingRequest || _pendingResponse
+        || (State == ConnectionState.Established && _hostCount > 0 && PeerCredit > 0)
+        || _pendingCreditUpdate
+        || (State == ConnectionState.Established && _hostCount > 0 && PeerCredit == 0 && !_creditRequestSent)
+        || (_pendingShutdown && _hostCount == 0);
 
     /// <summary>Takes a packet the guest sent on this connection.</summary>
     public GuestPacketOutcome OnGuestPacket(GuestPacket packet)
@@ -142,7 +142,7 @@ internal sealed class VsockConnection
             case VsockOp.Rst:
                 State = ConnectionState.Killed;
                 return GuestPacketOutcome.PeerReset;
-            case VsockOp.Response when State == ConnectionState.LocalInit && !pendingRequest:
+            case VsockOp.Response when State == ConnectionState.LocalInit && !_pendingRequest:
                 State = ConnectionState.Established;
                 return GuestPacketOutcome.Established;
             case VsockOp.Rw when State == ConnectionState.Established && (PeerShutdown & VsockShutdownFlags.Send) == 0:
@@ -151,12 +151,12 @@ internal sealed class VsockConnection
                 {
                     return Kill();
                 }
-                rxCnt = unchecked(rxCnt + length);
+                _rxCnt = unchecked(_rxCnt + length);
                 return GuestPacketOutcome.Accepted;
             case VsockOp.CreditUpdate:
                 return GuestPacketOutcome.Accepted;
             case VsockOp.CreditRequest:
-                pendingCreditUpdate = true;
+                _pendingCreditUpdate = true;
                 return GuestPacketOutcome.Accepted;
             case VsockOp.Shutdown when State == ConnectionState.Established:
                 PeerShutdown |= packet.ShutdownFlags;
@@ -172,7 +172,7 @@ internal sealed class VsockConnection
         if (State == ConnectionState.PeerInit)
         {
             State = ConnectionState.Established;
-            pendingResponse = true;
+            _pendingResponse = true;
         }
     }
 
@@ -180,7 +180,7 @@ internal sealed class VsockConnection
     public GuestPacketOutcome Kill()
     {
         State = ConnectionState.Killed;
-        pendingRst = true;
+        _pendingRst = true;
         return GuestPacketOutcome.Violation;
     }
 
@@ -188,26 +188,26 @@ internal sealed class VsockConnection
     public int AppendHostData(ReadOnlySpan<byte> data)
     {
         int count = Math.Min(data.Length, HostBufferFree);
-        int tail = (hostStart + hostCount) % HostBufferCapacity;
+        int tail = (_hostStart + _hostCount) % HostBufferCapacity;
         int first = Math.Min(count, HostBufferCapacity - tail);
-        data[..first].CopyTo(hostData.AsSpan(tail));
-        data[first..count].CopyTo(hostData);
-        hostCount += count;
+        data[..first].CopyTo(_hostData.AsSpan(tail));
+        data[first..count].CopyTo(_hostData);
+        _hostCount += count;
         return count;
     }
 
     /// <summary>The host end reached end of file: once staged bytes are sent, tell the guest we send no more.</summary>
-    public void OnHostEof() => pendingShutdown = !shutdownSent;
+    public void OnHostEof() => _pendingShutdown = !_shutdownSent;
 
     /// <summary>Bytes the guest sent were written to the host socket: they count as consumed, and the
     /// guest hears about it before it runs out of credit.</summary>
     public void OnHostWritten(int count)
     {
-        fwdCnt = unchecked(fwdCnt + (uint)count);
-        uint guestViewOfFree = BufAlloc - Math.Min(BufAlloc, unchecked(rxCnt - lastFwdCntSent));
-        if (fwdCnt != lastFwdCntSent && guestViewOfFree < BufAlloc / 2)
+        _fwdCnt = unchecked(_fwdCnt + (uint)count);
+        uint guestViewOfFree = BufAlloc - Math.Min(BufAlloc, unchecked(_rxCnt - _lastFwdCntSent));
+        if (_fwdCnt != _lastFwdCntSent && guestViewOfFree < BufAlloc / 2)
         {
-            pendingCreditUpdate = true;
+            _pendingCreditUpdate = true;
         }
     }
 
@@ -216,50 +216,50 @@ internal sealed class VsockConnection
     public VsockHeader? TakeRxPacket(Span<byte> payload, out int payloadLength)
     {
         payloadLength = 0;
-        if (pendingRst)
+        if (_pendingRst)
         {
-            pendingRst = false;
+            _pendingRst = false;
             return Header(VsockOp.Rst, 0, 0);
         }
-        if (pendingRequest)
+        if (_pendingRequest)
         {
-            pendingRequest = false;
+            _pendingRequest = false;
             return Header(VsockOp.Request, 0, 0);
         }
-        if (pendingResponse)
+        if (_pendingResponse)
         {
-            pendingResponse = false;
+            _pendingResponse = false;
             return Header(VsockOp.Response, 0, 0);
         }
-        if (State == ConnectionState.Established && hostCount > 0)
+        if (State == ConnectionState.Established && _hostCount > 0)
         {
             uint credit = PeerCredit;
             if (credit > 0 && payload.Length > 0)
             {
-                int count = (int)Math.Min(Math.Min((uint)hostCount, credit), Math.Min((uint)payload.Length, VsockLimits.MaxPayload));
-                int first = Math.Min(count, HostBufferCapacity - hostStart);
-                hostData.AsSpan(hostStart, first).CopyTo(payload);
-                hostData.AsSpan(0, count - first).CopyTo(payload[first..]);
-                hostStart = (hostStart + count) % HostBufferCapacity;
-                hostCount -= count;
-                txCnt = unchecked(txCnt + (uint)count);
+                int count = (int)Math.Min(Math.Min((uint)_hostCount, credit), Math.Min((uint)payload.Length, VsockLimits.MaxPayload));
+                int first = Math.Min(count, HostBufferCapacity - _hostStart);
+                _hostData.AsSpan(_hostStart, first).CopyTo(payload);
+                _hostData.AsSpan(0, count - first).CopyTo(payload[first..]);
+                _hostStart = (_hostStart + count) % HostBufferCapacity;
+                _hostCount -= count;
+                _txCnt = unchecked(_txCnt + (uint)count);
                 payloadLength = count;
                 return Header(VsockOp.Rw, (uint)count, 0);
             }
-            if (credit == 0 && !creditRequestSent)
+            if (credit == 0 && !_creditRequestSent)
             {
-                creditRequestSent = true;
+                _creditRequestSent = true;
                 return Header(VsockOp.CreditRequest, 0, 0);
             }
         }
-        if (pendingCreditUpdate)
+        if (_pendingCreditUpdate)
         {
             return Header(VsockOp.CreditUpdate, 0, 0);
         }
-        if (pendingShutdown && hostCount == 0)
+        if (_pendingShutdown && _hostCount == 0)
         {
-            pendingShutdown = false;
-            shutdownSent = true;
+            _pendingShutdown = false;
+            _shutdownSent = true;
             return Header(VsockOp.Shutdown, 0, (uint)VsockShutdownFlags.Send);
         }
         return null;
@@ -268,19 +268,19 @@ internal sealed class VsockConnection
     private VsockHeader Header(VsockOp op, uint length, uint flags)
     {
         // Every packet tells the guest how much we have consumed, so any of them is a credit update.
-        lastFwdCntSent = fwdCnt;
-        pendingCreditUpdate = false;
-        return new VsockHeader(VsockLimits.HostCid, guestCid, Key.LocalPort, Key.PeerPort, length,
-            VsockHeader.TypeStream, op, flags, BufAlloc, fwdCnt);
+        _lastFwdCntSent = _fwdCnt;
+        _pendingCreditUpdate = false;
+        return new VsockHeader(VsockLimits.HostCid, _guestCid, Key.LocalPort, Key.PeerPort, length,
+            VsockHeader.TypeStream, op, flags, BufAlloc, _fwdCnt);
     }
 
     private void UpdatePeerCredit(VsockHeader header)
     {
-        peerBufAlloc = header.BufAlloc;
-        peerFwdCnt = header.FwdCnt;
+        _peerBufAlloc = header.BufAlloc;
+        _peerFwdCnt = header.FwdCnt;
         if (PeerCredit > 0)
         {
-            creditRequestSent = false;
+            _creditRequestSent = false;
         }
     }
 }

@@ -3,13 +3,13 @@ namespace FirecrackerContainerd.Vsock.Unix;
 /// <summary>A wake-up that is remembered until awaited once (an auto-reset event for async code).</summary>
 internal sealed class AsyncSignal : IDisposable
 {
-    private readonly SemaphoreSlim semaphore = new(0, 1);
+    private readonly SemaphoreSlim _semaphore = new(0, 1);
 
     public void Set()
     {
         try
         {
-            semaphore.Release();
+            _semaphore.Release();
         }
         catch (SemaphoreFullException)
         {
@@ -21,7 +21,7 @@ internal sealed class AsyncSignal : IDisposable
         }
     }
 
-    public Task WaitAsync(CancellationToken cancellationToken) => semaphore.WaitAsync(cancellationToken);
+    public Task WaitAsync(CancellationToken cancellationToken) => _semaphore.WaitAsync(cancellationToken);
 
-    public void Dispose() => semaphore.Dispose();
+    public void Dispose() => _semaphore.Dispose();
 }

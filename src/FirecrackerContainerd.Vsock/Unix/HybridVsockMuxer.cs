@@ -28,26 +28,26 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
     /// under load needs more.</summary>
     public static readonly TimeSpan ResponseTimeout = TimeSpan.FromSeconds(10);
 
-    private readonly object gate;
-    private readonly string udsPath;
-    private readonly ulong guestCid;
-    private readonly Action rxWorkAvailable;
-    private readonly ILogger logger;
-    private readonly Dictionary<ConnectionKey, HostStream> streams = [];
-    private readonly Queue<ConnectionKey> ready = new();
-    private readonly HashSet<ConnectionKey> readySet = [];
-    private readonly Queue<VsockHeader> controlBacklog = new();
-    private readonly CancellationTokenSource lifetime = new();
-    private readonly List<Task> background = [];
-    private uint nextLocalPort = FirstLocalPort;
+    private readonly object _gate;
+    private readonly string _udsPath;
+    private readonly ulong _guestCid;
+    private readonly Action _rxWorkAvailable;
+    private readonly ILogger _logger;
+    private readonly Dictionary<ConnectionKey, HostStream> _streams = [];
+    private readonly Queue<ConnectionKey> _ready = new();
+    private readonly HashSet<ConnectionKey> _readySet = [];
+    private readonly Queue<VsockHeader> _controlBacklog = new();
+    private readonly CancellationTokenSource _lifetime = new();
+    private readonly List<Task> _background = [];
+    private uint _nextLocalPort = FirstLocalPort;
 
     public HybridVsockMuxer(object gate, string udsPath, ulong guestCid, Action rxWorkAvailable, ILogger logger)
     {
-        this.gate = gate;
-        this.udsPath = udsPath;
-        this.guestCid = guestCid;
-        this.rxWorkAvailable = rxWorkAvailable;
-        this.logger = logger;
+        _gate = gate;
+        _udsPath = udsPath;
+        _guestCid = guestCid;
+        _rxWorkAvailable = rxWorkAvailable;
+        _logger = logger;
     }
 
     /// <summary>Connections currently tracked (for tests and diagnostics).</summary>
@@ -55,9 +55,9 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
     {
         get
         {
-            lock (gate)
+            lock (_gate)
             {
-                return streams.Count;
+                return _streams.Count;
             }
         }
     }
@@ -65,7 +65,7 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
     /// <summary>Accepts host clients on the listening socket until cancelled.</summary>
     public async Task AcceptAsync(Socket listener, CancellationToken cancellationToken)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _lifetime.Token);
         while (!linked.IsCancellationRequested)
         {
             Socket client;
@@ -88,16 +88,16 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
     /// <summary>Resets every connection (the driver went away) and closes their host sockets.</summary>
     public void ResetAll()
     {
-        lock (gate)
+        lock (_gate)
         {
-            foreach (HostStream stream in streams.Values)
+            foreach (HostStream stream in _streams.Values)
             {
                 stream.Dispose();
             }
-            streams.Clear();
-            ready.Clear();
-            readySet.Clear();
-            controlBacklog.Clear();
+            _streams.Clear();
+            _ready.Clear();
+            _readySet.Clear();
+            _controlBacklog.Clear();
         }
     }
 
@@ -105,13 +105,13 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
     {
         get
         {
-            if (controlBacklog.Count > 0)
+            if (_controlBacklog.Count > 0)
             {
                 return true;
             }
-            foreach (ConnectionKey key in ready)
+            foreach (ConnectionKey key in _ready)
             {
-                if (streams.TryGetValue(key, out HostStream? stream) && stream.Connection.HasRxWork)
+                if (_streams.TryGetValue(key, out HostStream? stream) && stream.Connection.HasRxWork)
                 {
                     return true;
                 }
@@ -123,14 +123,14 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
     public VsockHeader? TakeRxPacket(Span<byte> payload, out int payloadLength)
     {
         payloadLength = 0;
-        if (controlBacklog.TryDequeue(out VsockHeader control))
+        if (_controlBacklog.TryDequeue(out VsockHeader control))
         {
             return control;
         }
-        while (ready.TryDequeue(out ConnectionKey key))
+        while (_ready.TryDequeue(out ConnectionKey key))
         {
-            readySet.Remove(key);
-            if (!streams.TryGetValue(key, out HostStream? stream))
+            _readySet.Remove(key);
+            if (!_streams.TryGetValue(key, out HostStream? stream))
             {
                 continue;
             }
@@ -160,7 +160,7 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
     {
         VsockHeader header = packet.Header;
         var key = new ConnectionKey(header.DstPort, header.SrcPort);
-        if (!streams.TryGetValue(key, out HostStream? stream))
+        if (!_streams.TryGetValue(key, out HostStream? stream))
         {
             if (header.Op == VsockOp.Request)
             {
@@ -203,7 +203,7 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
     public void OnRejectedPacket(VsockHeader header)
     {
         var key = new ConnectionKey(header.DstPort, header.SrcPort);
-        if (streams.TryGetValue(key, out HostStream? stream))
+        if (_streams.TryGetValue(key, out HostStream? stream))
         {
             // A malformed packet on a live connection ends that connection only.
             stream.Connection.Kill();
@@ -218,19 +218,19 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
 
     private void OpenGuestInitiated(ConnectionKey key, VsockHeader request)
     {
-        if (streams.Count >= MaxConnections)
+        if (_streams.Count >= MaxConnections)
         {
             QueueReset(request);
             return;
         }
-        var stream = new HostStream(VsockConnection.GuestInitiated(key, guestCid, request), null, lifetime.Token);
-        streams.Add(key, stream);
+        var stream = new HostStream(VsockConnection.GuestInitiated(key, _guestCid, request), null, _lifetime.Token);
+        _streams.Add(key, stream);
         Track(DialHostAsync(stream));
     }
 
     private async Task DialHostAsync(HostStream stream)
     {
-        string path = $"{udsPath}_{stream.Connection.Key.LocalPort}";
+        string path = $"{_udsPath}_{stream.Connection.Key.LocalPort}";
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
@@ -240,17 +240,17 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
         {
             socket.Dispose();
             LogDialFailed(path, e.Message);
-            lock (gate)
+            lock (_gate)
             {
                 stream.Connection.Kill();
                 MarkReady(stream);
             }
-            rxWorkAvailable();
+            _rxWorkAvailable();
             return;
         }
-        lock (gate)
+        lock (_gate)
         {
-            if (stream.Connection.State != ConnectionState.PeerInit || !streams.ContainsKey(stream.Connection.Key))
+            if (stream.Connection.State != ConnectionState.PeerInit || !_streams.ContainsKey(stream.Connection.Key))
             {
                 socket.Dispose();
                 return;
@@ -259,14 +259,14 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
             stream.Connection.AcceptPeer();
             MarkReady(stream);
         }
-        rxWorkAvailable();
+        _rxWorkAvailable();
         StartPumps(stream);
     }
 
     private async Task ServeHostClientAsync(Socket client)
     {
         uint? port;
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(lifetime.Token))
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_lifetime.Token))
         {
             timeout.CancelAfter(ConnectRequestTimeout);
             try
@@ -284,19 +284,19 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
             return;
         }
         HostStream stream;
-        lock (gate)
+        lock (_gate)
         {
-            if (streams.Count >= MaxConnections)
+            if (_streams.Count >= MaxConnections)
             {
                 client.Dispose();
                 return;
             }
             var key = new ConnectionKey(AllocateLocalPort(guestPort), guestPort);
-            stream = new HostStream(VsockConnection.HostInitiated(key, guestCid), client, lifetime.Token);
-            streams.Add(key, stream);
+            stream = new HostStream(VsockConnection.HostInitiated(key, _guestCid), client, _lifetime.Token);
+            _streams.Add(key, stream);
             MarkReady(stream);
         }
-        rxWorkAvailable();
+        _rxWorkAvailable();
         bool accepted;
         try
         {
@@ -308,16 +308,16 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
         }
         if (!accepted)
         {
-            lock (gate)
+            lock (_gate)
             {
-                if (streams.ContainsKey(stream.Connection.Key) && stream.Connection.State != ConnectionState.Killed)
+                if (_streams.ContainsKey(stream.Connection.Key) && stream.Connection.State != ConnectionState.Killed)
                 {
                     stream.Connection.Kill();
                     MarkReady(stream);
                 }
                 stream.Dispose();
             }
-            rxWorkAvailable();
+            _rxWorkAvailable();
             return;
         }
         try
@@ -349,7 +349,7 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
             while (true)
             {
                 int free;
-                lock (gate)
+                lock (_gate)
                 {
                     if (stream.Connection.State == ConnectionState.Killed)
                     {
@@ -363,7 +363,7 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
                     continue;
                 }
                 int read = await socket.ReceiveAsync(buffer.AsMemory(0, free), SocketFlags.None, token).ConfigureAwait(false);
-                lock (gate)
+                lock (_gate)
                 {
                     if (read == 0)
                     {
@@ -375,7 +375,7 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
                     }
                     MarkReady(stream);
                 }
-                rxWorkAvailable();
+                _rxWorkAvailable();
                 if (read == 0)
                 {
                     return;
@@ -401,12 +401,12 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
                 {
                     sent += await socket.SendAsync(chunk.AsMemory(sent), SocketFlags.None, token).ConfigureAwait(false);
                 }
-                lock (gate)
+                lock (_gate)
                 {
                     stream.Connection.OnHostWritten(chunk.Length);
                     MarkReady(stream);
                 }
-                rxWorkAvailable();
+                _rxWorkAvailable();
             }
             if (token.IsCancellationRequested)
             {
@@ -414,7 +414,7 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
             }
             // The guest will send no more: pass the end of stream on to the host.
             socket.Shutdown(SocketShutdown.Send);
-            lock (gate)
+            lock (_gate)
             {
                 if (stream.Connection.PeerShutdown == VsockShutdownFlags.Both && stream.Connection.State != ConnectionState.Killed)
                 {
@@ -422,7 +422,7 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
                     MarkReady(stream);
                 }
             }
-            rxWorkAvailable();
+            _rxWorkAvailable();
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
         {
@@ -433,9 +433,9 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
     /// <summary>A host-side failure resets the connection (unless the device is shutting down).</summary>
     private void Fail(HostStream stream)
     {
-        lock (gate)
+        lock (_gate)
         {
-            if (streams.TryGetValue(stream.Connection.Key, out HostStream? current) && current == stream
+            if (_streams.TryGetValue(stream.Connection.Key, out HostStream? current) && current == stream
                 && stream.Connection.State != ConnectionState.Killed)
             {
                 stream.Connection.Kill();
@@ -443,16 +443,16 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
             }
             stream.Dispose();
         }
-        rxWorkAvailable();
+        _rxWorkAvailable();
     }
 
     private uint AllocateLocalPort(uint guestPort)
     {
         while (true)
         {
-            uint port = nextLocalPort;
-            nextLocalPort = nextLocalPort == uint.MaxValue >> 1 ? FirstLocalPort : nextLocalPort + 1;
-            if (!streams.ContainsKey(new ConnectionKey(port, guestPort)))
+            uint port = _nextLocalPort;
+            _nextLocalPort = _nextLocalPort == uint.MaxValue >> 1 ? FirstLocalPort : _nextLocalPort + 1;
+            if (!_streams.ContainsKey(new ConnectionKey(port, guestPort)))
             {
                 return port;
             }
@@ -461,51 +461,51 @@ internal sealed partial class HybridVsockMuxer : IVsockBackend, IAsyncDisposable
 
     private void QueueReset(VsockHeader to)
     {
-        if (controlBacklog.Count >= MaxControlBacklog)
+        if (_controlBacklog.Count >= MaxControlBacklog)
         {
             return;
         }
-        controlBacklog.Enqueue(new VsockHeader(VsockLimits.HostCid, guestCid, to.DstPort, to.SrcPort, 0,
+        _controlBacklog.Enqueue(new VsockHeader(VsockLimits.HostCid, _guestCid, to.DstPort, to.SrcPort, 0,
             VsockHeader.TypeStream, VsockOp.Rst, 0, 0, 0));
     }
 
     private void MarkReady(HostStream stream)
     {
-        if (readySet.Add(stream.Connection.Key))
+        if (_readySet.Add(stream.Connection.Key))
         {
-            ready.Enqueue(stream.Connection.Key);
+            _ready.Enqueue(stream.Connection.Key);
         }
     }
 
     private void Remove(HostStream stream)
     {
-        if (streams.TryGetValue(stream.Connection.Key, out HostStream? current) && current == stream)
+        if (_streams.TryGetValue(stream.Connection.Key, out HostStream? current) && current == stream)
         {
-            streams.Remove(stream.Connection.Key);
+            _streams.Remove(stream.Connection.Key);
         }
         stream.Dispose();
     }
 
     private void Track(Task task)
     {
-        lock (background)
+        lock (_background)
         {
-            background.RemoveAll(t => t.IsCompleted);
-            background.Add(task);
+            _background.RemoveAll(t => t.IsCompleted);
+            _background.Add(task);
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        await lifetime.CancelAsync().ConfigureAwait(false);
+        await _lifetime.CancelAsync().ConfigureAwait(false);
         ResetAll();
         Task[] pending;
-        lock (background)
+        lock (_background)
         {
-            pending = [.. background];
+            pending = [.. _background];
         }
         await Task.WhenAll(pending).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        lifetime.Dispose();
+        _lifetime.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "vsock connection {LocalPort}:{PeerPort} reset after guest {Op}")]

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
+using FirecrackerContainerd.Native;
 using FirecrackerContainerd.Vsock.Packet;
 using FirecrackerContainerd.Vsock.Virtio;
 using Microsoft.Extensions.Logging;
-using FirecrackerContainerd.Native;
 
 namespace FirecrackerContainerd.Vsock.VhostUser;
 
@@ -23,41 +23,41 @@ internal sealed partial class VhostUserSession : IDisposable
     public const ulong OfferedProtocolFeatures =
         (1ul << VhostUserProtocol.ProtocolFeatureConfig) | (1ul << VhostUserProtocol.ProtocolFeatureReplyAck);
 
-    private readonly VhostUserChannel channel;
-    private readonly ulong guestCid;
-    private readonly object gate;
-    private readonly IVsockBackend backend;
-    private readonly Action onActivated;
-    private readonly Action onDeactivated;
-    private readonly ILogger logger;
-    private readonly VringConfig[] vrings = [new(), new(), new()];
-    private ulong protocolFeatures;
-    private GuestMemory? memory;
-    private VirtioVsockQueues? queues;
-    private KickWatcher? rxKick;
-    private KickWatcher? txKick;
+    private readonly VhostUserChannel _channel;
+    private readonly ulong _guestCid;
+    private readonly object _gate;
+    private readonly IVsockBackend _backend;
+    private readonly Action _onActivated;
+    private readonly Action _onDeactivated;
+    private readonly ILogger _logger;
+    private readonly VringConfig[] _vrings = [new(), new(), new()];
+    private ulong _protocolFeatures;
+    private GuestMemory? _memory;
+    private VirtioVsockQueues? _queues;
+    private KickWatcher? _rxKick;
+    private KickWatcher? _txKick;
     // The rings as they were when the front-end stopped them (GET_VRING_BASE), while it has not restarted them.
-    private RingPosition[]? suspended;
+    private RingPosition[]? _suspended;
 
     public VhostUserSession(VhostUserChannel channel, ulong guestCid, object gate, IVsockBackend backend,
         Action onActivated, Action onDeactivated, ILogger logger)
     {
-        this.channel = channel;
-        this.guestCid = guestCid;
-        this.gate = gate;
-        this.backend = backend;
-        this.onActivated = onActivated;
-        this.onDeactivated = onDeactivated;
-        this.logger = logger;
+        _channel = channel;
+        _guestCid = guestCid;
+        _gate = gate;
+        _backend = backend;
+        _onActivated = onActivated;
+        _onDeactivated = onDeactivated;
+        _logger = logger;
     }
 
     /// <summary>The running queues, or null while the device is stopped. Read under the device lock.</summary>
-    public VirtioVsockQueues? Queues => queues;
+    public VirtioVsockQueues? Queues => _queues;
 
     /// <summary>Serves messages until the front-end disconnects.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        while (await channel.ReadAsync(cancellationToken).ConfigureAwait(false) is { } message)
+        while (await _channel.ReadAsync(cancellationToken).ConfigureAwait(false) is { } message)
         {
             LogMessage(message.Request, message.Payload.Length, message.Fds.Length);
             await HandleAsync(message, cancellationToken).ConfigureAwait(false);
@@ -70,7 +70,7 @@ internal sealed partial class VhostUserSession : IDisposable
         switch (message.Request)
         {
             case VhostUserRequest.GetFeatures:
-                await channel.ReplyU64Async(message.Request, OfferedFeatures, cancellationToken).ConfigureAwait(false);
+                await _channel.ReplyU64Async(message.Request, OfferedFeatures, cancellationToken).ConfigureAwait(false);
                 replied = true;
                 break;
             case VhostUserRequest.SetFeatures:
@@ -81,11 +81,11 @@ internal sealed partial class VhostUserSession : IDisposable
                 }
                 break;
             case VhostUserRequest.GetProtocolFeatures:
-                await channel.ReplyU64Async(message.Request, OfferedProtocolFeatures, cancellationToken).ConfigureAwait(false);
+                await _channel.ReplyU64Async(message.Request, OfferedProtocolFeatures, cancellationToken).ConfigureAwait(false);
                 replied = true;
                 break;
             case VhostUserRequest.SetProtocolFeatures:
-                protocolFeatures = message.ReadU64() & OfferedProtocolFeatures;
+                _protocolFeatures = message.ReadU64() & OfferedProtocolFeatures;
                 break;
             case VhostUserRequest.SetOwner:
                 break;
@@ -97,52 +97,52 @@ internal sealed partial class VhostUserSession : IDisposable
                 SetMemTable(message);
                 break;
             case VhostUserRequest.SetVringNum:
-            {
-                (uint index, uint num) = message.ReadVringState();
-                Vring(index).Num = num;
-                break;
-            }
+                {
+                    (uint index, uint num) = message.ReadVringState();
+                    Vring(index).Num = num;
+                    break;
+                }
             case VhostUserRequest.SetVringAddr:
                 SetVringAddr(message);
                 break;
             case VhostUserRequest.SetVringBase:
-            {
-                (uint index, uint num) = message.ReadVringState();
-                Vring(index).Base = (ushort)num;
-                break;
-            }
+                {
+                    (uint index, uint num) = message.ReadVringState();
+                    Vring(index).Base = (ushort)num;
+                    break;
+                }
             case VhostUserRequest.GetVringBase:
-            {
-                (uint index, _) = message.ReadVringState();
-                ushort next = StopRing(index);
-                byte[] state = new byte[8];
-                BinaryPrimitives.WriteUInt32LittleEndian(state, index);
-                BinaryPrimitives.WriteUInt32LittleEndian(state.AsSpan(4), next);
-                await channel.ReplyAsync(message.Request, state, cancellationToken).ConfigureAwait(false);
-                replied = true;
-                break;
-            }
+                {
+                    (uint index, _) = message.ReadVringState();
+                    ushort next = StopRing(index);
+                    byte[] state = new byte[8];
+                    BinaryPrimitives.WriteUInt32LittleEndian(state, index);
+                    BinaryPrimitives.WriteUInt32LittleEndian(state.AsSpan(4), next);
+                    await _channel.ReplyAsync(message.Request, state, cancellationToken).ConfigureAwait(false);
+                    replied = true;
+                    break;
+                }
             case VhostUserRequest.SetVringKick:
             case VhostUserRequest.SetVringCall:
             case VhostUserRequest.SetVringErr:
                 SetVringFile(message);
                 break;
             case VhostUserRequest.SetVringEnable:
-            {
-                (uint index, uint enable) = message.ReadVringState();
-                Vring(index).Enabled = enable != 0;
-                break;
-            }
+                {
+                    (uint index, uint enable) = message.ReadVringState();
+                    Vring(index).Enabled = enable != 0;
+                    break;
+                }
             case VhostUserRequest.GetConfig:
-                await channel.ReplyAsync(message.Request, ReadConfig(message), cancellationToken).ConfigureAwait(false);
+                await _channel.ReplyAsync(message.Request, ReadConfig(message), cancellationToken).ConfigureAwait(false);
                 replied = true;
                 break;
             case VhostUserRequest.GetQueueNum:
-                await channel.ReplyU64Async(message.Request, QueueCount, cancellationToken).ConfigureAwait(false);
+                await _channel.ReplyU64Async(message.Request, QueueCount, cancellationToken).ConfigureAwait(false);
                 replied = true;
                 break;
             case VhostUserRequest.GetMaxMemSlots:
-                await channel.ReplyU64Async(message.Request, VhostUserProtocol.MaxMemoryRegions, cancellationToken).ConfigureAwait(false);
+                await _channel.ReplyU64Async(message.Request, VhostUserProtocol.MaxMemoryRegions, cancellationToken).ConfigureAwait(false);
                 replied = true;
                 break;
             default:
@@ -154,14 +154,14 @@ internal sealed partial class VhostUserSession : IDisposable
         {
             Libc.CloseQuietly(fd);
         }
-        if (!replied && message.NeedsReply && (protocolFeatures & (1ul << VhostUserProtocol.ProtocolFeatureReplyAck)) != 0)
+        if (!replied && message.NeedsReply && (_protocolFeatures & (1ul << VhostUserProtocol.ProtocolFeatureReplyAck)) != 0)
         {
-            await channel.ReplyU64Async(message.Request, 0, cancellationToken).ConfigureAwait(false);
+            await _channel.ReplyU64Async(message.Request, 0, cancellationToken).ConfigureAwait(false);
         }
     }
 
     private VringConfig Vring(uint index) =>
-        index < QueueCount ? vrings[index] : throw new VhostUserProtocolException($"queue index {index} out of range (device has {QueueCount})");
+        index < QueueCount ? _vrings[index] : throw new VhostUserProtocolException($"queue index {index} out of range (device has {QueueCount})");
 
     private byte[] ReadConfig(VhostUserMessage message)
     {
@@ -179,7 +179,7 @@ internal sealed partial class VhostUserSession : IDisposable
         byte[] reply = (byte[])message.Payload.Clone();
         Span<byte> config = stackalloc byte[8];
         // virtio_vsock_config: guest_cid le64.
-        BinaryPrimitives.WriteUInt64LittleEndian(config, guestCid);
+        BinaryPrimitives.WriteUInt64LittleEndian(config, _guestCid);
         for (uint i = 0; i < size; i++)
         {
             ulong position = (ulong)offset + i;
@@ -228,10 +228,10 @@ internal sealed partial class VhostUserSession : IDisposable
             throw;
         }
         Stop(keepConnections: true);
-        lock (gate)
+        lock (_gate)
         {
-            memory?.Dispose();
-            memory = new GuestMemory(regions, () => Unmap(mappings));
+            _memory?.Dispose();
+            _memory = new GuestMemory(regions, () => Unmap(mappings));
         }
         TryStart();
     }
@@ -283,7 +283,7 @@ internal sealed partial class VhostUserSession : IDisposable
                 TryStart();
                 break;
             case VhostUserRequest.SetVringCall:
-                lock (gate)
+                lock (_gate)
                 {
                     vring.Call?.Dispose();
                     vring.Call = fd >= 0 ? new CallNotifier(fd) : null;
@@ -297,47 +297,47 @@ internal sealed partial class VhostUserSession : IDisposable
 
     private void TryStart()
     {
-        VringConfig rxConfig = vrings[RxQueue];
-        VringConfig txConfig = vrings[TxQueue];
+        VringConfig rxConfig = _vrings[RxQueue];
+        VringConfig txConfig = _vrings[TxQueue];
         bool resetFirst = false;
-        lock (gate)
+        lock (_gate)
         {
-            if (queues is not null || memory is null || !rxConfig.Ready || !txConfig.Ready)
+            if (_queues is not null || _memory is null || !rxConfig.Ready || !txConfig.Ready)
             {
                 return;
             }
-            VirtqueueLayout? rxLayout = VirtqueueLayout.Create(memory, rxConfig.Num, rxConfig.DescUser, rxConfig.AvailUser, rxConfig.UsedUser);
-            VirtqueueLayout? txLayout = VirtqueueLayout.Create(memory, txConfig.Num, txConfig.DescUser, txConfig.AvailUser, txConfig.UsedUser);
+            VirtqueueLayout? rxLayout = VirtqueueLayout.Create(_memory, rxConfig.Num, rxConfig.DescUser, rxConfig.AvailUser, rxConfig.UsedUser);
+            VirtqueueLayout? txLayout = VirtqueueLayout.Create(_memory, txConfig.Num, txConfig.DescUser, txConfig.AvailUser, txConfig.UsedUser);
             if (rxLayout is null || txLayout is null)
             {
                 throw new VhostUserProtocolException($"vring addresses or sizes (rx {rxConfig.Num}, tx {txConfig.Num}) are outside guest memory or invalid");
             }
             // Rings that start where they stopped are a resumed VM: its connections carry on. Rings anywhere else
             // belong to a guest that reset the device, whose connections are gone.
-            if (suspended is { } before && !(before[0] == RingPosition.Of(rxConfig) && before[1] == RingPosition.Of(txConfig)))
+            if (_suspended is { } before && !(before[0] == RingPosition.Of(rxConfig) && before[1] == RingPosition.Of(txConfig)))
             {
                 resetFirst = true;
             }
 
-            suspended = null;
-            queues = new VirtioVsockQueues(
-                new SplitVirtqueue(memory, rxLayout.Value, rxConfig.Base),
-                new SplitVirtqueue(memory, txLayout.Value, txConfig.Base),
-                new VsockPacketValidator(guestCid),
-                backend,
+            _suspended = null;
+            _queues = new VirtioVsockQueues(
+                new SplitVirtqueue(_memory, rxLayout.Value, rxConfig.Base),
+                new SplitVirtqueue(_memory, txLayout.Value, txConfig.Base),
+                new VsockPacketValidator(_guestCid),
+                _backend,
                 () => rxConfig.Call?.Signal(),
                 () => txConfig.Call?.Signal(),
                 LogQueueProblem);
         }
-        rxKick = new KickWatcher(rxConfig.KickFd, "vsock-rx-kick", () => OnKick(RxQueue));
-        txKick = new KickWatcher(txConfig.KickFd, "vsock-tx-kick", () => OnKick(TxQueue));
-        LogStarted(guestCid, rxConfig.Num, txConfig.Num);
+        _rxKick = new KickWatcher(rxConfig.KickFd, "vsock-rx-kick", () => OnKick(RxQueue));
+        _txKick = new KickWatcher(txConfig.KickFd, "vsock-tx-kick", () => OnKick(TxQueue));
+        LogStarted(_guestCid, rxConfig.Num, txConfig.Num);
         if (resetFirst)
         {
-            onDeactivated();
+            _onDeactivated();
         }
 
-        onActivated();
+        _onActivated();
         OnKick(TxQueue);
         // What the host sent while the rings were stopped waits for the guest.
         OnKick(RxQueue);
@@ -347,15 +347,15 @@ internal sealed partial class VhostUserSession : IDisposable
     {
         try
         {
-            lock (gate)
+            lock (_gate)
             {
                 if (queue == TxQueue)
                 {
-                    queues?.ProcessTx();
+                    _queues?.ProcessTx();
                 }
                 else
                 {
-                    queues?.ProcessRx();
+                    _queues?.ProcessRx();
                 }
             }
         }
@@ -372,11 +372,11 @@ internal sealed partial class VhostUserSession : IDisposable
     {
         VringConfig vring = Vring(index);
         ushort next = vring.Base;
-        lock (gate)
+        lock (_gate)
         {
-            if (queues is not null && index is RxQueue or TxQueue)
+            if (_queues is not null && index is RxQueue or TxQueue)
             {
-                next = index == RxQueue ? queues.Rx.NextAvail : queues.Tx.NextAvail;
+                next = index == RxQueue ? _queues.Rx.NextAvail : _queues.Tx.NextAvail;
             }
         }
         if (index is RxQueue or TxQueue)
@@ -400,50 +400,50 @@ internal sealed partial class VhostUserSession : IDisposable
     {
         bool wasRunning;
         bool reset;
-        lock (gate)
+        lock (_gate)
         {
-            wasRunning = queues is not null;
+            wasRunning = _queues is not null;
             if (wasRunning)
             {
-                vrings[RxQueue].Base = queues!.Rx.NextAvail;
-                vrings[TxQueue].Base = queues.Tx.NextAvail;
+                _vrings[RxQueue].Base = _queues!.Rx.NextAvail;
+                _vrings[TxQueue].Base = _queues.Tx.NextAvail;
             }
-            queues = null;
-            reset = (wasRunning || suspended is not null) && !keepConnections;
+            _queues = null;
+            reset = (wasRunning || _suspended is not null) && !keepConnections;
             if (wasRunning && keepConnections)
             {
-                suspended = [RingPosition.Of(vrings[RxQueue]), RingPosition.Of(vrings[TxQueue])];
+                _suspended = [RingPosition.Of(_vrings[RxQueue]), RingPosition.Of(_vrings[TxQueue])];
             }
             else if (reset)
             {
-                suspended = null;
+                _suspended = null;
             }
         }
         // Joined outside the lock: a watcher may be waiting for it.
-        rxKick?.Dispose();
-        txKick?.Dispose();
-        rxKick = null;
-        txKick = null;
+        _rxKick?.Dispose();
+        _txKick?.Dispose();
+        _rxKick = null;
+        _txKick = null;
         if (reset)
         {
-            onDeactivated();
+            _onDeactivated();
         }
     }
 
     public void Dispose()
     {
         Stop(keepConnections: false);
-        lock (gate)
+        lock (_gate)
         {
-            foreach (VringConfig vring in vrings)
+            foreach (VringConfig vring in _vrings)
             {
                 Libc.CloseQuietly(vring.KickFd);
                 vring.KickFd = -1;
                 vring.Call?.Dispose();
                 vring.Call = null;
             }
-            memory?.Dispose();
-            memory = null;
+            _memory?.Dispose();
+            _memory = null;
         }
     }
 

@@ -10,12 +10,12 @@ internal readonly record struct DescriptorSegment(nint Host, uint Length, bool D
 /// either its checked segments or the reason the guest's chain was refused.</summary>
 internal sealed class DescriptorChain
 {
-    private readonly DescriptorSegment[] segments;
+    private readonly DescriptorSegment[] _segments;
 
     private DescriptorChain(ushort head, DescriptorSegment[] segments, string? error)
     {
         Head = head;
-        this.segments = segments;
+        _segments = segments;
         Error = error;
         foreach (DescriptorSegment segment in segments)
         {
@@ -42,7 +42,7 @@ internal sealed class DescriptorChain
 
     public bool IsValid => Error is null;
 
-    public IReadOnlyList<DescriptorSegment> Segments => segments;
+    public IReadOnlyList<DescriptorSegment> Segments => _segments;
 
     /// <summary>Total bytes the device may read (driver-readable descriptors).</summary>
     public long ReadableLength { get; }
@@ -56,7 +56,7 @@ internal sealed class DescriptorChain
     public unsafe int CopyFromReadable(long offset, Span<byte> destination)
     {
         int copied = 0;
-        foreach (DescriptorSegment segment in segments)
+        foreach (DescriptorSegment segment in _segments)
         {
             if (segment.DeviceWritable || copied == destination.Length)
             {
@@ -80,7 +80,7 @@ internal sealed class DescriptorChain
     public unsafe int CopyToWritable(long offset, ReadOnlySpan<byte> source)
     {
         int copied = 0;
-        foreach (DescriptorSegment segment in segments)
+        foreach (DescriptorSegment segment in _segments)
         {
             if (!segment.DeviceWritable || copied == source.Length)
             {

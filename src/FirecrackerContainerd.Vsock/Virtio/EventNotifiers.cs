@@ -1,22 +1,23 @@
 using FirecrackerContainerd.Native;
+
 namespace FirecrackerContainerd.Vsock.Virtio;
 
 /// <summary>The "call" eventfd of a queue: writing to it makes the VMM interrupt the guest.</summary>
 internal sealed unsafe class CallNotifier(int fd) : IDisposable
 {
-    private int fd = fd;
+    private int _fd = fd;
 
     public void Signal()
     {
         ulong one = 1;
         // EAGAIN means the counter is saturated: the guest will be interrupted anyway.
-        _ = Libc.Write(fd, &one, sizeof(ulong));
+        _ = Libc.Write(_fd, &one, sizeof(ulong));
     }
 
     public void Dispose()
     {
-        Libc.CloseQuietly(fd);
-        fd = -1;
+        Libc.CloseQuietly(_fd);
+        _fd = -1;
     }
 }
 
@@ -24,22 +25,22 @@ internal sealed unsafe class CallNotifier(int fd) : IDisposable
 /// runs a callback each time the guest notifies the queue. The descriptor stays owned by the caller.</summary>
 internal sealed unsafe class KickWatcher : IDisposable
 {
-    private readonly int kickFd;
-    private readonly int stopFd;
-    private readonly Action onKick;
-    private readonly Thread thread;
+    private readonly int _kickFd;
+    private readonly int _stopFd;
+    private readonly Action _onKick;
+    private readonly Thread _thread;
 
     public KickWatcher(int kickFd, string name, Action onKick)
     {
-        this.kickFd = kickFd;
-        this.onKick = onKick;
-        stopFd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
-        if (stopFd < 0)
+        _kickFd = kickFd;
+        _onKick = onKick;
+        _stopFd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        if (_stopFd < 0)
         {
             throw Libc.Error("eventfd", name);
         }
-        thread = new Thread(Run) { IsBackground = true, Name = name };
-        thread.Start();
+        _thread = new Thread(Run) { IsBackground = true, Name = name };
+        _thread.Start();
     }
 
     private void Run()
@@ -47,8 +48,8 @@ internal sealed unsafe class KickWatcher : IDisposable
         Libc.PollFd* fds = stackalloc Libc.PollFd[2];
         while (true)
         {
-            fds[0] = new Libc.PollFd { Fd = kickFd, Events = Libc.POLLIN };
-            fds[1] = new Libc.PollFd { Fd = stopFd, Events = Libc.POLLIN };
+            fds[0] = new Libc.PollFd { Fd = _kickFd, Events = Libc.POLLIN };
+            fds[1] = new Libc.PollFd { Fd = _stopFd, Events = Libc.POLLIN };
             int ready = Libc.Poll(fds, 2, -1);
             if (ready < 0)
             {
@@ -65,8 +66,8 @@ internal sealed unsafe class KickWatcher : IDisposable
             if (fds[0].REvents != 0)
             {
                 ulong count;
-                _ = Libc.Read(kickFd, &count, sizeof(ulong));
-                onKick();
+                _ = Libc.Read(_kickFd, &count, sizeof(ulong));
+                _onKick();
             }
         }
     }
@@ -74,11 +75,11 @@ internal sealed unsafe class KickWatcher : IDisposable
     public void Dispose()
     {
         ulong one = 1;
-        _ = Libc.Write(stopFd, &one, sizeof(ulong));
-        if (Thread.CurrentThread != thread)
+        _ = Libc.Write(_stopFd, &one, sizeof(ulong));
+        if (Thread.CurrentThread != _thread)
         {
-            thread.Join();
+            _thread.Join();
         }
-        Libc.CloseQuietly(stopFd);
+        Libc.CloseQuietly(_stopFd);
     }
 }

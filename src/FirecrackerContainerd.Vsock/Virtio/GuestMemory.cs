@@ -12,22 +12,22 @@ internal readonly record struct GuestMemoryRegion(ulong GuestAddress, ulong Size
 /// translated here and must fall entirely inside one region.</summary>
 internal sealed class GuestMemory : IDisposable
 {
-    private readonly GuestMemoryRegion[] regions;
-    private readonly Action? release;
+    private readonly GuestMemoryRegion[] _regions;
+    private readonly Action? _release;
 
     public GuestMemory(IReadOnlyList<GuestMemoryRegion> regions, Action? release)
     {
-        this.regions = [.. regions];
-        this.release = release;
+        _regions = [.. regions];
+        _release = release;
     }
 
-    public IReadOnlyList<GuestMemoryRegion> Regions => regions;
+    public IReadOnlyList<GuestMemoryRegion> Regions => _regions;
 
     /// <summary>Translates a guest physical range to a host pointer; false when any byte lies outside
     /// guest RAM or the range crosses a region boundary.</summary>
     public bool TryTranslate(ulong guestAddress, ulong length, out nint host)
     {
-        foreach (GuestMemoryRegion region in regions)
+        foreach (GuestMemoryRegion region in _regions)
         {
             if (Contains(region.GuestAddress, region.Size, guestAddress, length))
             {
@@ -42,7 +42,7 @@ internal sealed class GuestMemory : IDisposable
     /// <summary>Translates a range given in the VMM's address space (as SET_VRING_ADDR does).</summary>
     public bool TryTranslateUser(ulong userAddress, ulong length, out nint host)
     {
-        foreach (GuestMemoryRegion region in regions)
+        foreach (GuestMemoryRegion region in _regions)
         {
             if (Contains(region.UserAddress, region.Size, userAddress, length))
             {
@@ -57,5 +57,5 @@ internal sealed class GuestMemory : IDisposable
     private static bool Contains(ulong start, ulong size, ulong address, ulong length) =>
         address >= start && address - start <= size && length <= size - (address - start);
 
-    public void Dispose() => release?.Invoke();
+    public void Dispose() => _release?.Invoke();
 }

@@ -48,29 +48,29 @@ internal sealed unsafe class SplitVirtqueue
     private const ushort DescFlagIndirect = 4;
     private const ushort AvailFlagNoInterrupt = 1;
 
-    private readonly GuestMemory memory;
-    private readonly VirtqueueLayout layout;
-    private ushort nextAvail;
-    private ushort nextUsed;
+    private readonly GuestMemory _memory;
+    private readonly VirtqueueLayout _layout;
+    private ushort _nextAvail;
+    private ushort _nextUsed;
 
     public SplitVirtqueue(GuestMemory memory, VirtqueueLayout layout, ushort nextAvail)
     {
-        this.memory = memory;
-        this.layout = layout;
-        this.nextAvail = nextAvail;
-        nextUsed = Volatile.Read(ref *(ushort*)(layout.UsedRing + 2));
+        _memory = memory;
+        _layout = layout;
+        _nextAvail = nextAvail;
+        _nextUsed = Volatile.Read(ref *(ushort*)(layout.UsedRing + 2));
     }
 
-    public ushort Size => layout.Size;
+    public ushort Size => _layout.Size;
 
     /// <summary>Index of the next available entry the device will read (GET_VRING_BASE reports it).</summary>
-    public ushort NextAvail => nextAvail;
+    public ushort NextAvail => _nextAvail;
 
     /// <summary>Set when the driver published an impossible available index; the queue is then dead.</summary>
     public string? BrokenReason { get; private set; }
 
     /// <summary>True when the driver has made at least one chain available.</summary>
-    public bool HasAvailable => BrokenReason is null && ReadAvailIndex() != nextAvail && CheckAvailIndex();
+    public bool HasAvailable => BrokenReason is null && ReadAvailIndex() != _nextAvail && CheckAvailIndex();
 
     /// <summary>Pops the next available chain, or null when none is available. A chain the guest got
     /// wrong is returned marked invalid so the caller still hands its head back.</summary>
@@ -80,23 +80,23 @@ internal sealed unsafe class SplitVirtqueue
         {
             return null;
         }
-        ushort head = ReadAvailRingEntry(nextAvail);
-        nextAvail++;
+        ushort head = ReadAvailRingEntry(_nextAvail);
+        _nextAvail++;
         return Walk(head);
     }
 
     /// <summary>Gives back the chain popped last, unread (used when the device had nothing to put in it).</summary>
-    public void Unpop() => nextAvail--;
+    public void Unpop() => _nextAvail--;
 
     /// <summary>Returns a chain to the driver with the number of bytes the device wrote into it.</summary>
     public void AddUsed(ushort head, uint writtenLength)
     {
-        byte* entry = (byte*)layout.UsedRing + 4 + (8 * (nextUsed % layout.Size));
+        byte* entry = (byte*)_layout.UsedRing + 4 + (8 * (_nextUsed % _layout.Size));
         BinaryPrimitives.WriteUInt32LittleEndian(new Span<byte>(entry, 4), head);
         BinaryPrimitives.WriteUInt32LittleEndian(new Span<byte>(entry + 4, 4), writtenLength);
-        nextUsed++;
+        _nextUsed++;
         // The entry must be visible before the index that publishes it.
-        Volatile.Write(ref *(ushort*)(layout.UsedRing + 2), nextUsed);
+        Volatile.Write(ref *(ushort*)(_layout.UsedRing + 2), _nextUsed);
     }
 
     /// <summary>False while the driver asks not to be interrupted (VIRTQ_AVAIL_F_NO_INTERRUPT); the Linux
@@ -107,31 +107,31 @@ internal sealed unsafe class SplitVirtqueue
         get
         {
             Interlocked.MemoryBarrier();
-            return (Volatile.Read(ref *(ushort*)layout.AvailRing) & AvailFlagNoInterrupt) == 0;
+            return (Volatile.Read(ref *(ushort*)_layout.AvailRing) & AvailFlagNoInterrupt) == 0;
         }
     }
 
-    private ushort ReadAvailIndex() => Volatile.Read(ref *(ushort*)(layout.AvailRing + 2));
+    private ushort ReadAvailIndex() => Volatile.Read(ref *(ushort*)(_layout.AvailRing + 2));
 
     private bool CheckAvailIndex()
     {
-        ushort pending = (ushort)(ReadAvailIndex() - nextAvail);
-        if (pending > layout.Size)
+        ushort pending = (ushort)(ReadAvailIndex() - _nextAvail);
+        if (pending > _layout.Size)
         {
-            BrokenReason = $"driver made {pending} chains available on a queue of {layout.Size}";
+            BrokenReason = $"driver made {pending} chains available on a queue of {_layout.Size}";
             return false;
         }
         return true;
     }
 
     private ushort ReadAvailRingEntry(ushort index) =>
-        Volatile.Read(ref *(ushort*)(layout.AvailRing + 4 + (2 * (index % layout.Size))));
+        Volatile.Read(ref *(ushort*)(_layout.AvailRing + 4 + (2 * (index % _layout.Size))));
 
     private DescriptorChain Walk(ushort head)
     {
-        if (head >= layout.Size)
+        if (head >= _layout.Size)
         {
-            return DescriptorChain.Invalid(head, $"head index {head} outside a queue of {layout.Size}");
+            return DescriptorChain.Invalid(head, $"head index {head} outside a queue of {_layout.Size}");
         }
         var segments = new List<DescriptorSegment>(2);
         ushort index = head;
@@ -139,11 +139,11 @@ internal sealed unsafe class SplitVirtqueue
         // A chain visits each descriptor at most once, so more than Size hops means a loop.
         for (int hops = 0; ; hops++)
         {
-            if (hops >= layout.Size)
+            if (hops >= _layout.Size)
             {
                 return DescriptorChain.Invalid(head, "descriptor chain loops or is longer than the queue");
             }
-            byte* desc = (byte*)layout.DescriptorTable + (VirtqueueLayout.DescriptorSize * index);
+            byte* desc = (byte*)_layout.DescriptorTable + (VirtqueueLayout.DescriptorSize * index);
             // One copy of the descriptor: the guest may rewrite it while we look.
             ulong address = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(desc, 8));
             uint length = BinaryPrimitives.ReadUInt32LittleEndian(new ReadOnlySpan<byte>(desc + 8, 4));
@@ -153,7 +153,7 @@ internal sealed unsafe class SplitVirtqueue
             {
                 return DescriptorChain.Invalid(head, "indirect descriptors were not negotiated");
             }
-            if (!memory.TryTranslate(address, length, out nint host))
+            if (!_memory.TryTranslate(address, length, out nint host))
             {
                 return DescriptorChain.Invalid(head, $"descriptor {index} [0x{address:x}, +{length}) lies outside guest memory");
             }
@@ -167,9 +167,9 @@ internal sealed unsafe class SplitVirtqueue
             {
                 return DescriptorChain.Valid(head, [.. segments]);
             }
-            if (next >= layout.Size)
+            if (next >= _layout.Size)
             {
-                return DescriptorChain.Invalid(head, $"descriptor {index} links to {next}, outside a queue of {layout.Size}");
+                return DescriptorChain.Invalid(head, $"descriptor {index} links to {next}, outside a queue of {_layout.Size}");
             }
             index = next;
         }

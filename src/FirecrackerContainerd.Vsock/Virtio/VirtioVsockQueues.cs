@@ -24,8 +24,8 @@ internal interface IVsockBackend
 internal sealed class VirtioVsockQueues(SplitVirtqueue rx, SplitVirtqueue tx, VsockPacketValidator validator,
     IVsockBackend backend, Action signalRx, Action signalTx, Action<string> report)
 {
-    private readonly byte[] payloadScratch = new byte[VsockLimits.MaxPayload];
-    private readonly byte[] headerScratch = new byte[VsockHeader.Size];
+    private readonly byte[] _payloadScratch = new byte[VsockLimits.MaxPayload];
+    private readonly byte[] _headerScratch = new byte[VsockHeader.Size];
 
     public SplitVirtqueue Rx => rx;
 
@@ -79,15 +79,15 @@ internal sealed class VirtioVsockQueues(SplitVirtqueue rx, SplitVirtqueue tx, Vs
                 continue;
             }
             int room = (int)Math.Min(chain.WritableLength - VsockHeader.Size, VsockLimits.MaxPayload);
-            VsockHeader? header = backend.TakeRxPacket(payloadScratch.AsSpan(0, room), out int length);
+            VsockHeader? header = backend.TakeRxPacket(_payloadScratch.AsSpan(0, room), out int length);
             if (header is not { } h)
             {
                 rx.Unpop();
                 break;
             }
-            h.Write(headerScratch);
-            chain.CopyToWritable(0, headerScratch);
-            chain.CopyToWritable(VsockHeader.Size, payloadScratch.AsSpan(0, length));
+            h.Write(_headerScratch);
+            chain.CopyToWritable(0, _headerScratch);
+            chain.CopyToWritable(VsockHeader.Size, _payloadScratch.AsSpan(0, length));
             rx.AddUsed(chain.Head, (uint)(VsockHeader.Size + length));
             used = true;
         }

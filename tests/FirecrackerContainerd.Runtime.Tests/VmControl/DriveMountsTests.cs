@@ -1,7 +1,7 @@
 using System.Collections.Immutable;
 using FirecrackerContainerd.Protos.FcControl;
-using FirecrackerContainerd.Runtime.VmControl;
 using FirecrackerContainerd.Runtime.Vm;
+using FirecrackerContainerd.Runtime.VmControl;
 using FirecrackerContainerd.Ttrpc;
 using FirecrackerContainerd.Vmm.Machine;
 

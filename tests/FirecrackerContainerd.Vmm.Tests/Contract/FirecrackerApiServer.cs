@@ -279,10 +279,19 @@ public sealed class FirecrackerApiServer : IAsyncDisposable
         var memBytes = _machineConfig["mem_size_mib"]!.GetValue<long>() << 20;
         return new JsonObject
         {
-            ["target_pages"] = amountMib * 256, ["actual_pages"] = amountMib * 256, ["target_mib"] = amountMib, ["actual_mib"] = amountMib,
-            ["swap_in"] = 0, ["swap_out"] = 0, ["major_faults"] = 3, ["minor_faults"] = 4000,
-            ["free_memory"] = memBytes / 2, ["total_memory"] = memBytes - ((long)amountMib << 20), ["available_memory"] = memBytes / 2,
-            ["disk_caches"] = 4096, ["oom_kill"] = 0,
+            ["target_pages"] = amountMib * 256,
+            ["actual_pages"] = amountMib * 256,
+            ["target_mib"] = amountMib,
+            ["actual_mib"] = amountMib,
+            ["swap_in"] = 0,
+            ["swap_out"] = 0,
+            ["major_faults"] = 3,
+            ["minor_faults"] = 4000,
+            ["free_memory"] = memBytes / 2,
+            ["total_memory"] = memBytes - ((long)amountMib << 20),
+            ["available_memory"] = memBytes / 2,
+            ["disk_caches"] = 4096,
+            ["oom_kill"] = 0,
         }.ToJsonString();
     }
 

@@ -5,13 +5,13 @@ namespace FirecrackerContainerd.Vsock.Tests.Packet;
 public sealed class VsockPacketValidatorTests
 {
     private const ulong GuestCid = 3;
-    private readonly VsockPacketValidator validator = new(GuestCid);
+    private readonly VsockPacketValidator _validator = new(GuestCid);
 
     private static VsockHeader Header(VsockOp op = VsockOp.Rw, uint length = 4, ulong src = GuestCid, ulong dst = 2, ushort type = 1) =>
         new(src, dst, 1234, 10789, length, type, op, 0, 65536, 0);
 
     private TxParseResult Parse(VsockHeader header, long available) =>
-        validator.Parse(header, available, span =>
+        _validator.Parse(header, available, span =>
         {
             span.Fill(0x5a);
             return span.Length;

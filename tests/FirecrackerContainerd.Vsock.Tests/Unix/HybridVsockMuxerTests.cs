@@ -14,35 +14,35 @@ public sealed class HybridVsockMuxerTests : IAsyncLifetime
 {
     private const ulong GuestCid = 3;
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
-    private readonly object gate = new();
-    private readonly string directory = Path.Combine("/tmp", "fcmx-" + Guid.NewGuid().ToString("N")[..10]);
-    private readonly CancellationTokenSource stop = new();
-    private readonly List<(VsockHeader Header, byte[] Payload)> toGuest = [];
-    private HybridVsockMuxer muxer = null!;
-    private Socket listener = null!;
-    private Task acceptLoop = Task.CompletedTask;
+    private readonly object _gate = new();
+    private readonly string _directory = Path.Combine("/tmp", "fcmx-" + Guid.NewGuid().ToString("N")[..10]);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<(VsockHeader Header, byte[] Payload)> _toGuest = [];
+    private HybridVsockMuxer _muxer = null!;
+    private Socket _listener = null!;
+    private Task _acceptLoop = Task.CompletedTask;
 
-    private string UdsPath => Path.Combine(directory, "v.sock");
+    private string UdsPath => Path.Combine(_directory, "v.sock");
 
     public Task InitializeAsync()
     {
-        Directory.CreateDirectory(directory);
-        muxer = new HybridVsockMuxer(gate, UdsPath, GuestCid, () => { }, NullLogger.Instance);
-        listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(UdsPath));
-        listener.Listen(16);
-        acceptLoop = muxer.AcceptAsync(listener, stop.Token);
+        Directory.CreateDirectory(_directory);
+        _muxer = new HybridVsockMuxer(_gate, UdsPath, GuestCid, () => { }, NullLogger.Instance);
+        _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _listener.Bind(new UnixDomainSocketEndPoint(UdsPath));
+        _listener.Listen(16);
+        _acceptLoop = _muxer.AcceptAsync(_listener, _stop.Token);
         return Task.CompletedTask;
     }
 
     public async Task DisposeAsync()
     {
-        await stop.CancelAsync();
-        listener.Dispose();
-        await muxer.DisposeAsync();
-        await acceptLoop;
-        stop.Dispose();
-        Directory.Delete(directory, recursive: true);
+        await _stop.CancelAsync();
+        _listener.Dispose();
+        await _muxer.DisposeAsync();
+        await _acceptLoop;
+        _stop.Dispose();
+        Directory.Delete(_directory, recursive: true);
     }
 
     private static GuestPacket FromGuest(VsockOp op, uint guestPort, uint hostPort, byte[]? payload = null) =>
@@ -50,9 +50,9 @@ public sealed class HybridVsockMuxerTests : IAsyncLifetime
 
     private void Send(GuestPacket packet)
     {
-        lock (gate)
+        lock (_gate)
         {
-            muxer.OnGuestPacket(packet);
+            _muxer.OnGuestPacket(packet);
         }
     }
 
@@ -62,22 +62,22 @@ public sealed class HybridVsockMuxerTests : IAsyncLifetime
         var clock = Stopwatch.StartNew();
         while (true)
         {
-            lock (gate)
+            lock (_gate)
             {
                 byte[] buffer = new byte[4096];
-                while (muxer.TakeRxPacket(buffer, out int length) is { } header)
+                while (_muxer.TakeRxPacket(buffer, out int length) is { } header)
                 {
-                    toGuest.Add((header, buffer[..length]));
+                    _toGuest.Add((header, buffer[..length]));
                 }
             }
-            int index = toGuest.FindIndex(p => match(p.Header));
+            int index = _toGuest.FindIndex(p => match(p.Header));
             if (index >= 0)
             {
-                var found = toGuest[index];
-                toGuest.RemoveRange(0, index + 1);
+                var found = _toGuest[index];
+                _toGuest.RemoveRange(0, index + 1);
                 return found;
             }
-            Assert.True(clock.Elapsed < Patience, $"no matching packet; saw {string.Join(", ", toGuest.Select(p => p.Header.Op))}");
+            Assert.True(clock.Elapsed < Patience, $"no matching packet; saw {string.Join(", ", _toGuest.Select(p => p.Header.Op))}");
             await Task.Delay(10);
         }
     }
@@ -154,7 +154,7 @@ public sealed class HybridVsockMuxerTests : IAsyncLifetime
         using Socket client = await ConnectAsync(request);
 
         Assert.True(await IsClosedAsync(client));
-        Assert.Equal(0, muxer.ConnectionCount);
+        Assert.Equal(0, _muxer.ConnectionCount);
     }
 
     [Fact]
@@ -166,7 +166,7 @@ public sealed class HybridVsockMuxerTests : IAsyncLifetime
         Send(FromGuest(VsockOp.Rst, 53, request.SrcPort));
 
         Assert.Equal(0, await ReadAsync(client, new byte[64]));
-        Assert.Equal(0, muxer.ConnectionCount);
+        Assert.Equal(0, _muxer.ConnectionCount);
     }
 
     [Fact]
@@ -195,7 +195,7 @@ public sealed class HybridVsockMuxerTests : IAsyncLifetime
         VsockHeader reset = (await ExpectAsync(h => h.Op == VsockOp.Rst)).Header;
 
         Assert.Equal((6002u, 7001u), (reset.SrcPort, reset.DstPort));
-        Assert.Equal(0, muxer.ConnectionCount);
+        Assert.Equal(0, _muxer.ConnectionCount);
     }
 
     [Fact]
@@ -207,7 +207,7 @@ public sealed class HybridVsockMuxerTests : IAsyncLifetime
         VsockHeader reset = (await ExpectAsync(h => h.Op == VsockOp.Rst)).Header;
 
         Assert.Equal((6004u, 7003u), (reset.SrcPort, reset.DstPort));
-        Assert.Empty(toGuest);
+        Assert.Empty(_toGuest);
     }
 
     [Fact]
@@ -223,9 +223,9 @@ public sealed class HybridVsockMuxerTests : IAsyncLifetime
         await Vm.GuestVm.ReadLineAsync(first, timeout.Token);
         await Vm.GuestVm.ReadLineAsync(second, timeout.Token);
 
-        lock (gate)
+        lock (_gate)
         {
-            muxer.OnRejectedPacket(new VsockHeader(GuestCid, 2, 60, firstRequest.SrcPort, 1 << 20, 1, VsockOp.Rw, 0, 0, 0));
+            _muxer.OnRejectedPacket(new VsockHeader(GuestCid, 2, 60, firstRequest.SrcPort, 1 << 20, 1, VsockOp.Rw, 0, 0, 0));
         }
 
         VsockHeader reset = (await ExpectAsync(h => h.Op == VsockOp.Rst)).Header;

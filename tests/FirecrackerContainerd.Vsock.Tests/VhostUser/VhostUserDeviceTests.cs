@@ -11,15 +11,15 @@ public sealed class VhostUserDeviceTests : IDisposable
     private const uint GetConfig = 24;
     private const uint GetQueueNum = 17;
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
-    private readonly string directory = Path.Combine("/tmp", "fcvu-" + Guid.NewGuid().ToString("N")[..10]);
+    private readonly string _directory = Path.Combine("/tmp", "fcvu-" + Guid.NewGuid().ToString("N")[..10]);
 
-    public VhostUserDeviceTests() => Directory.CreateDirectory(directory);
+    public VhostUserDeviceTests() => Directory.CreateDirectory(_directory);
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private string SocketPath => Path.Combine(directory, "vhost.sock");
+    private string SocketPath => Path.Combine(_directory, "vhost.sock");
 
-    private string UdsPath => Path.Combine(directory, "v.sock");
+    private string UdsPath => Path.Combine(_directory, "v.sock");
 
     private async Task<(Task Run, Socket FrontEnd, CancellationTokenSource Stop)> StartAsync(ulong guestCid = 42)
     {

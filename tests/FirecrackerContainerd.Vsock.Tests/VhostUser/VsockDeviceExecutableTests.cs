@@ -8,11 +8,11 @@ namespace FirecrackerContainerd.Vsock.Tests.VhostUser;
 public sealed class VsockDeviceExecutableTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
-    private readonly string directory = Path.Combine("/tmp", "fcve-" + Guid.NewGuid().ToString("N")[..10]);
+    private readonly string _directory = Path.Combine("/tmp", "fcve-" + Guid.NewGuid().ToString("N")[..10]);
 
-    public VsockDeviceExecutableTests() => Directory.CreateDirectory(directory);
+    public VsockDeviceExecutableTests() => Directory.CreateDirectory(_directory);
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private static Process Start(params string[] arguments)
     {
@@ -30,8 +30,8 @@ public sealed class VsockDeviceExecutableTests : IDisposable
     [Fact]
     public async Task It_serves_the_front_end_and_exits_cleanly_on_SIGTERM()
     {
-        string socket = Path.Combine(directory, "vhost.sock");
-        string uds = Path.Combine(directory, "v.sock");
+        string socket = Path.Combine(_directory, "vhost.sock");
+        string uds = Path.Combine(_directory, "v.sock");
         using Process device = Start("--socket", socket, "--uds-path", uds, "--guest-cid", "3");
         try
         {
@@ -84,7 +84,7 @@ public sealed class VsockDeviceExecutableTests : IDisposable
     [Fact]
     public async Task Missing_arguments_print_the_usage_and_exit_2()
     {
-        using Process device = Start("--socket", Path.Combine(directory, "vhost.sock"));
+        using Process device = Start("--socket", Path.Combine(_directory, "vhost.sock"));
         string stderr = await device.StandardError.ReadToEndAsync();
         using var exit = new CancellationTokenSource(Patience);
         await device.WaitForExitAsync(exit.Token);

@@ -6,14 +6,14 @@ public sealed class SplitVirtqueueTests : IDisposable
 {
     private const ulong Rings = GuestRam.GuestBase;
     private const ulong Buffers = GuestRam.GuestBase + 0x10000;
-    private readonly GuestRam ram = new();
+    private readonly GuestRam _ram = new();
 
-    public void Dispose() => ram.Dispose();
+    public void Dispose() => _ram.Dispose();
 
     [Fact]
     public void Pop_returns_a_valid_two_descriptor_chain_translated_into_host_memory()
     {
-        var driver = new DriverQueue(ram, Rings, 16);
+        var driver = new DriverQueue(_ram, Rings, 16);
         driver.SetDescriptor(3, Buffers, 44, DriverQueue.FlagNext, next: 7);
         driver.SetDescriptor(7, Buffers + 0x1000, 4096, DriverQueue.FlagWrite);
         driver.MakeAvailable(3);
@@ -26,7 +26,7 @@ public sealed class SplitVirtqueueTests : IDisposable
         Assert.Equal(3, chain.Head);
         Assert.Equal(44, chain.ReadableLength);
         Assert.Equal(4096, chain.WritableLength);
-        ram.Bytes(Buffers, 4).Fill(0xab);
+        _ram.Bytes(Buffers, 4).Fill(0xab);
         Span<byte> copy = stackalloc byte[4];
         Assert.Equal(4, chain.CopyFromReadable(0, copy));
         Assert.Equal([0xab, 0xab, 0xab, 0xab], copy.ToArray());
@@ -36,7 +36,7 @@ public sealed class SplitVirtqueueTests : IDisposable
     [Fact]
     public void AddUsed_publishes_the_head_and_length_in_the_used_ring()
     {
-        var driver = new DriverQueue(ram, Rings, 8);
+        var driver = new DriverQueue(_ram, Rings, 8);
         driver.SetDescriptor(5, Buffers, 100, DriverQueue.FlagWrite);
         driver.MakeAvailable(5);
         SplitVirtqueue queue = driver.CreateDeviceQueue();
@@ -54,7 +54,7 @@ public sealed class SplitVirtqueueTests : IDisposable
     [InlineData(ulong.MaxValue - 4, 16u)] // address + length wraps around
     public void Pop_marks_a_chain_outside_guest_memory_invalid(ulong address, uint length)
     {
-        var driver = new DriverQueue(ram, Rings, 8);
+        var driver = new DriverQueue(_ram, Rings, 8);
         driver.SetDescriptor(0, address, length, 0);
         driver.MakeAvailable(0);
         SplitVirtqueue queue = driver.CreateDeviceQueue();
@@ -68,7 +68,7 @@ public sealed class SplitVirtqueueTests : IDisposable
     [Fact]
     public void Pop_detects_a_descriptor_loop()
     {
-        var driver = new DriverQueue(ram, Rings, 8);
+        var driver = new DriverQueue(_ram, Rings, 8);
         driver.SetDescriptor(0, Buffers, 16, DriverQueue.FlagNext, next: 1);
         driver.SetDescriptor(1, Buffers, 16, DriverQueue.FlagNext, next: 0);
         driver.MakeAvailable(0);
@@ -83,7 +83,7 @@ public sealed class SplitVirtqueueTests : IDisposable
     [Fact]
     public void Pop_rejects_a_next_index_outside_the_queue()
     {
-        var driver = new DriverQueue(ram, Rings, 8);
+        var driver = new DriverQueue(_ram, Rings, 8);
         driver.SetDescriptor(0, Buffers, 16, DriverQueue.FlagNext, next: 8);
         driver.MakeAvailable(0);
 
@@ -96,7 +96,7 @@ public sealed class SplitVirtqueueTests : IDisposable
     [Fact]
     public void Pop_rejects_a_head_index_outside_the_queue()
     {
-        var driver = new DriverQueue(ram, Rings, 8);
+        var driver = new DriverQueue(_ram, Rings, 8);
         driver.MakeAvailable(200);
 
         DescriptorChain chain = driver.CreateDeviceQueue().Pop()!;
@@ -108,7 +108,7 @@ public sealed class SplitVirtqueueTests : IDisposable
     [Fact]
     public void Pop_rejects_indirect_descriptors_that_were_not_negotiated()
     {
-        var driver = new DriverQueue(ram, Rings, 8);
+        var driver = new DriverQueue(_ram, Rings, 8);
         driver.SetDescriptor(0, Buffers, 16, DriverQueue.FlagIndirect);
         driver.MakeAvailable(0);
 
@@ -121,7 +121,7 @@ public sealed class SplitVirtqueueTests : IDisposable
     [Fact]
     public void Pop_rejects_a_chain_longer_than_the_byte_limit()
     {
-        var driver = new DriverQueue(ram, Rings, 8);
+        var driver = new DriverQueue(_ram, Rings, 8);
         driver.SetDescriptor(0, Buffers, 600_000, DriverQueue.FlagNext, next: 1);
         driver.SetDescriptor(1, Buffers, 600_000, 0);
         driver.MakeAvailable(0);
@@ -135,7 +135,7 @@ public sealed class SplitVirtqueueTests : IDisposable
     [Fact]
     public void A_driver_that_publishes_more_chains_than_the_queue_holds_breaks_only_that_queue()
     {
-        var driver = new DriverQueue(ram, Rings, 8);
+        var driver = new DriverQueue(_ram, Rings, 8);
         SplitVirtqueue queue = driver.CreateDeviceQueue();
         driver.PublishAvailIndex(9);
 
@@ -150,14 +150,14 @@ public sealed class SplitVirtqueueTests : IDisposable
     public void Layout_refuses_sizes_that_are_zero_not_a_power_of_two_or_too_big(uint size)
     {
         ulong user = GuestRam.UserBase;
-        Assert.Null(VirtqueueLayout.Create(ram.Memory, size, user, user + 0x4000, user + 0x8000));
+        Assert.Null(VirtqueueLayout.Create(_ram.Memory, size, user, user + 0x4000, user + 0x8000));
     }
 
     [Fact]
     public void Layout_refuses_rings_outside_guest_memory()
     {
         ulong user = GuestRam.UserBase;
-        Assert.Null(VirtqueueLayout.Create(ram.Memory, 256, user, user + 0x4000, user + (1 << 20) - 8));
-        Assert.Null(VirtqueueLayout.Create(ram.Memory, 256, GuestRam.GuestBase, user + 0x4000, user + 0x8000));
+        Assert.Null(VirtqueueLayout.Create(_ram.Memory, 256, user, user + 0x4000, user + (1 << 20) - 8));
+        Assert.Null(VirtqueueLayout.Create(_ram.Memory, 256, GuestRam.GuestBase, user + 0x4000, user + 0x8000));
     }
 }

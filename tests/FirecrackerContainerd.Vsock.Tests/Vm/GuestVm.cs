@@ -36,9 +36,9 @@ internal sealed class GuestVm : IAsyncDisposable
         sleep 100000
         """;
 
-    private readonly CancellationTokenSource deviceStop = new();
-    private Task deviceRun = Task.CompletedTask;
-    private Process? qemu;
+    private readonly CancellationTokenSource _deviceStop = new();
+    private Task _deviceRun = Task.CompletedTask;
+    private Process? _qemu;
 
     private GuestVm(string directory)
     {
@@ -86,11 +86,11 @@ internal sealed class GuestVm : IAsyncDisposable
     private async Task BootAsync(string qemuBinary, GuestImage image)
     {
         var device = new VhostUserVsockDevice(new VhostUserVsockOptions(VhostSocketPath, UdsPath, GuestCid));
-        deviceRun = Task.Run(() => device.RunAsync(deviceStop.Token));
-        await WaitForAsync(() => File.Exists(VhostSocketPath) || deviceRun.IsCompleted, TimeSpan.FromSeconds(10), "the vhost-user socket");
-        if (deviceRun.IsCompleted)
+        _deviceRun = Task.Run(() => device.RunAsync(_deviceStop.Token));
+        await WaitForAsync(() => File.Exists(VhostSocketPath) || _deviceRun.IsCompleted, TimeSpan.FromSeconds(10), "the vhost-user socket");
+        if (_deviceRun.IsCompleted)
         {
-            await deviceRun;
+            await _deviceRun;
         }
         string script = Convert.ToBase64String(Encoding.UTF8.GetBytes(GuestScript.Replace("\r", "", StringComparison.Ordinal) + "\n"));
         var start = new ProcessStartInfo(qemuBinary)
@@ -116,15 +116,15 @@ internal sealed class GuestVm : IAsyncDisposable
             start.ArgumentList.Add(arg);
         }
         var clock = Stopwatch.StartNew();
-        qemu = Process.Start(start)!;
-        qemu.StandardInput.Close();
-        Task<string> stderr = qemu.StandardError.ReadToEndAsync();
-        _ = qemu.StandardOutput.ReadToEndAsync();
-        await WaitForAsync(() => qemu.HasExited || Serial().Contains(ReadyMarker, StringComparison.Ordinal),
+        _qemu = Process.Start(start)!;
+        _qemu.StandardInput.Close();
+        Task<string> stderr = _qemu.StandardError.ReadToEndAsync();
+        _ = _qemu.StandardOutput.ReadToEndAsync();
+        await WaitForAsync(() => _qemu.HasExited || Serial().Contains(ReadyMarker, StringComparison.Ordinal),
             TimeSpan.FromSeconds(90), $"'{ReadyMarker}' on the guest serial console");
-        if (qemu.HasExited)
+        if (_qemu.HasExited)
         {
-            Assert.Fail($"QEMU exited with {qemu.ExitCode}: {await stderr}\nserial:\n{Serial()}");
+            Assert.Fail($"QEMU exited with {_qemu.ExitCode}: {await stderr}\nserial:\n{Serial()}");
         }
         BootToInit = clock.Elapsed;
     }
@@ -196,29 +196,29 @@ internal sealed class GuestVm : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (qemu is not null)
+        if (_qemu is not null)
         {
-            if (!qemu.HasExited)
+            if (!_qemu.HasExited)
             {
                 await QuitThroughQmpAsync();
             }
             using var exit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try
             {
-                await qemu.WaitForExitAsync(exit.Token);
+                await _qemu.WaitForExitAsync(exit.Token);
             }
             catch (OperationCanceledException)
             {
-                qemu.Kill(entireProcessTree: true);
-                await qemu.WaitForExitAsync();
+                _qemu.Kill(entireProcessTree: true);
+                await _qemu.WaitForExitAsync();
             }
-            qemu.Dispose();
+            _qemu.Dispose();
         }
         // QEMU's disconnect ends the device; cancelling covers a VM that never connected.
-        await deviceStop.CancelAsync();
-        await deviceRun.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        deviceStop.Dispose();
-        Assert.True(deviceRun.IsCompleted, "the vsock device did not stop");
+        await _deviceStop.CancelAsync();
+        await _deviceRun.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _deviceStop.Dispose();
+        Assert.True(_deviceRun.IsCompleted, "the vsock device did not stop");
         Assert.False(File.Exists(UdsPath), $"{UdsPath} was left behind");
         Assert.False(File.Exists(VhostSocketPath), $"{VhostSocketPath} was left behind");
         System.IO.Directory.Delete(Directory, recursive: true);

@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
-using Xunit.Abstractions;
 using FirecrackerContainerd.TestSupport;
+using Xunit.Abstractions;
 
 namespace FirecrackerContainerd.Vsock.Tests.Vm;
 
