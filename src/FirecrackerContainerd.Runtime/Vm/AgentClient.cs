@@ -1,4 +1,5 @@
 using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Protos;
 using FirecrackerContainerd.Protos.Containerd.Types;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Ttrpc;
@@ -19,7 +20,7 @@ namespace FirecrackerContainerd.Runtime.Vm;
 /// </summary>
 internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explainLoss = null) : IGuestAgent
 {
-    private const string TaskService = "containerd.task.v2.Task";
+    private const string TaskService = ServiceNames.TaskV2;
 
     /// <summary>The largest pid Linux can hand out (PID_MAX_LIMIT on 64-bit).</summary>
     private const uint MaxPid = 4 * 1024 * 1024;
@@ -29,27 +30,27 @@ internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explai
     public Task Completion => client.Completion;
 
     public async Task<AgentVersion> VersionAsync(CancellationToken cancellationToken) =>
-        await Invoke("Agent", "Version", new Empty(), AgentVersion.Parser, cancellationToken).ConfigureAwait(false);
+        await Invoke(ServiceNames.Agent, "Version", new Empty(), AgentVersion.Parser, cancellationToken).ConfigureAwait(false);
 
     /// <summary>Installs the VM's metadata document in the guest, where every container can read it.</summary>
     public Task SetMetadataAsync(string json, CancellationToken cancellationToken) =>
-        Invoke("Agent", "SetMetadata", new AgentMetadata { Json = json }, Empty.Parser, cancellationToken);
+        Invoke(ServiceNames.Agent, "SetMetadata", new AgentMetadata { Json = json }, Empty.Parser, cancellationToken);
 
     public Task MountDriveAsync(string driveId, string destination, CancellationToken cancellationToken) =>
         MountDriveAsync(driveId, destination, "ext4", [], cancellationToken);
 
     /// <summary>Has the agent mount stub drive <paramref name="driveId"/> (patched by now) at <paramref name="destination"/>, creating it.</summary>
     public Task MountDriveAsync(string driveId, string destination, string filesystemType, IEnumerable<string> options, CancellationToken cancellationToken) =>
-        Invoke("DriveMounter", "MountDrive",
+        Invoke(ServiceNames.DriveMounter, "MountDrive",
             new MountDriveRequest { DriveID = driveId, DestinationPath = destination, FilesytemType = filesystemType, Options = { options } }, Empty.Parser,
             cancellationToken);
 
     public Task UnmountDriveAsync(string driveId, CancellationToken cancellationToken) =>
-        Invoke("DriveMounter", "UnmountDrive", new UnmountDriveRequest { DriveID = driveId }, Empty.Parser, cancellationToken);
+        Invoke(ServiceNames.DriveMounter, "UnmountDrive", new UnmountDriveRequest { DriveID = driveId }, Empty.Parser, cancellationToken);
 
     public async Task<Envelope> NextEventAsync(CancellationToken cancellationToken)
     {
-        Envelope envelope = await Invoke("aws.firecracker.containerd.eventbridge.getter", "GetEvent", new Empty(), Envelope.Parser, cancellationToken)
+        Envelope envelope = await Invoke(ServiceNames.EventBridge, "GetEvent", new Empty(), Envelope.Parser, cancellationToken)
             .ConfigureAwait(false);
         if (!envelope.Topic.StartsWith("/tasks/", StringComparison.Ordinal) || envelope.Topic.Length > 64 || envelope.Event is null
             || !envelope.Event.TypeUrl.StartsWith("containerd.events.Task", StringComparison.Ordinal))

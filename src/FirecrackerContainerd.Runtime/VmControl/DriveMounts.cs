@@ -31,7 +31,7 @@ public static partial class DriveMounts
     /// containers, the OCI runtime's state, and the kernel's own file systems.
     /// </summary>
     public static readonly ImmutableArray<string> ReservedVmPaths =
-        [WellKnownNames.VmBundleRoot, "/run/fc-metadata", "/run/fc-agent", "/proc", "/sys", "/dev"];
+        [WellKnownNames.VmBundleRoot, WellKnownNames.GuestMetadataDirectory, WellKnownNames.GuestAgentStateDirectory, "/proc", "/sys", "/dev"];
 
     /// <summary>
     /// Validates <paramref name="mounts"/> of CreateVM for VM <paramref name="vmId"/>, whose VMM setting is
