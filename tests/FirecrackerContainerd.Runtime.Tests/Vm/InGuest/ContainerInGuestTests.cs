@@ -3,17 +3,20 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.Agent;
+using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Ttrpc.Client;
 using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Qemu;
+using FirecrackerContainerd.Vmm.Tests.Qemu;
 using Google.Protobuf.WellKnownTypes;
 using Xunit.Abstractions;
 
-namespace FirecrackerContainerd.Vmm.Tests.Qemu;
+namespace FirecrackerContainerd.Runtime.Tests.Vm.InGuest;
 
 /// <summary>
-/// Containers in a real microVM (QEMU under TCG): stub drives patched to rootfs images with QMP, mounted
-/// by the agent, run by crun, their stdout read through the hybrid vsock.
+/// Containers in a real microVM (QEMU under TCG) driven by the shim's own agent client, without containerd: stub
+/// drives patched to rootfs images with QMP, mounted by the agent, run by crun, their stdout read through the
+/// hybrid vsock and their exits taken from the agent's event stream.
 /// </summary>
 [Trait("Category", "ContainerRun")]
 public sealed class ContainerInVmTests : IDisposable
@@ -40,8 +43,8 @@ public sealed class ContainerInVmTests : IDisposable
     public async Task Two_containers_run_from_patched_drives_in_one_guest()
     {
         QemuBinary.Require();
-        string agent = await AgentBinary.RequireAsync(_timeout.Token);
-        GuestImage image = await GuestImage.BuildAsync(agent, _timeout.Token);
+        string agentBinary = await AgentBinary.RequireAsync(_timeout.Token);
+        GuestImage image = await GuestImage.BuildAsync(agentBinary, _timeout.Token);
         string drives = Directory.CreateDirectory(Path.Combine(_base, "drives")).FullName;
         StubDrive.Create(Path.Combine(drives, "stub0"), "stub0");
         StubDrive.Create(Path.Combine(drives, "stub1"), "stub1");
@@ -63,19 +66,18 @@ public sealed class ContainerInVmTests : IDisposable
             await machine.StartAsync(_timeout.Token);
             Socket socket = await GuestAgent.DialAsync(vmDir.FirecrackerVSockPath, console, BootLimit, _timeout.Token);
 
-            using (socket)
-            await using (var ttrpc = new TtrpcClient(socket))
+            await using (var agent = new AgentClient(new TtrpcClient(socket)))
             {
-                AgentVersion version = await ttrpc.CallAsync("Agent", "Version", new Empty(), AgentVersion.Parser, cancellationToken: _timeout.Token);
+                AgentVersion version = await agent.VersionAsync(_timeout.Token);
                 _output.WriteLine($"boot to agent ready: {clock.ElapsedMilliseconds} ms");
                 Trace($"agent ready after {clock.ElapsedMilliseconds} ms");
                 Assert.Matches("^[0-9a-f-]{36}$", version.BootId);
                 string hostKernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
                 Assert.NotEqual(hostKernel, version.KernelRelease);
-                var containers = new AgentContainerClient(ttrpc, vmDir.FirecrackerVSockPath);
+                var containers = new GuestContainerRunner(agent, vmDir.FirecrackerVSockPath);
 
-                ContainerRun c1 = await RunFromDriveAsync(machine, containers, "stub0", Path.Combine(drives, "c1.ext4"), "c1", 11001);
-                ContainerRun c2 = await RunFromDriveAsync(machine, containers, "stub1", Path.Combine(drives, "c2.ext4"), "c2", 11004);
+                ContainerRun c1 = await RunFromDriveAsync(machine, agent, containers, "stub0", Path.Combine(drives, "c1.ext4"), "c1", 11001);
+                ContainerRun c2 = await RunFromDriveAsync(machine, agent, containers, "stub1", Path.Combine(drives, "c2.ext4"), "c2", 11004);
 
                 Assert.Equal(0u, c1.ExitStatus);
                 Assert.Equal(0u, c2.ExitStatus);
@@ -97,21 +99,21 @@ public sealed class ContainerInVmTests : IDisposable
     }
 
     private async Task<ContainerRun> RunFromDriveAsync(
-        QemuMachine machine, AgentContainerClient containers, string driveId, string rootfsImage, string id, uint stdoutPort)
+        QemuMachine machine, AgentClient agent, GuestContainerRunner containers, string driveId, string rootfsImage, string id, uint stdoutPort)
     {
         var clock = Stopwatch.StartNew();
         Trace($"{id}: patching {driveId}");
         await machine.PatchDriveAsync(driveId, rootfsImage, _timeout.Token);
         Trace($"{id}: patched, mounting");
         long patched = clock.ElapsedMilliseconds;
-        await containers.MountDriveAsync(driveId, $"/container/{id}/rootfs", _timeout.Token);
+        await agent.MountDriveAsync(driveId, BundleDir.VMBundleDir(id).RootfsPath, _timeout.Token);
         long mounted = clock.ElapsedMilliseconds;
         Trace($"{id}: mounted, running");
         ContainerRun run = await containers.RunAsync(
-            id, ["sh", "-c", "cat /marker; uname -r; cat /proc/sys/kernel/random/boot_id"], stdoutPort, _timeout.Token);
+            id, driveId, ["sh", "-c", "cat /marker; uname -r; cat /proc/sys/kernel/random/boot_id"], stdoutPort, _timeout.Token);
         long ran = clock.ElapsedMilliseconds;
         Trace($"{id}: ran: {run}");
-        await containers.UnmountDriveAsync(driveId, _timeout.Token);
+        await agent.UnmountDriveAsync(driveId, _timeout.Token);
         _output.WriteLine($"{id}: patch {patched} ms, mount {mounted - patched} ms, create+start+run+wait+delete {ran - mounted} ms, pid {run.Pid}");
         Assert.Equal(rootfsImage, machine.Spec.Drives.Single(d => d.DriveId == driveId).HostPath);
         return run;
