@@ -14,7 +14,7 @@ namespace FirecrackerContainerd.Vmm.Launch;
 /// standard output and error (the guest's serial console among them) are forwarded to the logger
 /// in bounded lines, because the guest is untrusted and may print without end.
 /// </remarks>
-public sealed partial class VmmProcess : IAsyncDisposable
+internal sealed partial class VmmProcess : IAsyncDisposable
 {
     /// <summary>Output lines longer than this are cut, so a guest console cannot grow our memory.</summary>
     private const int MaxOutputLineChars = 4096;

@@ -13,7 +13,7 @@ namespace FirecrackerContainerd.Vmm.Qemu;
 /// <param name="Accelerator">KVM when a probe boot reached the guest's /init under it, else TCG.</param>
 /// <param name="Reason">A sentence for logs and users.</param>
 /// <param name="FromCache">Whether the verdict was read from the cache rather than measured now.</param>
-public sealed record AcceleratorVerdict(QemuAccelerator Accelerator, string Reason, bool FromCache);
+internal sealed record AcceleratorVerdict(QemuAccelerator Accelerator, string Reason, bool FromCache);
 
 /// <summary>
 /// Decides between KVM and TCG by proof, not by the presence of /dev/kvm: some nested KVMs open fine
@@ -21,7 +21,7 @@ public sealed record AcceleratorVerdict(QemuAccelerator Accelerator, string Reas
 /// time, and KVM is chosen only when the guest's /init reports in. The verdict is cached per host
 /// kernel, QEMU version and guest kernel, because a failing probe costs its whole time bound.
 /// </summary>
-public sealed class KvmBootProbe
+internal sealed class KvmBootProbe
 {
     /// <summary>The line the probe's guest prints once its /init runs.</summary>
     internal const string Marker = "fc-kvm-probe-ok";

@@ -13,7 +13,7 @@ namespace FirecrackerContainerd.Vmm.Qemu;
 /// object: <c>guest-stats-polling-interval</c> (seconds, 0 = off) and <c>guest-stats</c> (the last report).
 /// Everything QEMU answers is checked before use: the guest fills in the statistics.
 /// </remarks>
-public sealed class QemuBalloon
+internal sealed class QemuBalloon
 {
     /// <summary>Where the device sits in QEMU's object tree (its id is "balloon").</summary>
     public const string DevicePath = "/machine/peripheral/balloon";

@@ -9,7 +9,7 @@ namespace FirecrackerContainerd.Vmm.Qemu;
 /// ACPI, guest RAM in a shared memfd (so the vhost-user vsock device can map it), QMP on a Unix socket,
 /// the serial console on standard output, and no reboot (a guest reboot or poweroff ends the process).
 /// </summary>
-public static class QemuCommandLine
+internal static class QemuCommandLine
 {
     /// <summary>The QMP socket, relative to the VM directory QEMU runs in.</summary>
     public const string QmpSocketName = "qmp.sock";

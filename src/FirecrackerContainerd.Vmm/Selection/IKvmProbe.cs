@@ -1,7 +1,7 @@
 namespace FirecrackerContainerd.Vmm.Selection;
 
 /// <summary>Answers whether this host has a KVM that can run guests; injectable so selection can be tested and cached.</summary>
-public interface IKvmProbe
+internal interface IKvmProbe
 {
     /// <summary>Returns the verdict with a sentence explaining it.</summary>
     Task<KvmVerdict> ProbeAsync(CancellationToken cancellationToken);
@@ -10,4 +10,4 @@ public interface IKvmProbe
 /// <summary>The outcome of a KVM probe.</summary>
 /// <param name="Works">Whether guests can run under KVM.</param>
 /// <param name="Reason">Why, in one sentence.</param>
-public sealed record KvmVerdict(bool Works, string Reason);
+internal sealed record KvmVerdict(bool Works, string Reason);

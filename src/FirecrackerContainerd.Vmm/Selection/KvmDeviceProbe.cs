@@ -7,7 +7,7 @@ namespace FirecrackerContainerd.Vmm.Selection;
 /// stock kernel. A driver that can afford a probe boot (bounded in time, cached per host) should
 /// supply a stronger <see cref="IKvmProbe"/> (the QEMU driver boots a guest: <see cref="Qemu.KvmBootProbe"/>).
 /// </remarks>
-public sealed class KvmDeviceProbe : IKvmProbe
+internal sealed class KvmDeviceProbe : IKvmProbe
 {
     /// <summary>The only KVM API version Linux has ever shipped.</summary>
     private const int KvmApiVersion = 12;

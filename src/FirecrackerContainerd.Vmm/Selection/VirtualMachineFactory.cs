@@ -19,8 +19,15 @@ public sealed partial class VirtualMachineFactory
 
     /// <summary>Creates a factory for <paramref name="settings"/>.</summary>
     /// <param name="settings">The configured VMM, its programs and the cache directory.</param>
+    public VirtualMachineFactory(VmmSettings settings)
+        : this(settings, null)
+    {
+    }
+
+    /// <summary>Creates a factory whose KVM device check is <paramref name="kvmDevice"/> (tests give a fake one).</summary>
+    /// <param name="settings">The configured VMM, its programs and the cache directory.</param>
     /// <param name="kvmDevice">The cheap KVM check both decisions start from (<see cref="KvmDeviceProbe"/> by default).</param>
-    public VirtualMachineFactory(VmmSettings settings, IKvmProbe? kvmDevice = null)
+    internal VirtualMachineFactory(VmmSettings settings, IKvmProbe? kvmDevice)
     {
         ArgumentNullException.ThrowIfNull(settings);
         _settings = settings;

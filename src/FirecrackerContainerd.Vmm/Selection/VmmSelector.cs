@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace FirecrackerContainerd.Vmm.Selection;
 
 /// <summary>The VMM drivers the runtime can use.</summary>
-public enum VmmKind
+internal enum VmmKind
 {
     /// <summary>Firecracker: production, needs its binary and a working KVM.</summary>
     Firecracker,
@@ -17,10 +17,10 @@ public enum VmmKind
 /// <summary>Which VMM to use and why.</summary>
 /// <param name="Kind">The chosen driver.</param>
 /// <param name="Reason">A sentence naming what decided it (binary found or not, KVM verdict, configuration).</param>
-public sealed record VmmChoice(VmmKind Kind, string Reason);
+internal sealed record VmmChoice(VmmKind Kind, string Reason);
 
 /// <summary>Chooses Firecracker when it is configured or allowed, its binary exists and KVM works; otherwise QEMU.</summary>
-public sealed partial class VmmSelector
+internal sealed partial class VmmSelector
 {
     /// <summary>Configuration value that lets the selector decide.</summary>
     public const string Auto = "auto";

@@ -11,7 +11,7 @@ namespace FirecrackerContainerd.Vmm.Firecracker.Jailer;
 /// named relative to the root, so the same relative names work inside and, joined to
 /// <see cref="RootDir"/>, outside.
 /// </remarks>
-public sealed class JailLayout
+internal sealed class JailLayout
 {
     /// <summary>Name of the kernel inside the jail.</summary>
     public const string KernelName = "kernel";

@@ -15,7 +15,7 @@ namespace FirecrackerContainerd.Vmm.Firecracker.Telemetry;
 /// fills it whatever the consumer does. Memory is bounded by <see cref="MaxLineBytes"/> plus the
 /// queue budget. An eventfd wakes the thread for a prompt stop.
 /// </remarks>
-public sealed class FifoLineReader : IAsyncDisposable
+internal sealed class FifoLineReader : IAsyncDisposable
 {
     /// <summary>Longer lines are cut here and the rest up to the newline is discarded (counted in <see cref="TruncatedLines"/>).</summary>
     public const int MaxLineBytes = 64 * 1024;

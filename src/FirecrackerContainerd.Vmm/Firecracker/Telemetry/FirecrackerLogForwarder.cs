@@ -8,7 +8,7 @@ namespace FirecrackerContainerd.Vmm.Firecracker.Telemetry;
 /// With <c>show_level</c> on, Firecracker writes <c>&lt;time&gt; [&lt;id&gt;:&lt;thread&gt;:&lt;LEVEL&gt;...] message</c>;
 /// the level inside the first bracket, when present, picks the log level, else Information.
 /// </remarks>
-public sealed class FirecrackerLogForwarder : IAsyncDisposable
+internal sealed class FirecrackerLogForwarder : IAsyncDisposable
 {
     private readonly FifoLineReader _reader;
 

@@ -48,7 +48,7 @@ public sealed partial class FirecrackerMetricsReader : IAsyncDisposable
     public long MalformedLines => Interlocked.Read(ref _malformed);
 
     /// <summary>The underlying reader's counters.</summary>
-    public FifoLineReader Reader => _reader;
+    internal FifoLineReader Reader => _reader;
 
     /// <summary>Starts draining <paramref name="fifoPath"/>; <paramref name="onSample"/> sees every well-formed sample.</summary>
     public static FirecrackerMetricsReader Start(string fifoPath, string vmId, ILogger logger, Action<FirecrackerMetrics>? onSample = null) =>
