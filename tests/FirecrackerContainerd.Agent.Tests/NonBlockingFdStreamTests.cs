@@ -54,8 +54,9 @@ public sealed class NonBlockingFdStreamTests
         Libc.Close(read);
         await using var writer = new NonBlockingFdStream(write, forReading: false, "test pipe");
 
-        IOException e = await Assert.ThrowsAsync<IOException>(() => writer.WriteAsync(new byte[10]).AsTask());
+        ErrnoException e = await Assert.ThrowsAsync<ErrnoException>(() => writer.WriteAsync(new byte[10]).AsTask());
 
+        Assert.Equal(32, e.Errno);
         Assert.Equal(32, e.HResult);
         Assert.Contains("test pipe", e.Message, StringComparison.Ordinal);
     }
