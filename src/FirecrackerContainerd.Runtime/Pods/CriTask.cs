@@ -68,6 +68,12 @@ internal sealed record CriTask(CriTaskKind Kind, string SandboxId, long? CpuQuot
             throw new InvalidDataException($"annotation {SandboxIdAnnotation}: {e.Message}", e);
         }
 
+        if (annotations.ContainsKey(WellKnownNames.VmIdAnnotation))
+        {
+            // Silently running the task elsewhere than its annotation says would hide a mistake: one pod, one VM.
+            throw new InvalidDataException($"annotation {WellKnownNames.VmIdAnnotation} cannot choose the VM of a Kubernetes pod's {type}: the pod's VM is its sandbox's ({sandboxId})");
+        }
+
         return kind == CriTaskKind.Container
             ? new CriTask(kind, sandboxId, null, null, null)
             : new CriTask(kind, sandboxId, Number(annotations, CpuQuotaAnnotation), Number(annotations, CpuPeriodAnnotation), Number(annotations, MemoryAnnotation));

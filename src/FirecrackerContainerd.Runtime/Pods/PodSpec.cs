@@ -76,6 +76,14 @@ internal static class PodSpec
             }
         }
 
+        if (Text(guest["hostname"]) is { Length: > 0 } && guest["linux"] is JsonObject withHostname
+            && withHostname["namespaces"] is JsonArray joined && !joined.OfType<JsonObject>().Any(n => Text(n["type"]) == "uts"))
+        {
+            // A host-network pod shares the node's UTS namespace, and CRI names the node's hostname: in the guest
+            // the "node" is the VM, whose own UTS namespace the agent keeps, so the task gets one with that name.
+            joined.Add(new JsonObject { ["type"] = "uts" });
+        }
+
         // The pod's network sysctls (CRI sets net.ipv4.ip_unprivileged_port_start and net.ipv4.ping_group_range on a
         // pod with a network of its own) belong to the pod's namespace, which is the guest's: the agent sets them
         // there, since an OCI runtime refuses net.* sysctls for a container that joins no network namespace.

@@ -63,4 +63,15 @@ public sealed class CriTaskTests
         Assert.Contains("has no io.kubernetes.cri.sandbox-id annotation", Assert.Throws<InvalidDataException>(() => CriTask.Of(noId)).Message, StringComparison.Ordinal);
         Assert.Contains("io.kubernetes.cri.sandbox-memory is not a string", Assert.Throws<InvalidDataException>(() => CriTask.Of(number)).Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_CRI_task_that_names_a_VM_of_its_own_is_refused_since_its_pod_names_the_VM()
+    {
+        JsonObject spec = CriSpecs.Container("pod1");
+        spec["annotations"]!["aws.firecracker.vm.id"] = "vm1";
+
+        var e = Assert.Throws<InvalidDataException>(() => CriTask.Of(spec));
+
+        Assert.Equal("annotation aws.firecracker.vm.id cannot choose the VM of a Kubernetes pod's container: the pod's VM is its sandbox's (pod1)", e.Message);
+    }
 }

@@ -101,6 +101,19 @@ public sealed class PodSpecTests : IDisposable
     }
 
     [Fact]
+    public void A_host_network_sandbox_that_names_a_hostname_gets_a_UTS_namespace_of_its_own_in_the_guest()
+    {
+        JsonObject spec = CriSpecs.Sandbox("pod1", netns: null);
+        JsonArray namespaces = spec["linux"]!["namespaces"]!.AsArray();
+        namespaces.Remove(namespaces.OfType<JsonObject>().Single(n => n["type"]!.GetValue<string>() == "uts"));
+
+        PodSpecPlan plan = PodSpec.Plan("pod1", spec, CriTask.Of(spec)!);
+
+        Assert.Equal(["pid", "ipc", "mount", "uts"], Namespaces(plan.Spec).Select(n => n.Type));
+        Assert.Equal(["pid", "ipc", "uts", "mount"], Namespaces(PodSpec.Plan("pod1", CriSpecs.Sandbox("pod1", netns: null), CriTask.Of(spec)!).Spec).Select(n => n.Type));
+    }
+
+    [Fact]
     public void A_mount_that_is_no_bind_is_left_to_the_guest()
     {
         JsonObject spec = CriSpecs.Container("pod1", 101,
