@@ -5,6 +5,7 @@ using FirecrackerContainerd.Agent.Drives;
 using FirecrackerContainerd.Agent.Events;
 using FirecrackerContainerd.Agent.Metadata;
 using FirecrackerContainerd.Agent.Oci;
+using FirecrackerContainerd.Agent.Pods;
 using FirecrackerContainerd.Agent.Processes;
 using FirecrackerContainerd.Agent.Stdio;
 using FirecrackerContainerd.Agent.Tasks;
@@ -52,6 +53,7 @@ new AgentService("/proc", runtimes).Register(registry);
 var metadata = new MetadataStore(options.MetadataDirectory);
 metadata.Register(registry);
 events.Register(registry);
+new PodStore(WellKnownNames.GuestPodRoot).Register(registry);
 DriveMounter drives = DriveMounter.Scan();
 drives.Register(registry);
 using var tasks = new TaskService(

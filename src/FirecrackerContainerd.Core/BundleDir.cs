@@ -77,10 +77,16 @@ public readonly record struct BundleDir(string RootPath)
     }
 
     /// <summary>
-    /// The VM id set by the client in the <c>aws.firecracker.vm.id</c> annotation, or null when absent.
-    /// The value is returned as found; callers validate it before it names anything.
+    /// The VM id named by the OCI annotation <c>aws.firecracker.vm.id</c> in the bundle's config.json, or null when
+    /// there is none. A config.json whose annotations are not an object of strings is an error.
     /// </summary>
-    public string? VMID()
+    public string? VMID() => Annotation(WellKnownNames.VmIdAnnotation);
+
+    /// <summary>
+    /// The value of OCI annotation <paramref name="key"/> in the bundle's config.json, or null when it has none. A
+    /// config.json whose annotations are not an object, or whose value for the key is not a string, is an error.
+    /// </summary>
+    public string? Annotation(string key)
     {
         byte[] json = ReadOCIConfig();
         try
@@ -98,14 +104,14 @@ public readonly record struct BundleDir(string RootPath)
                 throw new InvalidDataException("annotations is not an object");
             }
 
-            if (!annotations.TryGetProperty(WellKnownNames.VmIdAnnotation, out JsonElement value))
+            if (!annotations.TryGetProperty(key, out JsonElement value))
             {
                 return null;
             }
 
             return value.ValueKind == JsonValueKind.String
                 ? value.GetString()
-                : throw new InvalidDataException($"annotation {WellKnownNames.VmIdAnnotation} is not a string");
+                : throw new InvalidDataException($"annotation {key} is not a string");
         }
         catch (Exception e) when (e is JsonException or InvalidDataException)
         {

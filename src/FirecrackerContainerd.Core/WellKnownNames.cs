@@ -51,6 +51,9 @@ public static class WellKnownNames
     /// <summary>The guest directory holding the VM's metadata document, mounted read-only into every container.</summary>
     public const string GuestMetadataDirectory = "/run/fc-metadata";
 
+    /// <summary>The guest directory holding what the VM's pod shares: its files, shared memory and emptyDir volumes.</summary>
+    public const string GuestPodRoot = "/run/fc-pod";
+
     /// <summary>The guest directory of the agent's own state (the OCI runtime's root, console sockets).</summary>
     public const string GuestAgentStateDirectory = "/run/fc-agent";
 }

@@ -21,6 +21,9 @@ public static class ServiceNames
     /// <summary>The agent's own service (its version, the VM metadata document).</summary>
     public const string Agent = "Agent";
 
+    /// <summary>The agent's service for the pod a VM runs (its files, shared memory and emptyDir volumes).</summary>
+    public const string Pod = "Pod";
+
     /// <summary>The agent's drive mounting service.</summary>
     public const string DriveMounter = "DriveMounter";
 

@@ -170,6 +170,24 @@ internal static partial class Interop
         return r >= 0 ? r : -Marshal.GetLastPInvokeError();
     }
 
+    /// <summary>Moves the calling thread into the network namespace <paramref name="path"/> names (setns(2)).</summary>
+    internal static void EnterNetworkNamespace(string path)
+    {
+        const int cloneNewNet = 0x40000000;
+        int fd = Open(path, Libc.O_RDONLY);
+        try
+        {
+            if (Libc.SetNs(fd, cloneNewNet) != 0)
+            {
+                throw Error("setns", path, Marshal.GetLastPInvokeError());
+            }
+        }
+        finally
+        {
+            Libc.CloseQuietly(fd);
+        }
+    }
+
     /// <summary>The errno text the C library gives, for messages.</summary>
     internal static string ErrnoText(int errno) => Marshal.GetPInvokeErrorMessage(errno);
 

@@ -162,31 +162,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
     private async Task<string> PrepareGuestAsync()
     {
         using var bound = new CancellationTokenSource(GuestPreparationTimeout);
-        CancellationToken cancellationToken = bound.Token;
-        if (ProcessRunner.FindOnPath("qemu-system-x86_64") is null)
-        {
-            throw new InvalidOperationException("qemu-system-x86_64 is missing: install it with `apt-get install qemu-system-x86`");
-        }
-
-        string agent = await AgentBinary.RequireAsync(cancellationToken);
-        GuestImage image = await GuestImage.BuildAsync(agent, cancellationToken);
-        using var manifest = System.Text.Json.JsonDocument.Parse(await File.ReadAllBytesAsync(Path.Combine(image.Directory, "manifest.json"), cancellationToken));
-        string release = manifest.RootElement.GetProperty("kernelRelease").GetString()
-            ?? throw new InvalidOperationException($"{image.Directory}/manifest.json has no kernelRelease");
-        await File.WriteAllTextAsync(RuntimeConfigPath, System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["kernel_image_path"] = image.Kernel,
-            ["initrd_path"] = image.Initrd,
-            ["shim_base_dir"] = ShimBaseDirectory,
-            ["vmm"] = "qemu",
-            ["vcpu_count"] = 2,
-            ["mem_size_mib"] = 512,
-
-            // FC_TEST_GUEST_DEBUG=1: the agent traces calls, runtime commands and reaped pids on the console,
-            // which the shim logs into containerd's log.
-            ["kernel_args"] = Environment.GetEnvironmentVariable("FC_TEST_GUEST_DEBUG") == "1" ? "reboot=k panic=-1 fc.debug=1" : "reboot=k panic=-1 quiet",
-        }), cancellationToken);
-        return release;
+        return await GuestRuntime.WriteConfigAsync(RuntimeConfigPath, ShimBaseDirectory, bound.Token);
     }
 
     /// <summary>Mount points below <paramref name="directory"/> in this mount namespace (the shims share it).</summary>

@@ -26,8 +26,11 @@ public sealed class CriFixture : IAsyncLifetime
     public const string Namespace = "k8s.io";
 
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan GuestPreparationTimeout = TimeSpan.FromMinutes(20);
+    private readonly Lock _guestLock = new();
     private ContainerdProcess? _containerd;
     private GrpcChannel? _channel;
+    private Task<string>? _guest;
 
     /// <summary>The private directory holding config, root, state, sockets, CNI files and pod logs.</summary>
     public string Directory { get; private set; } = string.Empty;
@@ -46,6 +49,12 @@ public sealed class CriFixture : IAsyncLifetime
 
     /// <summary>Where the pods' logs go (the kubelet's log_directory).</summary>
     public string LogDirectory => Path.Combine(Directory, "pods");
+
+    /// <summary>The runtime configuration the aws-firecracker handler's shims read (written by <see cref="RequireGuestAsync"/>).</summary>
+    public string RuntimeConfigPath => Path.Combine(Directory, "firecracker-runtime.json");
+
+    /// <summary>Where the shims keep their VM directories.</summary>
+    public string ShimBaseDirectory => Path.Combine(Directory, "vms");
 
     /// <summary>The containerd version under test.</summary>
     public string Version { get; private set; } = string.Empty;
@@ -117,6 +126,7 @@ public sealed class CriFixture : IAsyncLifetime
                 ["PATH"] = string.Join(':', shimDirectory, Path.GetDirectoryName(ContainerdFixture.ContainerdBinary),
                     Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
                 ["TMPDIR"] = System.IO.Directory.CreateDirectory(Path.Combine(Directory, "tmp")).FullName,
+                ["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = RuntimeConfigPath,
             });
         await _containerd.StartAsync();
         Version = (await CtrAsync("version")).Stdout.Split('\n').Select(l => l.Trim()).First(l => l.StartsWith("Version:", StringComparison.Ordinal))["Version:".Length..].Trim();
@@ -150,6 +160,20 @@ public sealed class CriFixture : IAsyncLifetime
         _channel = GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler });
         Runtime = new RuntimeService.RuntimeServiceClient(_channel);
         Images = new ImageService.ImageServiceClient(_channel);
+    }
+
+    /// <summary>
+    /// Builds the agent and guest image (cached) and points the aws-firecracker handler's shims at them, once for all
+    /// tests; returns the guest's kernel release.
+    /// </summary>
+    public Task<string> RequireGuestAsync(CancellationToken cancellationToken)
+    {
+        lock (_guestLock)
+        {
+            _guest ??= PrepareGuestAsync();
+        }
+
+        return _guest.WaitAsync(cancellationToken);
     }
 
     /// <summary>Runs <c>ctr --address ... -n k8s.io args</c>.</summary>
@@ -192,6 +216,12 @@ public sealed class CriFixture : IAsyncLifetime
             Assert.Fail($"RunPodSandbox ({handler}) on containerd {Version} failed: {e.Status.Detail}\n{Problems()}");
             throw;
         }
+    }
+
+    private async Task<string> PrepareGuestAsync()
+    {
+        using var bound = new CancellationTokenSource(GuestPreparationTimeout);
+        return await GuestRuntime.WriteConfigAsync(RuntimeConfigPath, ShimBaseDirectory, bound.Token);
     }
 
     /// <summary>containerd's log lines naming an error or a warning, for a failure message.</summary>

@@ -59,6 +59,13 @@ public sealed record RuntimeConfig
     [JsonPropertyName("firecracker_binary_path")]
     public string FirecrackerBinaryPath { get; set; } = "firecracker";
 
+    /// <summary>
+    /// Memory a pod's VM gets beyond the pod's limit (the kubelet's <c>io.kubernetes.cri.sandbox-memory</c>), for the guest
+    /// kernel, the agent and the pod's files; a pod without a limit gets <see cref="MemSizeMib"/>.
+    /// </summary>
+    [JsonPropertyName("pod_memory_overhead_mib")]
+    public int PodMemoryOverheadMib { get; set; } = 128;
+
     /// <summary>How long a new VM may take until its agent answers, in seconds.</summary>
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
@@ -101,6 +108,11 @@ public sealed record RuntimeConfig
         if (config.MemSizeMib < 128)
         {
             problems.Add($"mem_size_mib {config.MemSizeMib} is below 128");
+        }
+
+        if (config.PodMemoryOverheadMib is < 0 or > 65536)
+        {
+            problems.Add($"pod_memory_overhead_mib {config.PodMemoryOverheadMib} is not between 0 and 65536");
         }
 
         if (config.ContainerSlots is < 1 or > 16)

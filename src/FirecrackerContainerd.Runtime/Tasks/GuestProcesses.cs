@@ -14,13 +14,17 @@ namespace FirecrackerContainerd.Runtime.Tasks;
 /// </summary>
 internal static class GuestProcesses
 {
-    /// <summary>Creates the init process of <paramref name="request"/>'s container, whose rootfs is mounted from <paramref name="driveId"/>.</summary>
-    public static async Task<ProcessRecord> CreateInitAsync(MicroVm vm, CreateTaskRequest request, string driveId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Creates the init process of <paramref name="request"/>'s container from <paramref name="spec"/>, its rootfs
+    /// mounted from <paramref name="driveId"/>.
+    /// </summary>
+    public static async Task<ProcessRecord> CreateInitAsync(
+        MicroVm vm, CreateTaskRequest request, byte[] spec, string driveId, CancellationToken cancellationToken)
     {
         var ports = HostStdio.Ports(vm.NextPorts(), request.Stdin, request.Stdout, request.Stderr);
         var extra = new ExtraData
         {
-            JsonSpec = ByteString.CopyFrom(new BundleDir(request.Bundle).ReadOCIConfig()),
+            JsonSpec = ByteString.CopyFrom(spec),
             StdinPort = ports.Stdin,
             StdoutPort = ports.Stdout,
             StderrPort = ports.Stderr,

@@ -2,6 +2,7 @@ using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.Containerd.Types;
 using FirecrackerContainerd.Protos.Events;
 using FirecrackerContainerd.Protos.TaskV2;
+using FirecrackerContainerd.Runtime.Pods;
 using FirecrackerContainerd.Runtime.Rootfs;
 using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Shim.Lifecycle;
@@ -40,7 +41,8 @@ internal sealed partial class VmTaskService(
             throw new TtrpcException(StatusCode.InvalidArgument, e.Message, e);
         }
 
-        MicroVm running = await vm.EnsureAsync(vmId, call.CancellationToken).ConfigureAwait(false);
+        PodTask task = PodTask.Read(request.Id, request.Bundle);
+        MicroVm running = await task.EnsureVmAsync(vm, vmId, call.CancellationToken).ConfigureAwait(false);
         ContainerRootfs rootfs;
         try
         {
@@ -54,7 +56,7 @@ internal sealed partial class VmTaskService(
         ProcessRecord init;
         try
         {
-            init = await GuestProcesses.CreateInitAsync(running, request, rootfs.DriveId, call.CancellationToken).ConfigureAwait(false);
+            init = await GuestProcesses.CreateInitAsync(running, request, task.GuestSpec, rootfs.DriveId, call.CancellationToken).ConfigureAwait(false);
             LogStep(context.Logger, request.Id, "the agent created the task");
             tasks.Add(new TaskRecord(request, rootfs, init));
         }

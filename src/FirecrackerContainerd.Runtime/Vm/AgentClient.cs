@@ -10,6 +10,10 @@ using AgentMetadata = FirecrackerContainerd.Protos.Agent.AgentMetadata;
 using AgentVersion = FirecrackerContainerd.Protos.Agent.AgentVersion;
 using MountDriveRequest = FirecrackerContainerd.Protos.Agent.MountDriveRequest;
 using UnmountDriveRequest = FirecrackerContainerd.Protos.Agent.UnmountDriveRequest;
+using PreparePodRequest = FirecrackerContainerd.Protos.Agent.PreparePodRequest;
+using PutPodFileRequest = FirecrackerContainerd.Protos.Agent.PutPodFileRequest;
+using EnsurePodVolumeRequest = FirecrackerContainerd.Protos.Agent.EnsurePodVolumeRequest;
+using SetPodNetworkSysctlsRequest = FirecrackerContainerd.Protos.Agent.SetPodNetworkSysctlsRequest;
 
 namespace FirecrackerContainerd.Runtime.Vm;
 
@@ -47,6 +51,19 @@ internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explai
 
     public Task UnmountDriveAsync(string driveId, CancellationToken cancellationToken) =>
         Invoke(ServiceNames.DriveMounter, "UnmountDrive", new UnmountDriveRequest { DriveID = driveId }, Empty.Parser, cancellationToken);
+
+    public Task PreparePodAsync(string sandboxId, CancellationToken cancellationToken) =>
+        Invoke(ServiceNames.Pod, "PreparePod", new PreparePodRequest { SandboxId = sandboxId }, Empty.Parser, cancellationToken);
+
+    public Task PutPodFileAsync(string sandboxId, string name, ReadOnlyMemory<byte> content, UnixFileMode mode, CancellationToken cancellationToken) =>
+        Invoke(ServiceNames.Pod, "PutFile", new PutPodFileRequest { SandboxId = sandboxId, Name = name, Content = ByteString.CopyFrom(content.Span), Mode = (uint)mode }, Empty.Parser,
+            cancellationToken);
+
+    public Task EnsurePodVolumeAsync(string sandboxId, string name, CancellationToken cancellationToken) =>
+        Invoke(ServiceNames.Pod, "EnsureVolume", new EnsurePodVolumeRequest { SandboxId = sandboxId, Name = name }, Empty.Parser, cancellationToken);
+
+    public Task SetPodNetworkSysctlsAsync(string sandboxId, IReadOnlyDictionary<string, string> sysctls, CancellationToken cancellationToken) =>
+        Invoke(ServiceNames.Pod, "SetNetworkSysctls", new SetPodNetworkSysctlsRequest { SandboxId = sandboxId, Sysctls = { sysctls.ToDictionary() } }, Empty.Parser, cancellationToken);
 
     public async Task<Envelope> NextEventAsync(CancellationToken cancellationToken)
     {

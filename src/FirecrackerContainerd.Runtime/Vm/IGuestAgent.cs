@@ -22,6 +22,18 @@ internal interface IGuestAgent : IAsyncDisposable
     /// <summary>Has the agent flush and unmount the drive it mounted.</summary>
     Task UnmountDriveAsync(string driveId, CancellationToken cancellationToken);
 
+    /// <summary>Has the agent make the pod's directories and shared memory in the guest (once; later calls do nothing).</summary>
+    Task PreparePodAsync(string sandboxId, CancellationToken cancellationToken);
+
+    /// <summary>Puts one file of the pod's into the guest.</summary>
+    Task PutPodFileAsync(string sandboxId, string name, ReadOnlyMemory<byte> content, UnixFileMode mode, CancellationToken cancellationToken);
+
+    /// <summary>Has the agent make an emptyDir volume of the pod's in the guest, if it is not there yet.</summary>
+    Task EnsurePodVolumeAsync(string sandboxId, string name, CancellationToken cancellationToken);
+
+    /// <summary>Has the agent set the pod's network sysctls in the guest's network namespace, the pod's.</summary>
+    Task SetPodNetworkSysctlsAsync(string sandboxId, IReadOnlyDictionary<string, string> sysctls, CancellationToken cancellationToken);
+
     /// <summary>Waits for the guest's next task event.</summary>
     /// <exception cref="InvalidDataException">The agent sent something that is not a task event.</exception>
     Task<Envelope> NextEventAsync(CancellationToken cancellationToken);

@@ -2,6 +2,9 @@ using FirecrackerContainerd.Runtime.Config;
 
 namespace FirecrackerContainerd.Runtime.Vm;
 
+/// <summary>Turns the runtime configuration into what one VM boots with; only called when the VM is booted.</summary>
+internal delegate Task<(RuntimeConfig Config, VmDevices Devices)> VmPlan(RuntimeConfig config, CancellationToken cancellationToken);
+
 /// <summary>
 /// The one VM a shim serves, as its two services use it: the Task service boots or joins it and runs containers in
 /// it; the control API creates it with its own settings, pauses, resumes and stops it.
@@ -18,6 +21,12 @@ internal interface IShimVm
     /// <summary>The VM a task's Create runs its container in: <paramref name="vmId"/>, booted now from the runtime configuration unless it runs already.</summary>
     /// <exception cref="FirecrackerContainerd.Ttrpc.TtrpcException">FailedPrecondition: the shim runs another VM, or its VM has exited.</exception>
     Task<MicroVm> EnsureAsync(string vmId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// As <see cref="EnsureAsync(string, CancellationToken)"/>, but a VM booted now gets the configuration and devices
+    /// <paramref name="plan"/> makes of the runtime configuration (a pod's sandbox: its size, its network).
+    /// </summary>
+    Task<MicroVm> EnsureAsync(string vmId, VmPlan plan, CancellationToken cancellationToken);
 
     /// <summary>
     /// The control API's CreateVM: boots <paramref name="vmId"/> now with <paramref name="config"/> and

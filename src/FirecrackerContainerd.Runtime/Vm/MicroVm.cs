@@ -28,11 +28,14 @@ internal sealed class MicroVm : IAsyncDisposable
 
     private readonly ImmutableArray<VmDriveMount> _driveMounts;
     private readonly ILogger _logger;
+    private readonly IAsyncDisposable? _hostNetwork;
 
     /// <summary>A VM that is up: its machine runs and its agent answered.</summary>
-    internal MicroVm(VmDir dir, IVirtualMachine machine, IGuestAgent agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger)
+    internal MicroVm(
+        VmDir dir, IVirtualMachine machine, IGuestAgent agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger, IAsyncDisposable? hostNetwork = null)
     {
         _driveMounts = driveMounts;
+        _hostNetwork = hostNetwork;
         _logger = logger;
         Dir = dir;
         Machine = machine;
@@ -75,8 +78,24 @@ internal sealed class MicroVm : IAsyncDisposable
             drives.ToImmutable(),
             new VsockDevice(VsockDevice.MinGuestCid, VsockName),
             devices.NetworkInterfaces,
-            Balloon: devices.Balloon);
-        IVirtualMachine machine = await CreateMachineAsync(config, spec, dir, logger, cancellationToken).ConfigureAwait(false);
+            Balloon: devices.Balloon,
+            NetworkNamespace: devices.NetworkNamespace);
+        IVirtualMachine machine;
+        try
+        {
+            machine = await CreateMachineAsync(config, spec, dir, logger, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            DeleteStubs(dir, config, devices);
+            if (devices.HostNetwork is { } unused)
+            {
+                await unused.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
         try
         {
             await machine.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -91,12 +110,17 @@ internal sealed class MicroVm : IAsyncDisposable
             var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)), () => ExplainAgentLossAsync(machine.Exited, machine.RecentOutput, AgentLossWait));
             await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
             await VmDriveMount.MountAllAsync(devices.DriveMounts, machine, agent, cancellationToken).ConfigureAwait(false);
-            return new MicroVm(dir, machine, agent, config.ContainerSlots, devices.DriveMounts, logger);
+            return new MicroVm(dir, machine, agent, config.ContainerSlots, devices.DriveMounts, logger, devices.HostNetwork);
         }
         catch
         {
             await machine.DisposeAsync().ConfigureAwait(false);
             DeleteStubs(dir, config, devices);
+            if (devices.HostNetwork is { } network)
+            {
+                await network.DisposeAsync().ConfigureAwait(false);
+            }
+
             throw;
         }
     }
@@ -206,6 +230,10 @@ internal sealed class MicroVm : IAsyncDisposable
         finally
         {
             DeleteFiles();
+            if (_hostNetwork is not null)
+            {
+                await _hostNetwork.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 

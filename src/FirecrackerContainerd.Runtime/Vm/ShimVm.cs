@@ -61,7 +61,11 @@ internal sealed partial class ShimVm : IShimVm, IAsyncDisposable
     public MicroVm Running => _vm ?? throw new TtrpcException(StatusCode.FailedPrecondition, "no microVM is running in this shim");
 
     /// <inheritdoc/>
-    public async Task<MicroVm> EnsureAsync(string vmId, CancellationToken cancellationToken)
+    public Task<MicroVm> EnsureAsync(string vmId, CancellationToken cancellationToken) =>
+        EnsureAsync(vmId, (config, _) => Task.FromResult((config, VmDevices.None)), cancellationToken);
+
+    /// <inheritdoc/>
+    public async Task<MicroVm> EnsureAsync(string vmId, VmPlan plan, CancellationToken cancellationToken)
     {
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -81,7 +85,8 @@ internal sealed partial class ShimVm : IShimVm, IAsyncDisposable
                 return running;
             }
 
-            return await BootAsync(vmId, LoadConfig(), VmDevices.None, cancellationToken).ConfigureAwait(false);
+            (RuntimeConfig config, VmDevices devices) = await plan(LoadConfig(), cancellationToken).ConfigureAwait(false);
+            return await BootAsync(vmId, config, devices, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

@@ -10,7 +10,17 @@ namespace FirecrackerContainerd.Runtime.Vm;
 /// <param name="NetworkInterfaces">Static interfaces on host TAP devices.</param>
 /// <param name="DriveMounts">Host files the VM gets as drives and its agent mounts.</param>
 /// <param name="Balloon">The memory balloon, or null for none.</param>
-public sealed record VmDevices(ImmutableArray<NetworkInterface> NetworkInterfaces, ImmutableArray<VmDriveMount> DriveMounts, BalloonDevice? Balloon)
+/// <param name="NetworkNamespace">A network namespace file the VMM runs in (a Kubernetes pod's), or null for the shim's own.</param>
+/// <param name="HostNetwork">
+/// What the host set up for the VM's network (a pod's TAP device and redirect), released when the VM ends; the VM
+/// owns it from the moment it is booted with it, whether or not the boot succeeds.
+/// </param>
+public sealed record VmDevices(
+    ImmutableArray<NetworkInterface> NetworkInterfaces,
+    ImmutableArray<VmDriveMount> DriveMounts,
+    BalloonDevice? Balloon,
+    string? NetworkNamespace = null,
+    IAsyncDisposable? HostNetwork = null)
 {
     /// <summary>No devices beyond the container slots.</summary>
     public static VmDevices None { get; } = new([], [], null);

@@ -5,9 +5,11 @@ namespace FirecrackerContainerd.Runtime.Vm;
 /// <summary>
 /// Which VM a task runs in, decided here for everything that names the VM: the shim socket (one shim per VM), the VM
 /// directory a Create boots or joins and the <c>delete</c> verb removes, and the VM the shim's control API serves.
-/// The OCI annotation <c>aws.firecracker.vm.id</c> wins, then the environment variable <c>FIRECRACKER_VM_ID</c>
-/// (containerd passes its environment to every shim invocation), then the task's own id; the VM id must follow
-/// containerd's identifier rules, since it names a directory.
+/// A Kubernetes pod is one VM: a task of containerd's CRI plugin runs in the VM of its pod's sandbox (the annotation
+/// <c>io.kubernetes.cri.sandbox-id</c>, which the sandbox carries too). Otherwise the OCI annotation
+/// <c>aws.firecracker.vm.id</c> wins, then the environment variable <c>FIRECRACKER_VM_ID</c> (containerd passes its
+/// environment to every shim invocation), then the task's own id; the VM id must follow containerd's identifier
+/// rules, since it names a directory.
 /// </summary>
 /// <param name="environment">Reads an environment variable (the shim's own environment in production).</param>
 internal sealed class VmIdentity(Func<string, string?> environment)
@@ -24,7 +26,8 @@ internal sealed class VmIdentity(Func<string, string?> environment)
         string? annotated;
         try
         {
-            annotated = new BundleDir(bundlePath).VMID();
+            var bundle = new BundleDir(bundlePath);
+            annotated = bundle.Annotation(Pods.CriTask.SandboxIdAnnotation) ?? bundle.VMID();
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {

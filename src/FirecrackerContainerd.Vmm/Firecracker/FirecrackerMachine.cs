@@ -340,7 +340,7 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
             return JailerCommand.Build(jailer, VmId, ResolveBinary(_options.FirecrackerBinary), FirecrackerArguments(), _options.SetprivPath);
         }
 
-        return new VmmLaunch(_options.FirecrackerBinary, [.. FirecrackerArguments()], _workDir, _options.SetprivPath);
+        return new VmmLaunch(_options.FirecrackerBinary, [.. FirecrackerArguments()], _workDir, _options.SetprivPath, Spec.NetworkNamespace);
     }
 
     /// <summary>Removes a stale API socket and vsock socket (Firecracker refuses to bind over them) and starts the FIFO readers.</summary>

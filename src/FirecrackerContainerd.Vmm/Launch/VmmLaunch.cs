@@ -10,11 +10,16 @@ namespace FirecrackerContainerd.Vmm.Launch;
 /// util-linux <c>setpriv</c>, used to set PR_SET_PDEATHSIG=SIGKILL in the child before it execs the VMM,
 /// so the VMM dies with us; null starts the VMM directly (it may then outlive a crashed parent).
 /// </param>
+/// <param name="NetworkNamespace">
+/// A network namespace file (e.g. <c>/var/run/netns/cni-...</c>) the VMM runs in, where its TAP devices are; null
+/// for the caller's own.
+/// </param>
 public sealed record VmmLaunch(
     string FileName,
     ImmutableArray<string> Arguments,
     string WorkingDirectory,
-    string? SetprivPath = VmmLaunch.DefaultSetprivPath)
+    string? SetprivPath = VmmLaunch.DefaultSetprivPath,
+    string? NetworkNamespace = null)
 {
     /// <summary>Where Debian's util-linux installs setpriv.</summary>
     public const string DefaultSetprivPath = "/usr/bin/setpriv";

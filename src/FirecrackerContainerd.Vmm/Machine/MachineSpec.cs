@@ -11,6 +11,10 @@ namespace FirecrackerContainerd.Vmm.Machine;
 /// <param name="NetworkInterfaces">Network interfaces.</param>
 /// <param name="Balloon">Memory balloon, or null.</param>
 /// <param name="Mmds">Metadata service, or null.</param>
+/// <param name="NetworkNamespace">
+/// A network namespace file the VMM runs in (a Kubernetes pod's), where the TAP devices of
+/// <paramref name="NetworkInterfaces"/> are; null for the caller's own namespace.
+/// </param>
 public sealed record MachineSpec(
     string VmId,
     BootSource Boot,
@@ -19,7 +23,8 @@ public sealed record MachineSpec(
     VsockDevice? Vsock = null,
     ImmutableArray<NetworkInterface> NetworkInterfaces = default,
     BalloonDevice? Balloon = null,
-    MmdsConfig? Mmds = null)
+    MmdsConfig? Mmds = null,
+    string? NetworkNamespace = null)
 {
     /// <summary>The drives, never default.</summary>
     public ImmutableArray<Drive> Drives { get; init; } = Drives.IsDefault ? [] : Drives;

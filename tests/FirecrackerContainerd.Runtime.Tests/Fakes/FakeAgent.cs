@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using FirecrackerContainerd.Protos.Containerd.Types;
+using FirecrackerContainerd.Protos.FcControl;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Ttrpc;
@@ -43,6 +44,22 @@ internal sealed class FakeAgent : IGuestAgent
 
     public Task UnmountDriveAsync(string driveId, CancellationToken cancellationToken) => Record($"UnmountDrive {driveId}");
 
+    /// <summary>The files put into the guest, by name.</summary>
+    public ConcurrentDictionary<string, byte[]> PodFiles { get; } = new();
+
+    public Task PreparePodAsync(string sandboxId, CancellationToken cancellationToken) => Record($"PreparePod {sandboxId}");
+
+    public Task PutPodFileAsync(string sandboxId, string name, ReadOnlyMemory<byte> content, UnixFileMode mode, CancellationToken cancellationToken)
+    {
+        PodFiles[name] = content.ToArray();
+        return Record($"PutPodFile {sandboxId} {name}");
+    }
+
+    public Task EnsurePodVolumeAsync(string sandboxId, string name, CancellationToken cancellationToken) => Record($"EnsurePodVolume {sandboxId} {name}");
+
+    public Task SetPodNetworkSysctlsAsync(string sandboxId, IReadOnlyDictionary<string, string> sysctls, CancellationToken cancellationToken) =>
+        Record($"SetPodNetworkSysctls {sandboxId} {string.Join(',', sysctls.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => $"{s.Key}={s.Value}"))}");
+
     public async Task<Envelope> NextEventAsync(CancellationToken cancellationToken)
     {
         try
@@ -55,8 +72,12 @@ internal sealed class FakeAgent : IGuestAgent
         }
     }
 
+    /// <summary>The OCI spec each Create carried, by task id.</summary>
+    public ConcurrentDictionary<string, string> Specs { get; } = new();
+
     public async Task<uint> CreateAsync(CreateTaskRequest request, CancellationToken cancellationToken)
     {
+        Specs[request.Id] = request.Options.Unpack<ExtraData>().JsonSpec.ToStringUtf8();
         await Record($"Create {request.Id}");
         return CreateFailure is { } failure ? throw failure : NextPid();
     }

@@ -57,6 +57,9 @@ internal sealed class FakeVmShim : IAsyncDisposable
     /// <summary>The VM ids booted, in order.</summary>
     public ConcurrentQueue<string> Booted { get; } = new();
 
+    /// <summary>The configuration and devices each VM was booted with, in order.</summary>
+    public ConcurrentQueue<(RuntimeConfig Config, VmDevices Devices)> BootedWith { get; } = new();
+
     /// <summary>The machine of the booted VM.</summary>
     public FakeMachine Machine => (FakeMachine)Vm.Running.Machine;
 
@@ -76,10 +79,16 @@ internal sealed class FakeVmShim : IAsyncDisposable
     /// <summary>A bundle for task <paramref name="id"/>, whose config names <paramref name="vmId"/> (none when null), and the Create request for it.</summary>
     public CreateTaskRequest CreateRequest(string id, string? vmId = VmId)
     {
+        var annotations = vmId is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["aws.firecracker.vm.id"] = vmId };
+        return CreateRequestWithSpec(id, JsonSerializer.Serialize(new { ociVersion = "1.0.2", annotations }));
+    }
+
+    /// <summary>A bundle for task <paramref name="id"/> whose config is <paramref name="specJson"/>, and the Create request for it.</summary>
+    public CreateTaskRequest CreateRequestWithSpec(string id, string specJson)
+    {
         string bundle = Path.Combine(_dir, "bundles", id);
         Directory.CreateDirectory(bundle);
-        var annotations = vmId is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["aws.firecracker.vm.id"] = vmId };
-        File.WriteAllText(Path.Combine(bundle, "config.json"), JsonSerializer.Serialize(new { ociVersion = "1.0.2", annotations }));
+        File.WriteAllText(Path.Combine(bundle, "config.json"), specJson);
         return new CreateTaskRequest
         {
             Id = id,
@@ -109,6 +118,7 @@ internal sealed class FakeVmShim : IAsyncDisposable
     private Task<MicroVm> BootAsync(RuntimeConfig config, VmDevices devices, string ns, string vmId, Microsoft.Extensions.Logging.ILogger logger, CancellationToken cancellationToken)
     {
         Booted.Enqueue(vmId);
+        BootedWith.Enqueue((config, devices));
         Directory.CreateDirectory(Path.Combine(_dir, "vms"));
         VmDir dir = VmDir.ShimDir(Path.Combine(_dir, "vms"), ns, vmId);
         dir.Mkdir();

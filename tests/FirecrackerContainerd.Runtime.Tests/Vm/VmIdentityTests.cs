@@ -19,6 +19,14 @@ public sealed class VmIdentityTests : IDisposable
     }
 
     [Fact]
+    public void A_task_of_a_Kubernetes_pod_runs_in_its_sandboxs_VM_whatever_else_names_one()
+    {
+        WriteConfig("""{"annotations":{"io.kubernetes.cri.sandbox-id":"sandbox1","aws.firecracker.vm.id":"annotated-vm"}}""");
+
+        Assert.Equal("sandbox1", Identity("environment-vm").Resolve(_bundle, "container1"));
+    }
+
+    [Fact]
     public void VmIdentity_is_FIRECRACKER_VM_ID_when_the_bundle_names_no_VM()
     {
         WriteConfig("""{"annotations":{"other":"x"}}""");
