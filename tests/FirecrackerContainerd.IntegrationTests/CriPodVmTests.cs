@@ -94,6 +94,36 @@ public sealed class CriPodVmTests(CriFixture cri, ITestOutputHelper output) : IA
     }
 
     [Fact]
+    public async Task A_pods_containers_see_its_hostname_hosts_and_dns_and_share_its_shm_its_emptyDir_volume_and_its_network_sysctls()
+    {
+        PodSandboxConfig podConfig = cri.PodConfig("files");
+        podConfig.DnsConfig = new DNSConfig { Servers = { "192.0.2.53" }, Searches = { "pods.example" }, Options = { "ndots:2" } };
+        podConfig.Linux.Sysctls.Add("net.ipv4.ping_group_range", "0 2147483647");
+        string pod = await cri.RunPodAsync(podConfig, Handler);
+        // Where the kubelet keeps a pod's emptyDir volume on the node; in the VM it is a guest directory.
+        string emptyDir = System.IO.Directory.CreateDirectory(
+            Path.Combine(cri.Directory, "kubelet", "pods", podConfig.Metadata.Uid, "volumes", "kubernetes.io~empty-dir", "shared")).FullName;
+        Mount volume = new() { ContainerPath = "/shared", HostPath = emptyDir };
+
+        string writer = await RunContainerAsync(pod, podConfig, "writer", "echo volume > /shared/file && echo shm > /dev/shm/file && echo written && exec sleep 600", mounts: [volume]);
+        string reader = await RunContainerAsync(pod, podConfig, "reader", "exec sleep 600", mounts: [volume]);
+        Assert.True(await Eventually.HoldsAsync(() => Contains(Path.Combine(podConfig.LogDirectory, "writer.log"), " stdout F written")), "the writer never wrote");
+
+        ExecSyncResponse seen = await ExecAsync(reader, "cat /shared/file /dev/shm/file; hostname; cat /etc/hostname; grep -c . /etc/hosts; cat /etc/resolv.conf; cat /proc/sys/net/ipv4/ping_group_range; grep ' /dev/shm ' /proc/mounts | cut -d' ' -f3");
+        string[] lines = seen.Stdout.ToStringUtf8().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(seen.ExitCode == 0, $"reading the pod's files failed: {seen.Stderr.ToStringUtf8()}");
+        Assert.Equal(["volume", "shm", "files", "files"], lines[..4]);
+        Assert.Equal(File.ReadAllLines("/etc/hosts").Count(l => l.Length > 0).ToString(System.Globalization.CultureInfo.InvariantCulture), lines[4]);
+        Assert.Contains("nameserver 192.0.2.53", lines);
+        Assert.Contains("search pods.example", lines);
+        Assert.Contains("options ndots:2", lines);
+        Assert.Equal(["0\t2147483647", "tmpfs"], lines[^2..]);
+        // The volume lives in the guest: nothing reaches the node's directory.
+        Assert.Empty(System.IO.Directory.GetFileSystemEntries(emptyDir));
+        Assert.Equal(0, (await ExecAsync(writer, "test -f /shared/file")).ExitCode);
+    }
+
+    [Fact]
     public async Task Two_pods_are_two_microVMs_that_reach_each_other_at_their_pod_addresses()
     {
         PodSandboxConfig serverConfig = cri.PodConfig("server");
@@ -188,7 +218,7 @@ public sealed class CriPodVmTests(CriFixture cri, ITestOutputHelper output) : IA
         Assert.Equal(string.Empty, (await ProcessRunner.RunAsync("ip", ["-o", "link", "show", "master", cri.Bridge], TimeSpan.FromSeconds(30))).Stdout.Trim());
     }
 
-    private async Task<string> RunContainerAsync(string pod, PodSandboxConfig podConfig, string name, string script, uint attempt = 0)
+    private async Task<string> RunContainerAsync(string pod, PodSandboxConfig podConfig, string name, string script, uint attempt = 0, Mount[]? mounts = null)
     {
         try
         {
@@ -202,6 +232,7 @@ public sealed class CriPodVmTests(CriFixture cri, ITestOutputHelper output) : IA
                     Image = new ImageSpec { Image = BusyboxImage.Name },
                     Command = { "sh", "-c", script },
                     LogPath = name + ".log",
+                    Mounts = { mounts ?? [] },
                 },
             }, cancellationToken: _timeout.Token)).ContainerId;
             await cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, cancellationToken: _timeout.Token);
