@@ -59,6 +59,9 @@ public sealed class CriFixture : IAsyncLifetime
     /// <summary>The containerd version under test.</summary>
     public string Version { get; private set; } = string.Empty;
 
+    /// <summary>The busybox image imported into the k8s.io namespace, for containers.</summary>
+    public static string ContainerImage => BusyboxImage.Name;
+
     public RuntimeService.RuntimeServiceClient Runtime { get; private set; } = null!;
 
     public ImageService.ImageServiceClient Images { get; private set; } = null!;
