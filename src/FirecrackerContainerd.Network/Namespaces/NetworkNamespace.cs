@@ -48,15 +48,20 @@ public static class NetworkNamespace
             original = OpenNamespace("/proc/thread-self/ns/net");
             target = OpenNamespace(path);
             Enter(target, path);
+            T result;
             try
             {
-                completion.SetResult(work());
+                result = work();
             }
             finally
             {
                 // The thread ends next; going back anyway keeps it honest should it ever be reused.
                 Enter(original, "the thread's original network namespace");
             }
+
+            // Only once back: completing may start a thread-pool thread from this one, and a new thread is born in
+            // the namespace of the thread that makes it.
+            completion.SetResult(result);
         }
 #pragma warning disable CA1031 // Every failure on this thread belongs to the awaiting caller.
         catch (Exception e)
