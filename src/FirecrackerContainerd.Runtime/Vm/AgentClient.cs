@@ -8,12 +8,12 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using AgentMetadata = FirecrackerContainerd.Protos.Agent.AgentMetadata;
 using AgentVersion = FirecrackerContainerd.Protos.Agent.AgentVersion;
+using EnsurePodVolumeRequest = FirecrackerContainerd.Protos.Agent.EnsurePodVolumeRequest;
 using MountDriveRequest = FirecrackerContainerd.Protos.Agent.MountDriveRequest;
-using UnmountDriveRequest = FirecrackerContainerd.Protos.Agent.UnmountDriveRequest;
 using PreparePodRequest = FirecrackerContainerd.Protos.Agent.PreparePodRequest;
 using PutPodFileRequest = FirecrackerContainerd.Protos.Agent.PutPodFileRequest;
-using EnsurePodVolumeRequest = FirecrackerContainerd.Protos.Agent.EnsurePodVolumeRequest;
 using SetPodNetworkSysctlsRequest = FirecrackerContainerd.Protos.Agent.SetPodNetworkSysctlsRequest;
+using UnmountDriveRequest = FirecrackerContainerd.Protos.Agent.UnmountDriveRequest;
 
 namespace FirecrackerContainerd.Runtime.Vm;
 
