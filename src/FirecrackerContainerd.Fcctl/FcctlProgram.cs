@@ -102,13 +102,17 @@ public static class FcctlProgram
         };
         var createTimeout = Timeout();
         var nets = new Option<string[]>("--net") { Description = $"a network interface on a host TAP device: {CreateVmDevices.NetForm} (repeatable)" };
+        var cni = new Option<string?>("--cni") { Description = $"a network interface on a CNI network whose plugins end with tc-redirect-tap: {CreateVmDevices.CniForm} (IFNAME defaults to veth0)" };
+        var cniConfDir = new Option<string?>("--cni-conf-dir") { Description = "where the CNI network's configuration is (default /etc/cni/conf.d)" };
+        var cniBinDirs = new Option<string[]>("--cni-bin-dir") { Description = "a directory of CNI plugins (repeatable; default /opt/cni/bin and /usr/lib/cni)" };
         var drives = new Option<string[]>("--drive") { Description = $"a host file mounted in the guest: {CreateVmDevices.DriveForm} (repeatable)" };
         var balloonMib = new Option<long?>("--balloon-mib") { Description = "attach a memory balloon with this target in MiB" };
         var balloonStats = new Option<long>("--balloon-stats") { Description = "balloon statistics interval in seconds (0: off)" };
         var deflateOnOom = new Option<bool>("--balloon-deflate-on-oom") { Description = "let the guest deflate the balloon when it runs out of memory" };
         root.Add(Run(new Command("create-vm", "create a VM and start its shim")
             {
-                createId, vcpus, mem, kernel, kernelArgs, containers, exitAfterTasks, createTimeout, nets, drives, balloonMib, balloonStats, deflateOnOom,
+                createId, vcpus, mem, kernel, kernelArgs, containers, exitAfterTasks, createTimeout, nets, cni, cniConfDir, cniBinDirs, drives, balloonMib,
+                balloonStats, deflateOnOom,
             },
             (r, c) =>
             {
@@ -130,6 +134,8 @@ public static class FcctlProgram
                         : null,
                 };
                 request.NetworkInterfaces.Add(Parsed(r.GetValue(nets), CreateVmDevices.ParseNet));
+                request.NetworkInterfaces.Add(Parsed(r.GetValue(cni) is { } network ? [network] : [],
+                    text => CreateVmDevices.ParseCni(text, r.GetValue(cniConfDir), r.GetValue(cniBinDirs) ?? [])));
                 request.DriveMounts.Add(Parsed(r.GetValue(drives), CreateVmDevices.ParseDrive));
                 return c.CallAsync("CreateVM", request, CreateVMResponse.Parser);
             },

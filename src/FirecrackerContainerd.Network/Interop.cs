@@ -4,7 +4,7 @@ using FirecrackerContainerd.Native;
 namespace FirecrackerContainerd.Network;
 
 /// <summary>
-/// The libc calls only this library makes (netlink socket options, datagram send and receive), beside
+/// The libc calls only this library makes (netlink socket options, datagram send and receive, unshare), beside
 /// <see cref="Libc"/>'s common ones (socket, bind, open, close, ioctl, setns), with errno kept for the caller to name
 /// in its exception.
 /// </summary>
@@ -21,12 +21,17 @@ internal static partial class Interop
     internal const int MSG_TRUNC = 0x20;
 
     internal const int CLONE_NEWNET = 0x40000000;
+    internal const ulong MS_BIND = 0x1000;
+    internal const int MNT_DETACH = 0x2;
 
     internal const int EPERM = 1;
     internal const int EBUSY = 16;
     internal const int EEXIST = 17;
     internal const int ENODEV = 19;
     internal const int EINVAL = 22;
+
+    [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
+    internal static partial int Unshare(int flags);
 
     [LibraryImport("libc", EntryPoint = "getsockname", SetLastError = true)]
     internal static unsafe partial int GetSockName(int fd, void* address, uint* addressLength);

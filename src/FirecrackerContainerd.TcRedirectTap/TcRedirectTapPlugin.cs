@@ -49,29 +49,19 @@ internal static class TcRedirectTapPlugin
         };
     }
 
-    /// <summary>The VM's pseudo-interface and its tap in <paramref name="result"/>, as upstream's <c>VMTapPair</c> finds them; null when either is absent.</summary>
+    /// <summary>The VM's pseudo-interface and its tap in <paramref name="result"/> (<see cref="CniResult.FindVmTapPair"/>); null when either is absent.</summary>
     /// <exception cref="PluginFailure">More than one interface claims to be the VM's, or the tap.</exception>
     public static (CniInterface Vm, CniInterface Tap)? FindVmTapPair(CniResult result, string containerId)
     {
         ArgumentNullException.ThrowIfNull(result);
-        List<CniInterface> vm = result.Interfaces.Where(i => i.Sandbox == containerId).ToList();
-        if (vm.Count > 1)
+        try
         {
-            throw new PluginFailure(CniErrorCodes.InvalidNetworkConfig, $"expected at most 1 interface in sandbox \"{containerId}\" in prevResult, found {vm.Count}");
+            return result.FindVmTapPair(containerId);
         }
-
-        if (vm.Count == 0)
+        catch (CniFormatException e)
         {
-            return null;
+            throw new PluginFailure(CniErrorCodes.InvalidNetworkConfig, e.Message);
         }
-
-        List<CniInterface> taps = result.Interfaces.Where(i => i.Sandbox != containerId && i.Name == vm[0].Name).ToList();
-        if (taps.Count > 1)
-        {
-            throw new PluginFailure(CniErrorCodes.InvalidNetworkConfig, $"expected at most 1 interface named \"{vm[0].Name}\" in prevResult, found {taps.Count}");
-        }
-
-        return taps.Count == 0 ? null : (vm[0], taps[0]);
     }
 
     private static async Task<string> AddAsync(PluginInvocation invocation, CancellationToken cancellationToken)

@@ -88,6 +88,27 @@ public sealed class FcctlTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Create_vm_cni_becomes_one_interface_with_CNI_configuration()
+    {
+        var create = await _h.FcctlAsync("create-vm", "vm1", "--cni", "fcnet:eth1", "--cni-conf-dir", "cni/conf", "--cni-bin-dir", "/opt/cni/bin", "--cni-bin-dir", "/usr/lib/cni");
+        Assert.Equal(0, create.Code);
+        CNIConfiguration sent = Assert.Single(_h.Shims["default/vm1"].LastCreate!.NetworkInterfaces).CNIConfig;
+
+        Assert.Equal(("fcnet", "eth1", Path.GetFullPath("cni/conf")), (sent.NetworkName, sent.InterfaceName, sent.ConfDir));
+        Assert.Equal(["/opt/cni/bin", "/usr/lib/cni"], sent.BinPath);
+    }
+
+    [Fact]
+    public async Task Create_vm_cni_without_an_interface_or_directories_leaves_them_to_the_shim()
+    {
+        Assert.Equal(0, (await _h.FcctlAsync("create-vm", "vm1", "--cni", "fcnet")).Code);
+        CNIConfiguration sent = Assert.Single(_h.Shims["default/vm1"].LastCreate!.NetworkInterfaces).CNIConfig;
+
+        Assert.Equal(("fcnet", "", ""), (sent.NetworkName, sent.InterfaceName, sent.ConfDir));
+        Assert.Empty(sent.BinPath);
+    }
+
+    [Fact]
     public async Task Balloon_get_set_and_stats_print_the_shims_answers()
     {
         await _h.StartShimAsync("default", "vm1");
@@ -119,6 +140,8 @@ public sealed class FcctlTests : IAsyncLifetime
     [InlineData("metadata")]
     [InlineData("create-vm", "vm1", "--net", "tap0")]
     [InlineData("create-vm", "vm1", "--net", "tap0,,172.16.0.2/24")]
+    [InlineData("create-vm", "vm1", "--cni", "fcnet:")]
+    [InlineData("create-vm", "vm1", "--cni", "fcnet:eth0:x")]
     [InlineData("create-vm", "vm1", "--drive", "/srv/data.ext4")]
     [InlineData("create-vm", "vm1", "--drive", "/srv/data.ext4:/data:ext4:ro")]
     [InlineData("balloon", "set", "vm1", "lots")]

@@ -220,12 +220,13 @@ public sealed class ControlApiTests(ContainerdFixture containerd, ITestOutputHel
             await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "a/b" }, CreateVMResponse.Parser));
             await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest { VMID = "other-vm" }, CreateVMResponse.Parser));
 
-            string cni = await ControlShim.AssertStatusAsync(StatusCode.Unimplemented, () => shim.CallAsync("CreateVM", new CreateVMRequest
+            // A CNI network that is not configured is refused before anything is made.
+            string cni = await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,
-                NetworkInterfaces = { new FirecrackerNetworkInterface { CNIConfig = new CNIConfiguration { NetworkName = "fcnet" } } },
+                NetworkInterfaces = { new FirecrackerNetworkInterface { CNIConfig = new CNIConfiguration { NetworkName = "fcnet", ConfDir = "/nonexistent/cni" } } },
             }, CreateVMResponse.Parser));
-            Assert.Contains("CNIConfig", cni, StringComparison.Ordinal);
+            Assert.Contains("NetworkInterfaces[0].CNIConfig: no CNI network configurations in /nonexistent/cni", cni, StringComparison.Ordinal);
             string noTap = await ControlShim.AssertStatusAsync(StatusCode.InvalidArgument, () => shim.CallAsync("CreateVM", new CreateVMRequest
             {
                 VMID = vmId,

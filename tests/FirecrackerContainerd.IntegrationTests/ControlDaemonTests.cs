@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using Xunit.Abstractions;
 
 namespace FirecrackerContainerd.IntegrationTests;
@@ -201,6 +202,81 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         }
 
         await containerd.AssertNothingLeftAsync(Namespace, vmId, ids);
+    }
+
+    [Fact]
+    public async Task Fcctl_create_vm_cni_puts_the_VM_on_the_network_where_the_host_reaches_it_and_stop_vm_takes_it_off()
+    {
+        const string vmId = "ctl-cni";
+        const string id = "ctl-cni-httpd";
+        await using CniTestNetwork network = await CniTestNetwork.CreateAsync(withTap: true);
+        string netns = Path.Combine("/var/run/netns", vmId);
+        _createdVms.Add(vmId);
+        CommandResult created = await FcctlAsync("create-vm", vmId, "--containers", "1", "--cni", network.Name,
+            "--cni-conf-dir", network.ConfDir, "--cni-bin-dir", network.BinDir);
+        Assert.True(created.ExitCode == 0, containerd.Describe(created));
+        IPAddress address = Assert.Single(network.Allocations());
+        Assert.True(File.Exists(netns), $"no network namespace {netns}: {network.Describe()}");
+        Assert.Single(network.BridgePorts());
+
+        try
+        {
+            // A server in a container on the VM's network (--net-host), reached from the host at the CNI address.
+            containerd.NoteTaskId(Namespace, id);
+            CommandResult run = await containerd.CtrWithInputAsync(Namespace, null,
+                ["run", "-d", "--net-host", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"aws.firecracker.vm.id={vmId}",
+                 BusyboxImage.Name, id, "sh", "-c", "mkdir -p /tmp/www && ip -o -4 addr show > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]);
+            Assert.True(run.ExitCode == 0, containerd.Describe(run));
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            string? page = null;
+            Assert.True(await Eventually.HoldsAsync(() =>
+            {
+                try
+                {
+                    page = http.GetStringAsync(new Uri($"http://{address}:8080/")).GetAwaiter().GetResult();
+                    return true;
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+                catch (TaskCanceledException)
+                {
+                    return false;
+                }
+            }, StateChange), $"the host never reached http://{address}:8080/ in the VM: {network.Describe()}\n{containerd.ShimLog()}");
+            Assert.Contains($"inet {address}/24", page, StringComparison.Ordinal);
+
+            CommandResult stopped = await FcctlAsync("stop-vm", vmId, "--timeout", "5");
+            Assert.True(stopped.ExitCode == 0, containerd.Describe(stopped));
+            Assert.True(await containerd.TaskReachesAsync(Namespace, id, s => s is null or "STOPPED", StateChange), $"{id} did not stop with its VM");
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        // The shim runs CNI DEL and removes the namespace as its VM ends: the veth's bridge port and the address go too.
+        Assert.True(await Eventually.HoldsAsync(() => !File.Exists(netns) && network.BridgePorts().Count == 0 && network.Allocations().Count == 0, StateChange),
+            $"stop-vm left the VM's network: {network.Describe()}\n{containerd.ShimLog()}");
+        await containerd.AssertNothingLeftAsync(Namespace, vmId, id);
+    }
+
+    [Fact]
+    public async Task Fcctl_create_vm_cni_on_a_network_without_tc_redirect_tap_fails_saying_so_and_leaves_nothing()
+    {
+        const string vmId = "ctl-cni-notap";
+        await using CniTestNetwork network = await CniTestNetwork.CreateAsync(withTap: false);
+        _createdVms.Add(vmId);
+
+        CommandResult created = await FcctlAsync("create-vm", vmId, "--cni", network.Name, "--cni-conf-dir", network.ConfDir, "--cni-bin-dir", network.BinDir);
+
+        Assert.True(created.ExitCode != 0 && created.Stderr.Contains("must end with tc-redirect-tap", StringComparison.Ordinal), containerd.Describe(created));
+        Assert.True(await Eventually.HoldsAsync(() => containerd.ShimProcesses(vmId).Count == 0), "the shim did not exit after the failed create");
+        Assert.False(File.Exists(Path.Combine("/var/run/netns", vmId)), $"the failed create left its namespace: {network.Describe()}");
+        Assert.Empty(network.BridgePorts());
+        Assert.Empty(network.Allocations());
+        await containerd.AssertNothingLeftAsync(Namespace, vmId);
     }
 
     [Fact]

@@ -19,6 +19,34 @@ public sealed record CniResult(
     /// <summary>The IP configurations of the interface named <paramref name="name"/> in <paramref name="sandbox"/>.</summary>
     public IEnumerable<CniIpConfig> IpsOf(string name, string? sandbox) =>
         Ips.Where(ip => ip.Interface is int i && i < Interfaces.Length && Interfaces[i].Name == name && Interfaces[i].Sandbox == sandbox);
+
+    /// <summary>
+    /// The VM's pseudo-interface and its tap as tc-redirect-tap appends them, found as upstream's <c>VMTapPair</c>
+    /// finds them: the one interface whose sandbox is <paramref name="containerId"/> (the VM id), and the one other
+    /// interface of the same name (the tap, whose sandbox is the network namespace); null when either is absent.
+    /// </summary>
+    /// <exception cref="CniFormatException">More than one interface claims to be the VM's, or the tap.</exception>
+    public (CniInterface Vm, CniInterface Tap)? FindVmTapPair(string containerId)
+    {
+        List<CniInterface> vm = Interfaces.Where(i => i.Sandbox == containerId).ToList();
+        if (vm.Count > 1)
+        {
+            throw new CniFormatException($"expected at most 1 interface in sandbox \"{containerId}\" in the result, found {vm.Count}");
+        }
+
+        if (vm.Count == 0)
+        {
+            return null;
+        }
+
+        List<CniInterface> taps = Interfaces.Where(i => i.Sandbox != containerId && i.Name == vm[0].Name).ToList();
+        if (taps.Count > 1)
+        {
+            throw new CniFormatException($"expected at most 1 interface named \"{vm[0].Name}\" in the result, found {taps.Count}");
+        }
+
+        return taps.Count == 0 ? null : (vm[0], taps[0]);
+    }
 }
 
 /// <summary>One interface of a result.</summary>

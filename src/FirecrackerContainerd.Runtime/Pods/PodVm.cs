@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using FirecrackerContainerd.Runtime.Config;
 using FirecrackerContainerd.Runtime.Vm;
+using FirecrackerContainerd.Runtime.VmControl;
 using FirecrackerContainerd.Vmm.Machine;
 
 namespace FirecrackerContainerd.Runtime.Pods;
@@ -37,7 +38,7 @@ internal static class PodVm
 
         PodNetwork network = await PodNetwork.AttachAsync(netns, cancellationToken).ConfigureAwait(false);
         string address = string.Create(CultureInfo.InvariantCulture, $"{network.Address}/{network.PrefixLength}");
-        string kernelArgs = $"{sized.KernelArgs} fc.net={network.Mac},{address},{network.Gateway}";
+        string kernelArgs = $"{sized.KernelArgs} {GuestNetwork.NetArgument(network.Mac, address, network.Gateway?.ToString() ?? string.Empty)}";
         var devices = new VmDevices(
             [new NetworkInterface(InterfaceId, PodNetwork.TapName, network.Mac)],
             [],

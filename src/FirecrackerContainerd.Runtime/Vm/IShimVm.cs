@@ -36,6 +36,14 @@ internal interface IShimVm
     /// <exception cref="FirecrackerContainerd.Ttrpc.TtrpcException">AlreadyExists: the VM was booted already.</exception>
     Task<MicroVm> CreateAsync(string vmId, RuntimeConfig config, VmDevices devices, bool keepAlive, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// As <see cref="CreateAsync(string, RuntimeConfig, VmDevices, bool, CancellationToken)"/>, with the configuration
+    /// and devices <paramref name="plan"/> makes once it is known that no VM was booted (a CNI network's ADD, which must
+    /// not touch the network of a VM that exists).
+    /// </summary>
+    /// <exception cref="FirecrackerContainerd.Ttrpc.TtrpcException">AlreadyExists: the VM was booted already.</exception>
+    Task<MicroVm> CreateAsync(string vmId, Func<CancellationToken, Task<(RuntimeConfig Config, VmDevices Devices)>> plan, bool keepAlive, CancellationToken cancellationToken);
+
     /// <summary>Ends the shim after a failed CreateVM: a shim is good for one VM, once.</summary>
     void ExitAfterFailedCreate(string reason);
 

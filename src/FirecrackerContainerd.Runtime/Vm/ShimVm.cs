@@ -95,8 +95,13 @@ internal sealed partial class ShimVm : IShimVm, IAsyncDisposable
     }
 
     /// <inheritdoc/>
-    public async Task<MicroVm> CreateAsync(string vmId, RuntimeConfig config, VmDevices devices, bool keepAlive, CancellationToken cancellationToken)
+    public Task<MicroVm> CreateAsync(string vmId, RuntimeConfig config, VmDevices devices, bool keepAlive, CancellationToken cancellationToken) =>
+        CreateAsync(vmId, _ => Task.FromResult((config, devices)), keepAlive, cancellationToken);
+
+    /// <inheritdoc/>
+    public async Task<MicroVm> CreateAsync(string vmId, Func<CancellationToken, Task<(RuntimeConfig Config, VmDevices Devices)>> plan, bool keepAlive, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(plan);
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -107,6 +112,7 @@ internal sealed partial class ShimVm : IShimVm, IAsyncDisposable
 
             _createdByControlApi = true;
             _keepAlive = keepAlive;
+            (RuntimeConfig config, VmDevices devices) = await plan(cancellationToken).ConfigureAwait(false);
             return await BootAsync(vmId, config, devices, cancellationToken).ConfigureAwait(false);
         }
         finally

@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using FirecrackerContainerd.Core;
@@ -24,10 +23,6 @@ internal sealed partial class FirecrackerControlService(IShimVm shimVm, string v
     /// <summary>StopVM's timeout when the request names none (as upstream): it bounds the flush of the drive mounts.</summary>
     public static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(5);
 
-    private const int MaxKernelArgsLength = 2048;
-    private const int DefaultVcpuCount = 1;
-    private const int DefaultMemSizeMib = 128;
-    private const int MaxMemSizeMib = 1024 * 1024;
     private readonly VmMetadata _metadata = new();
     private readonly BalloonControl _balloon = new(vmId);
 
@@ -52,8 +47,9 @@ internal sealed partial class FirecrackerControlService(IShimVm shimVm, string v
     }
 
     /// <summary>
-    /// Boots the VM now with the request's machine settings over the runtime configuration's. A failed boot ends
-    /// the shim (it serves one VM, once), as upstream's shim does.
+    /// Boots the VM now with the request's machine settings over the runtime configuration's, on its CNI network when
+    /// it names one (<see cref="VmCniNetwork"/>). A failed boot ends the shim (it serves one VM, once), as upstream's
+    /// shim does.
     /// </summary>
     public async Task<CreateVMResponse> CreateVmAsync(CreateVMRequest request, TtrpcCallContext call)
     {
@@ -65,15 +61,14 @@ internal sealed partial class FirecrackerControlService(IShimVm shimVm, string v
             throw new TtrpcException(StatusCode.InvalidArgument, $"create vm \"{request.VMID}\": this shim serves vm \"{vmId}\"");
         }
 
-        RejectUnsupported(request);
-        (RuntimeConfig config, VmDevices devices) = Configure(LoadConfig(), request);
-        TimeSpan timeout = TimeSpan.FromSeconds(config.AgentTimeoutSeconds);
+        CreateVmPlan plan = CreateVmPlan.From(LoadConfig(), request);
+        TimeSpan timeout = TimeSpan.FromSeconds(plan.Config.AgentTimeoutSeconds);
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(call.CancellationToken);
         bound.CancelAfter(timeout);
         MicroVm vm;
         try
         {
-            vm = await shimVm.CreateAsync(vmId, config, devices, !request.ExitAfterAllTasksDeleted, bound.Token).ConfigureAwait(false);
+            vm = await shimVm.CreateAsync(vmId, token => plan.MakeAsync(vmId, logger, token), !request.ExitAfterAllTasksDeleted, bound.Token).ConfigureAwait(false);
         }
         catch (TtrpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
         {
@@ -90,7 +85,7 @@ internal sealed partial class FirecrackerControlService(IShimVm shimVm, string v
             throw;
         }
 
-        LogCreated(logger, vmId, config.VcpuCount, config.MemSizeMib, config.ContainerSlots, !request.ExitAfterAllTasksDeleted);
+        LogCreated(logger, vmId, plan.Config.VcpuCount, plan.Config.MemSizeMib, plan.Config.ContainerSlots, !request.ExitAfterAllTasksDeleted);
         return new CreateVMResponse { VMID = vmId, SocketPath = vm.Machine.ControlSocketPath };
     }
 
@@ -236,102 +231,6 @@ internal sealed partial class FirecrackerControlService(IShimVm shimVm, string v
         }
     }
 
-    private static void RejectUnsupported(CreateVMRequest request)
-    {
-        string? unsupported =
-            request.RootDrive is not null ? "RootDrive (the guest's root is the initramfs of the runtime configuration)"
-            : request.JailerConfig is not null ? "JailerConfig (the VMM runs without a jailer)"
-            : request.LogFifoPath.Length > 0 ? "LogFifoPath (the VMM's console goes to the shim's log)"
-            : request.MetricsFifoPath.Length > 0 ? "MetricsFifoPath (the QEMU driver has no metrics stream)"
-            : request.MachineCfg is { CPUTemplate.Length: > 0 } ? "MachineCfg.CPUTemplate (CPU templates are not supported)"
-            : request.MachineCfg is { HtEnabled: true } ? "MachineCfg.HtEnabled (simultaneous multithreading is not supported)"
-            : null;
-        if (unsupported is not null)
-        {
-            throw Unimplemented($"create vm \"{request.VMID}\": {unsupported}");
-        }
-    }
-
-    /// <summary>
-    /// What CreateVM asks for, checked: the runtime configuration with the request's sizes, kernel, slots and timeout,
-    /// and the VM's devices. Every problem is listed in one InvalidArgument.
-    /// </summary>
-    private static (RuntimeConfig Config, VmDevices Devices) Configure(RuntimeConfig config, CreateVMRequest request)
-    {
-        var problems = new List<string>();
-        // As upstream: what MachineCfg leaves out is 1 vCPU and 128 MiB. The configuration's sizes are for the VMs
-        // a container's Create boots.
-        RuntimeConfig configured = config with { VcpuCount = DefaultVcpuCount, MemSizeMib = DefaultMemSizeMib };
-        if (request.MachineCfg is { } machine)
-        {
-            if (machine.VcpuCount > 0)
-            {
-                if (machine.VcpuCount > 32)
-                {
-                    problems.Add($"MachineCfg.VcpuCount {machine.VcpuCount} is above 32");
-                }
-
-                configured.VcpuCount = (int)Math.Min(machine.VcpuCount, 32);
-            }
-
-            if (machine.MemSizeMib > 0)
-            {
-                if (machine.MemSizeMib is < 128 or > MaxMemSizeMib)
-                {
-                    problems.Add($"MachineCfg.MemSizeMib {machine.MemSizeMib} is not between 128 and {MaxMemSizeMib}");
-                }
-
-                configured.MemSizeMib = (int)Math.Min(machine.MemSizeMib, MaxMemSizeMib);
-            }
-        }
-
-        BalloonDevice? balloon = BalloonControl.FromCreateRequest(request.BalloonDevice, configured.MemSizeMib, problems);
-        if (request.ContainerCount != 0)
-        {
-            if (request.ContainerCount is < 1 or > 16)
-            {
-                problems.Add($"ContainerCount {request.ContainerCount} is not between 1 and 16");
-            }
-
-            configured.ContainerSlots = request.ContainerCount;
-        }
-
-        if (request.KernelImagePath.Length > 0)
-        {
-            if (!Path.IsPathFullyQualified(request.KernelImagePath) || !File.Exists(request.KernelImagePath))
-            {
-                problems.Add($"KernelImagePath \"{request.KernelImagePath}\" is not an absolute path of an existing file");
-            }
-
-            configured.KernelImagePath = request.KernelImagePath;
-        }
-
-        if (request.KernelArgs.Length > 0)
-        {
-            if (request.KernelArgs.Length > MaxKernelArgsLength || request.KernelArgs.Any(char.IsControl))
-            {
-                problems.Add($"KernelArgs must be at most {MaxKernelArgsLength} characters without control characters");
-            }
-
-            configured.KernelArgs = request.KernelArgs;
-        }
-
-        if (request.TimeoutSeconds > 0)
-        {
-            configured.AgentTimeoutSeconds = (int)Math.Min(request.TimeoutSeconds, 3600);
-        }
-
-        (ImmutableArray<NetworkInterface> interfaces, string networkArgs) = GuestNetwork.FromRequest(request, GuestNetwork.IsHostTapDevice);
-        if (networkArgs.Length > 0)
-        {
-            configured.KernelArgs = $"{configured.KernelArgs} {networkArgs}";
-        }
-
-        return problems.Count == 0
-            ? (configured, new VmDevices(interfaces, DriveMounts.Validate(request.VMID, request.DriveMounts, configured.Vmm), balloon))
-            : throw new TtrpcException(StatusCode.InvalidArgument, $"create vm \"{request.VMID}\": {string.Join("; ", problems)}");
-    }
-
     private static RuntimeConfig LoadConfig()
     {
         try
@@ -355,8 +254,6 @@ internal sealed partial class FirecrackerControlService(IShimVm shimVm, string v
             throw new TtrpcException(StatusCode.InvalidArgument, $"invalid vm id: {e.Message}", e);
         }
     }
-
-    private static TtrpcException Unimplemented(string message) => new(StatusCode.Unimplemented, message);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "CreateVM {VmId}: {Vcpus} vCPUs, {MemMib} MiB, {Slots} container slots, stays after its last task: {KeepAlive}")]
     private static partial void LogCreated(ILogger logger, string vmId, int vcpus, int memMib, int slots, bool keepAlive);

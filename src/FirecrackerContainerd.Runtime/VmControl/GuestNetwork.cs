@@ -11,9 +11,9 @@ using VmmNetworkInterface = FirecrackerContainerd.Vmm.Machine.NetworkInterface;
 namespace FirecrackerContainerd.Runtime.VmControl;
 
 /// <summary>
-/// CreateVM's network interfaces, with static configuration only: each becomes a virtio-net device backed by a
-/// TAP device that already exists on the host, and the guest's /init configures it (address, default route,
-/// nameservers) from the <c>fc.net=</c> and <c>fc.dns=</c> kernel arguments built here.
+/// CreateVM's static network interfaces (a CNI one is <see cref="CniNetworkRequest"/>'s): each becomes a virtio-net
+/// device backed by a TAP device that already exists on the host, and the guest's /init configures it (address,
+/// default route, nameservers) from the <c>fc.net=</c> and <c>fc.dns=</c> kernel arguments built here.
 /// </summary>
 internal static partial class GuestNetwork
 {
@@ -53,14 +53,11 @@ internal static partial class GuestNetwork
         {
             FirecrackerNetworkInterface nic = request.NetworkInterfaces[i];
             string name = $"NetworkInterfaces[{i}]";
-            string? unsupported =
-                nic.CNIConfig is not null ? "CNIConfig (CNI plugins are not run: create the TAP device and give StaticConfig)"
-                : nic.AllowMMDS ? "AllowMMDS (the VMM has no metadata service; the guest reads the metadata at /run/fc-metadata/metadata.json)"
-                : nic.InRateLimiter is not null || nic.OutRateLimiter is not null ? "rate limiters (the QEMU driver does not limit network traffic)"
-                : null;
-            if (unsupported is not null)
+            RejectUnsupported(request, nic, name);
+            if (nic.CNIConfig is not null)
             {
-                throw new TtrpcException(StatusCode.Unimplemented, $"create vm \"{request.VMID}\": {name}: {unsupported}");
+                // CniNetworkRequest takes a request with a CNI interface; here it can only be one of several.
+                throw Invalid(request, $"{name}: CNIConfig cannot be combined with other interfaces (one CNI interface per VM, and no static ones beside it)");
             }
 
             StaticNetworkConfiguration config = nic.StaticConfig ?? throw Invalid(request, $"{name}: StaticConfig is required");
@@ -120,8 +117,8 @@ internal static partial class GuestNetwork
                 }
             }
 
-            devices.Add(new VmmNetworkInterface($"net{i.ToString(CultureInfo.InvariantCulture)}", tap, mac));
-            args.Add($"fc.net={mac},{address},{via}");
+            devices.Add(new VmmNetworkInterface(InterfaceId(i), tap, mac));
+            args.Add(NetArgument(mac, address, via));
         }
 
         if (nameservers.Count > MaxNameservers)
@@ -131,10 +128,38 @@ internal static partial class GuestNetwork
 
         if (nameservers.Count > 0)
         {
-            args.Add($"fc.dns={string.Join(',', nameservers)}");
+            args.Add(DnsArgument(nameservers));
         }
 
         return (devices.ToImmutable(), string.Join(' ', args));
+    }
+
+    /// <summary>The VMM's id of the <paramref name="index"/>th interface.</summary>
+    public static string InterfaceId(int index) => $"net{index.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>
+    /// The kernel argument from which the guest's /init configures one interface: found by its MAC, given the address
+    /// (<c>a.b.c.d/prefix</c>, or empty to bring it up only) and the default route (or empty).
+    /// </summary>
+    public static string NetArgument(string mac, string address, string gateway) => $"fc.net={mac},{address},{gateway}";
+
+    /// <summary>The kernel argument from which the guest's /init writes /etc/resolv.conf.</summary>
+    public static string DnsArgument(IEnumerable<string> nameservers) => $"fc.dns={string.Join(',', nameservers)}";
+
+    /// <summary>Refuses what no interface can have under this runtime, naming the field.</summary>
+    /// <exception cref="TtrpcException">Unimplemented.</exception>
+    public static void RejectUnsupported(CreateVMRequest request, FirecrackerNetworkInterface nic, string name)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(nic);
+        string? unsupported =
+            nic.AllowMMDS ? "AllowMMDS (the VMM has no metadata service; the guest reads the metadata at /run/fc-metadata/metadata.json)"
+            : nic.InRateLimiter is not null || nic.OutRateLimiter is not null ? "rate limiters (the QEMU driver does not limit network traffic)"
+            : null;
+        if (unsupported is not null)
+        {
+            throw new TtrpcException(StatusCode.Unimplemented, $"create vm \"{request.VMID}\": {name}: {unsupported}");
+        }
     }
 
     /// <summary>Whether <paramref name="name"/> is a TAP device of this host (it has tun_flags in sysfs).</summary>

@@ -54,5 +54,53 @@ public class NetworkNamespaceTests
         Assert.Equal("inside", e.Message);
     }
 
+    [Fact]
+    public async Task CreateAsync_pins_a_new_empty_namespace_that_Remove_takes_away()
+    {
+        string path = $"/var/run/netns/fcn-made-{Guid.NewGuid().ToString("N")[..6]}";
+        try
+        {
+            Assert.True(await NetworkNamespace.CreateAsync(path));
+            (string inside, string[] links) = await NetworkNamespace.RunAsync(path, () =>
+            {
+                using Rtnetlink rtnetlink = Rtnetlink.Open();
+                return (NamespaceOfThisThread(), rtnetlink.ListLinks().Select(l => l.Name).ToArray());
+            });
+
+            Assert.NotEqual(NamespaceOfThisThread(), inside);
+            Assert.Equal(["lo"], links);
+            Assert.False(await NetworkNamespace.CreateAsync(path));
+            Assert.Equal(inside, await NetworkNamespace.RunAsync(path, NamespaceOfThisThread));
+
+            NetworkNamespace.Remove(path);
+
+            Assert.False(File.Exists(path));
+            await Assert.ThrowsAsync<NetworkNamespaceNotFoundException>(() => NetworkNamespace.RunAsync(path, () => 1));
+            NetworkNamespace.Remove(path);
+        }
+        finally
+        {
+            if (File.Exists(path))
+            {
+                NetworkNamespace.Remove(path);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task CreateAsync_refuses_a_path_that_holds_something_else()
+    {
+        string file = Path.GetTempFileName();
+        try
+        {
+            await Assert.ThrowsAsync<IOException>(() => NetworkNamespace.CreateAsync(file));
+            Assert.True(File.Exists(file));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     private static string NamespaceOfThisThread() => new FileInfo("/proc/thread-self/ns/net").LinkTarget!;
 }

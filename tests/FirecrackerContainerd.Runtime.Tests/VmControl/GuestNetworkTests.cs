@@ -94,10 +94,12 @@ public sealed class GuestNetworkTests
     }
 
     [Fact]
-    public void CNI_MMDS_and_rate_limiters_are_Unimplemented_and_a_missing_static_config_is_InvalidArgument()
+    public void MMDS_and_rate_limiters_are_Unimplemented_and_a_missing_static_config_or_a_CNI_one_beside_it_is_InvalidArgument()
     {
         var cni = new FirecrackerNetworkInterface { CNIConfig = new CNIConfiguration { NetworkName = "fcnet" } };
-        Assert.Equal(StatusCode.Unimplemented, Assert.Throws<TtrpcException>(() => GuestNetwork.FromRequest(Request(cni), OnlyTap0)).StatusCode);
+        var mixed = Assert.Throws<TtrpcException>(() => GuestNetwork.FromRequest(Request(Static(), cni), OnlyTap0));
+        Assert.Equal(StatusCode.InvalidArgument, mixed.StatusCode);
+        Assert.Contains("NetworkInterfaces[1]: CNIConfig cannot be combined", mixed.Message, StringComparison.Ordinal);
         FirecrackerNetworkInterface mmds = Static();
         mmds.AllowMMDS = true;
         Assert.Equal(StatusCode.Unimplemented, Assert.Throws<TtrpcException>(() => GuestNetwork.FromRequest(Request(mmds), OnlyTap0)).StatusCode);

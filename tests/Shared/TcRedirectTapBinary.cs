@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace FirecrackerContainerd.Network.Tests.Support;
+namespace FirecrackerContainerd.TestSupport;
 
 /// <summary>
 /// The tc-redirect-tap plugin published as CNI runs it (native AOT) into <c>artifacts/tc-redirect-tap</c>,
