@@ -4,6 +4,9 @@
 # running microVM, and with runc (the baseline, same containerd, same image). `ctr task exec` of the same
 # echo into a running container, in a microVM and with runc. Then the host memory of one VM running one
 # `sleep` container: PSS of the shim (it serves the vsock device) and of QEMU, guest RAM excluded.
+# Then a big image (E2E_BENCH_BIG_MIB, default 300 MiB, in 3000 files) against the small one, as a second container
+# in a running microVM for each snapshotter this containerd has (native: copied; blockfile: attached) and with runc;
+# E2E_BENCH_BIG_MIB=0 leaves it out.
 # Prints medians over E2E_BENCH_RUNS runs (default 5) after one warm-up run of each kind.
 # The containerd is the one in $FC_CONTAINERD_BIN (scripts/lib/private-containerd); its version heads the summary.
 # Run as root, one benchmark at a time; leaves nothing running.
@@ -27,6 +30,10 @@ errors="$dir/ctr-errors.log"
 
 vm_id=benchvm
 sleeper=e2e-sleeper
+big_mib="${E2E_BENCH_BIG_MIB:-300}"
+# What timed_run runs: the image and the snapshotter (the big-image section changes them).
+run_image="$image"
+run_snapshotter=native
 
 # timed_run ID [CTR-RUN-FLAGS...]: runs `ctr run --rm FLAGS IMAGE ID echo MARKER` and prints
 # "FIRST TOTAL" in seconds (start to marker line, start to exit); returns ctr's status.
@@ -40,7 +47,7 @@ timed_run() {
             "ctr-exit "*) total=$EPOCHREALTIME; status="${line#ctr-exit }" ;;
             *) echo "$id: unexpected output: $line" >&2 ;;
         esac
-    done < <(fcctr run --rm --snapshotter native "$@" "$image" "$id" echo "$marker" 2>>"$errors"; echo "ctr-exit $?")
+    done < <(fcctr run --rm --snapshotter "$run_snapshotter" "$@" "$run_image" "$id" echo "$marker" 2>>"$errors"; echo "ctr-exit $?")
     if [ "$status" != 0 ] || [ -z "$first" ]; then
         echo "$id: ctr run exited with status ${status:-?}, marker ${first:+seen}${first:-not seen}" >&2
         return 1
@@ -181,6 +188,46 @@ else
     show_failure "ctr run -d --annotation aws.firecracker.vm.id=$vm_id $sleeper sleep 600"
 fi
 
+# The big image against the small one: per snapshotter, runc first, then as second containers in a running microVM.
+big_kinds=()
+if [ "$big_mib" -gt 0 ]; then
+    printf '\n\033[1m== %s\033[0m\n' "a ${big_mib} MiB image in 3000 files against the small one, per snapshotter (${fc_snapshotter} and native)" >&2
+    big_image=docker.io/library/fc-bench-big:latest
+    big_vm=benchbigvm
+    big_sleeper=e2e-big-sleeper
+    snapshotters=(native)
+    [ "$fc_snapshotter" = native ] || snapshotters+=("$fc_snapshotter")
+    import_big() {
+        local snap
+        for snap in "${snapshotters[@]}"; do
+            fcctr image import --snapshotter "$snap" "$dir/big.tar" >/dev/null 2>>"$errors" || return 1
+        done
+    }
+    if scripts/lib/busybox-oci-image "$dir/big.tar" "$big_image" "$big_mib" 3000 &&
+            import_big &&
+            fcctr run -d --snapshotter native --runtime aws.firecracker --annotation "aws.firecracker.vm.id=$big_vm" \
+                "$image" "$big_sleeper" sleep 600 >/dev/null 2>>"$errors"; then
+        rm -f "$dir/big.tar"
+        for snap in "${snapshotters[@]}"; do
+            run_snapshotter="$snap"
+            for size in small big; do
+                if [ "$size" = small ]; then run_image="$image"; else run_image="$big_image"; fi
+                if [ "$snap" = native ]; then
+                    measure "big-runc-$size" --runtime io.containerd.runc.v2 || show_failure "ctr run $size image with runc"
+                fi
+                measure "big-$snap-$size" --runtime aws.firecracker --annotation "aws.firecracker.vm.id=$big_vm" \
+                    || show_failure "ctr run $size image ($snap) in a running microVM"
+            done
+            [ "$snap" = native ] && big_kinds+=(runc)
+            big_kinds+=("$snap")
+        done
+        run_image="$image"; run_snapshotter=native
+        remove_container "$big_sleeper"
+    else
+        show_failure "the big image: build, import or its microVM"
+    fi
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.1fx\n", a / b }'; }
 runc_first="$(col runc 1)"; runc_total="$(col runc 2)"
 newvm_first=n/a; newvm_total=n/a; second_first=n/a; second_total=n/a
@@ -199,6 +246,21 @@ exec_runc=n/a; exec_vm=n/a
 echo "ctr task exec (echo) into a running container, medians of $runs runs (s)   to exit   vs runc"
 printf '  %-38s %10s   %s\n' "runc (io.containerd.runc.v2)" "$exec_runc" "1.0x"
 printf '  %-38s %10s   %s\n' "aws.firecracker, running microVM" "$exec_vm" "$(ratio "$exec_vm" "$exec_runc")"
+if [ "${#big_kinds[@]}" -gt 0 ]; then
+    echo "big image ($big_mib MiB, 3000 files) against the small one, a second container in a running microVM, medians of $runs runs (s)"
+    printf '  %-38s %10s %10s   %s   %s\n' "" "small" "big" "big / small" "big vs runc big"
+    runc_big="$( [ -s "$dir/big-runc-big.txt" ] && col big-runc-big 1 || echo n/a)"
+    for kind in "${big_kinds[@]}"; do
+        small="$( [ -s "$dir/big-$kind-small.txt" ] && col "big-$kind-small" 1 || echo n/a)"
+        large="$( [ -s "$dir/big-$kind-big.txt" ] && col "big-$kind-big" 1 || echo n/a)"
+        case "$kind" in
+            runc) label="runc (native snapshotter)" ;;
+            native) label="aws.firecracker, native (copied)" ;;
+            *) label="aws.firecracker, $kind (attached)" ;;
+        esac
+        printf '  %-38s %10s %10s   %11s   %s\n' "$label" "$small" "$large" "$(ratio "$large" "$small")" "$(ratio "$large" "$runc_big")"
+    done
+fi
 if [ -n "$memory" ]; then
     read -r shim_kib qemu_kib guest_kib <<<"$memory"
     echo "host memory, one microVM with one sleep container (PSS, guest RAM excluded, median of 5 samples)"

@@ -173,9 +173,13 @@ public sealed class ContainerdFixture : IAsyncLifetime
             .ToList();
 
     /// <summary>Imports the busybox test image into <paramref name="ns"/> once per namespace, unpacked for the native snapshotter.</summary>
-    public async Task ImportBusyboxImageAsync(string ns)
+    public Task ImportBusyboxImageAsync(string ns) => ImportBusyboxImageAsync(ns, "native");
+
+    /// <summary>Imports the busybox test image into <paramref name="ns"/> once per namespace and snapshotter, unpacked for <paramref name="snapshotter"/>.</summary>
+    public async Task ImportBusyboxImageAsync(string ns, string snapshotter)
     {
-        if (_imageImportedInto.Contains(ns))
+        string key = $"{ns}/{snapshotter}";
+        if (_imageImportedInto.Contains(key))
         {
             return;
         }
@@ -185,9 +189,10 @@ public sealed class ContainerdFixture : IAsyncLifetime
         {
             BusyboxImage.Write(tar);
         }
-        var result = await CtrAsync(ns, "image", "import", "--snapshotter", "native", tar);
-        Assert.True(result.ExitCode == 0, $"ctr image import failed: {result.Output}");
-        _imageImportedInto.Add(ns);
+
+        var result = await CtrAsync(ns, "image", "import", "--snapshotter", snapshotter, tar);
+        Assert.True(result.ExitCode == 0, $"ctr image import --snapshotter {snapshotter} failed: {result.Output}");
+        _imageImportedInto.Add(key);
     }
 
     /// <summary>Remembers that a test used <paramref name="id"/>, so teardown can check and clear its shim socket.</summary>

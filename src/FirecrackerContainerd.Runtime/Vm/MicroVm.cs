@@ -197,6 +197,9 @@ internal sealed class MicroVm : IAsyncDisposable
 
     public string ImagePath(int slot) => Path.Combine(Dir.RootPath, $"rootfs{slot}.img");
 
+    /// <summary>The empty file slot <paramref name="slot"/>'s drive was booted with, and is patched back to when a snapshot's block file leaves it.</summary>
+    public string StubPath(int slot) => StubPath(Dir, slot);
+
     /// <summary>
     /// Ends the VM. The drive mounts, whose files outlive the VM, are flushed and unmounted first (bounded by the larger
     /// of <paramref name="flushTimeout"/> and 5 s); then the VMM is stopped at once: nothing else in the guest outlives
