@@ -18,6 +18,8 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 # shellcheck source=../scripts/lib/private-containerd
 . scripts/lib/private-containerd
+# shellcheck source=proc-memory.sh
+. bench/proc-memory.sh
 trap fc_containerd_stop EXIT
 trap 'exit 130' INT TERM HUP
 fc_build_artifacts "$repo"
@@ -113,19 +115,6 @@ show_failure() {
     tail -n 20 "$errors" >&2
     echo "-- containerd log (last lines naming an error):" >&2
     grep -iE 'error|fail|warn' "$dir/containerd.log" | tail -n 20 >&2 || true
-}
-
-# QEMU backs guest RAM with a memfd (-object memory-backend-memfd) and hands it to the shim's vhost-user
-# vsock device, which maps it too; both mappings carry the memfd's name. Other memfds (the .NET runtime's
-# "doublemapper" for JIT code) are the process's own memory and stay counted.
-guest_ram=memfd:memory-backend-memfd
-# pss_kib PID: proportional set size of PID in KiB, guest RAM mappings excluded.
-pss_kib() {
-    awk -v g="$guest_ram" '/^[0-9a-f]+-[0-9a-f]+ / { guest = index($0, g) > 0 } /^Pss:/ && !guest { kib += $2 } END { print kib + 0 }' "/proc/$1/smaps"
-}
-# guest_ram_kib PID: PSS of the guest RAM mappings, reported only to show what was left out.
-guest_ram_kib() {
-    awk -v g="$guest_ram" '/^[0-9a-f]+-[0-9a-f]+ / { guest = index($0, g) > 0 } /^Pss:/ && guest { kib += $2 } END { print kib + 0 }' "/proc/$1/smaps"
 }
 
 printf '\n\033[1m== %s\033[0m\n' "ctr run: runc, then a new microVM per container ($runs runs each after a warm-up)" >&2
