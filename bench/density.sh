@@ -101,10 +101,11 @@ pss_total=0
 # shellcheck disable=SC2086
 for pid in $shims $vmms; do pss_total=$(( pss_total + $(pss_kib "$pid") )); done
 # shellcheck disable=SC2086
-ticks_before="$(cpu_ticks $shims $vmms)"
+shim_ticks_before="$(cpu_ticks $shims)"; vmm_ticks_before="$(cpu_ticks $vmms)"
 sleep 10
 # shellcheck disable=SC2086
-ticks_after="$(cpu_ticks $shims $vmms)"
+shim_ticks_after="$(cpu_ticks $shims)"; vmm_ticks_after="$(cpu_ticks $vmms)"
+ticks_before=$((shim_ticks_before + vmm_ticks_before)); ticks_after=$((shim_ticks_after + vmm_ticks_after))
 hz="$(getconf CLK_TCK)"
 
 say "an exec into each microVM's container"
@@ -115,7 +116,10 @@ remove_all vm
 per_vm=$(( up_count > 0 ? up_count : 1 ))
 memory="$(awk -v b="$available_before" -v a="$available_after" -v n="$per_vm" 'BEGIN { printf "%.0f", (b - a) / 1024 / n }')"
 pss="$(awk -v t="$pss_total" -v n="$per_vm" 'BEGIN { printf "%.1f", t / 1024 / n }')"
-cpu="$(awk -v t="$((ticks_after - ticks_before))" -v hz="$hz" -v n="$per_vm" 'BEGIN { printf "%.2f", t / hz / 10 / n * 100 }')"
+cpu_percent() { awk -v t="$1" -v hz="$hz" -v n="$per_vm" 'BEGIN { printf "%.2f", t / hz / 10 / n * 100 }'; }
+cpu="$(cpu_percent $((ticks_after - ticks_before)))"
+shim_cpu="$(cpu_percent $((shim_ticks_after - shim_ticks_before)))"
+vmm_cpu="$(cpu_percent $((vmm_ticks_after - vmm_ticks_before)))"
 runc_p50="$(percentile "$dir/runc-exec.txt" 50)"; runc_p99="$(percentile "$dir/runc-exec.txt" 99)"
 vm_p50="$(percentile "$dir/vm-exec.txt" 50)"; vm_p99="$(percentile "$dir/vm-exec.txt" 99)"
 
@@ -125,5 +129,6 @@ printf '  %-34s %8s %10s %10s %10s\n' "" "up (s)" "answered" "exec p50" "exec p9
 printf '  %-34s %8s %10s %10s %10s\n' "runc (io.containerd.runc.v2)" "$runc_up" "$runc_ok/$n" "$runc_p50" "$runc_p99"
 printf '  %-34s %8s %10s %10s %10s\n' "aws.firecracker, a microVM each" "$vm_up" "$vm_ok/$n" "$vm_p50" "$vm_p99"
 printf '  %-34s %8s %10s %10s %10s\n' "ratio" "$(ratio "$vm_up" "$runc_up")" "" "$(ratio "$vm_p50" "$runc_p50")" "$(ratio "$vm_p99" "$runc_p99")"
+echo "idle CPU per VM over 10 s: shim $shim_cpu%, VMM $vmm_cpu% of a core"
 echo "density: $vm_ok/$n microVMs answered exec; up in $vm_up s; exec p50 $vm_p50 s p99 $vm_p99 s; host memory per VM $memory MiB (shim+VMM outside guest RAM $pss MiB); idle CPU per VM $cpu% of a core"
 [ "$vm_ok" = "$n" ]
