@@ -103,12 +103,8 @@ public sealed class ContainerdFixture : IAsyncLifetime
         Directory = System.IO.Directory.CreateTempSubdirectory("fcctr-").FullName;
         System.IO.Directory.CreateDirectory(ShimDirectory);
         System.IO.Directory.CreateDirectory(ShimTempDirectory);
-        string shim = Path.Combine(AppContext.BaseDirectory, "containerd-shim-aws-firecracker");
-        if (!File.Exists(shim))
-        {
-            throw new InvalidOperationException($"the shim executable {shim} was not built next to the tests");
-        }
-
+        // The native shim, as scripts/lib/publish ships it.
+        string shim = await NativeBinary.ShimAsync(CancellationToken.None);
         File.CreateSymbolicLink(Path.Combine(ShimDirectory, "containerd-shim-aws-firecracker"), shim);
         Version = await ContainerdVersionAsync();
         CommandResult config = await ProcessRunner.RunAsync(

@@ -25,7 +25,7 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         await containerd.RequireGuestAsync(timeout.Token);
         await containerd.ImportBusyboxImageAsync(Namespace);
-        var info = new ProcessStartInfo(BuiltExecutable("Control", "firecracker-control"))
+        var info = new ProcessStartInfo(await NativeBinary.ControlAsync(timeout.Token))
         {
             UseShellExecute = false,
             RedirectStandardError = true,
@@ -307,14 +307,6 @@ public sealed class ControlDaemonTests(ContainerdFixture containerd, ITestOutput
         return json.RootElement.GetProperty("State").GetString();
     }
 
-    private Task<CommandResult> FcctlAsync(params string[] args) =>
-        ProcessRunner.RunAsync(BuiltExecutable("Fcctl", "fcctl"), [.. args, "--socket", Socket, "-n", Namespace], TimeSpan.FromSeconds(120));
-
-    /// <summary>An executable of src/FirecrackerContainerd.<paramref name="project"/>, built in the configuration these tests were.</summary>
-    private static string BuiltExecutable(string project, string name)
-    {
-        var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
-        string path = Path.Combine(GuestImage.RepoRoot(), "src", "FirecrackerContainerd." + project, "bin", framework.Parent!.Name, framework.Name, name);
-        return File.Exists(path) ? path : throw new InvalidOperationException($"{path} was not built (build the solution first)");
-    }
+    private async Task<CommandResult> FcctlAsync(params string[] args) =>
+        await ProcessRunner.RunAsync(await NativeBinary.FcctlAsync(CancellationToken.None), [.. args, "--socket", Socket, "-n", Namespace], TimeSpan.FromSeconds(120));
 }

@@ -113,7 +113,7 @@ public sealed class CriFixture : IAsyncLifetime
             """);
 
         string shimDirectory = System.IO.Directory.CreateDirectory(Path.Combine(Directory, "bin")).FullName;
-        File.CreateSymbolicLink(Path.Combine(shimDirectory, "containerd-shim-aws-firecracker"), Path.Combine(AppContext.BaseDirectory, "containerd-shim-aws-firecracker"));
+        File.CreateSymbolicLink(Path.Combine(shimDirectory, "containerd-shim-aws-firecracker"), await NativeBinary.ShimAsync(CancellationToken.None));
         string configPath = Path.Combine(Directory, "config.toml");
         CommandResult config = await ProcessRunner.RunAsync(
             Path.Combine(GuestImage.RepoRoot(), "scripts", "lib", "containerd-config"),

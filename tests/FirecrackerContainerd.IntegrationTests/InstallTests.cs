@@ -251,7 +251,7 @@ internal sealed record InstallLayout(string Root)
 
     /// <summary>
     /// Writes the operator's configuration (scripts/lib/containerd-config --cri for the version under test, without
-    /// the handler the install adds), the staging directory (links to this build's shim, control daemon and fcctl and
+    /// the handler the install adds), the staging directory (links to the native shim, control daemon and fcctl as scripts/lib/publish lays them out, and
     /// to <paramref name="agent"/>) and the busybox image.
     /// </summary>
     public async Task PrepareAsync(string agent)
@@ -271,9 +271,13 @@ internal sealed record InstallLayout(string Root)
         await File.WriteAllTextAsync(MainConfig, text[..text.LastIndexOf('\n', handler)] + "\n");
 
         System.IO.Directory.CreateDirectory(Staging);
-        foreach ((string part, string project) in new[] { ("shim", "Runtime"), ("control", "Control"), ("fcctl", "Fcctl") })
+        foreach (string binary in new[]
+                 {
+                     await NativeBinary.ShimAsync(CancellationToken.None), await NativeBinary.ControlAsync(CancellationToken.None),
+                     await NativeBinary.FcctlAsync(CancellationToken.None),
+                 })
         {
-            File.CreateSymbolicLink(Path.Combine(Staging, part), BuildOutput(project));
+            File.CreateSymbolicLink(Path.Combine(Staging, Path.GetFileName(Path.GetDirectoryName(binary))!), Path.GetDirectoryName(binary)!);
         }
 
         File.CreateSymbolicLink(Path.Combine(Staging, "agent"), Path.GetDirectoryName(agent)!);
@@ -288,12 +292,4 @@ internal sealed record InstallLayout(string Root)
             .ToDictionary(
                 file => file,
                 file => $"{Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)))} {File.GetLastWriteTimeUtc(file):O}");
-
-    /// <summary>The output directory of src/FirecrackerContainerd.<paramref name="project"/>, built in the configuration these tests were.</summary>
-    private static string BuildOutput(string project)
-    {
-        var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
-        string path = Path.Combine(GuestImage.RepoRoot(), "src", "FirecrackerContainerd." + project, "bin", framework.Parent!.Name, framework.Name);
-        return System.IO.Directory.Exists(path) ? path : throw new InvalidOperationException($"{path} was not built (build the solution first)");
-    }
 }

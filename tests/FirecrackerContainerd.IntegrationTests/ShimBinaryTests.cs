@@ -11,13 +11,13 @@ public sealed class ShimBinaryTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
     private readonly string _dir = Directory.CreateTempSubdirectory("fcshim-").FullName;
-    private readonly string _shim = Path.Combine(AppContext.BaseDirectory, "containerd-shim-aws-firecracker");
+    private string _shim = string.Empty;
 
     private string Address => Path.Combine(_dir, "containerd.sock");
 
     private string Bundle => Path.Combine(_dir, "bundle");
 
-    public Task InitializeAsync() => Task.CompletedTask;
+    public async Task InitializeAsync() => _shim = await NativeBinary.ShimAsync(CancellationToken.None);
 
     public async Task DisposeAsync()
     {

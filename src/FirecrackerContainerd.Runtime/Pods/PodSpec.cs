@@ -81,7 +81,7 @@ internal static class PodSpec
         {
             // A host-network pod shares the node's UTS namespace, and CRI names the node's hostname: in the guest
             // the "node" is the VM, whose own UTS namespace the agent keeps, so the task gets one with that name.
-            joined.Add(new JsonObject { ["type"] = "uts" });
+            joined.Add((JsonNode)new JsonObject { ["type"] = "uts" });
         }
 
         // The pod's network sysctls (CRI sets net.ipv4.ip_unprivileged_port_start and net.ipv4.ping_group_range on a

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using FirecrackerContainerd.Core;
@@ -61,7 +62,7 @@ internal sealed class PodTask
             }
 
             PodSpecPlan plan = PodSpec.Plan(id, spec, cri);
-            return new PodTask(id, spec, JsonSerializer.SerializeToUtf8Bytes(plan.Spec), cri, plan);
+            return new PodTask(id, spec, Encoding.UTF8.GetBytes(plan.Spec.ToJsonString()), cri, plan);
         }
         catch (InvalidDataException e)
         {

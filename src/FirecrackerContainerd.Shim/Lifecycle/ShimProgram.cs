@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Reflection;
 using System.Runtime.InteropServices;
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Protos.TaskV2;
@@ -195,8 +194,8 @@ public static partial class ShimProgram
         };
         if (Path.GetFileNameWithoutExtension(executable) == "dotnet")
         {
-            info.ArgumentList.Add(Assembly.GetEntryAssembly()?.Location
-                ?? throw new InvalidOperationException("cannot find the shim's entry assembly"));
+            // Run as `dotnet shim.dll` (never the case for a native build): the first argument names the assembly.
+            info.ArgumentList.Add(Environment.GetCommandLineArgs()[0]);
         }
 
         foreach (string arg in args.DaemonArguments(address))

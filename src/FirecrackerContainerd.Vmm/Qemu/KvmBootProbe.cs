@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Selection;
@@ -64,11 +65,11 @@ internal sealed class KvmBootProbe
         AcceleratorVerdict verdict = await ProbeAsync(kernel, initrd, cancellationToken).ConfigureAwait(false);
         Directory.CreateDirectory(_cacheDir);
         string temp = cacheFile + $".{Environment.ProcessId}.tmp";
-        await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(new Dictionary<string, string>
+        await File.WriteAllTextAsync(temp, new JsonObject
         {
             ["accelerator"] = verdict.Accelerator.ToString(),
             ["reason"] = verdict.Reason,
-        }), cancellationToken).ConfigureAwait(false);
+        }.ToJsonString(), cancellationToken).ConfigureAwait(false);
         File.Move(temp, cacheFile, overwrite: true);
         return verdict;
     }
