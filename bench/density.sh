@@ -21,11 +21,9 @@ trap fc_containerd_stop EXIT
 trap 'exit 130' INT TERM HUP
 fc_build_artifacts "$repo"
 dir=/var/lib/firecracker-containerd/density
-fc_containerd_start "$dir" density
+FC_VM_VCPUS="$vcpus" FC_VM_MEM_MIB="$mem_mib" fc_containerd_start "$dir" density
 image=docker.io/library/fc-density-busybox:latest
 fc_import_busybox "$image"
-# The shims read the runtime configuration when they start: small guests for density.
-sed -i -e "s/\"vcpu_count\": [0-9]*/\"vcpu_count\": $vcpus/" -e "s/\"mem_size_mib\": [0-9]*/\"mem_size_mib\": $mem_mib/" "$dir/runtime.json"
 errors="$dir/ctr-errors.log"
 : > "$errors"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
