@@ -20,6 +20,8 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 # shellcheck source=../scripts/lib/private-containerd
 . scripts/lib/private-containerd
+# shellcheck source=proc-memory.sh
+. bench/proc-memory.sh
 dir=/var/lib/firecracker-containerd/bench-shim
 reader=""
 cleanup() {
@@ -89,11 +91,6 @@ invocations() {
     echo "$kind: start $(median < "$dir/$kind-start.txt") s, delete $(median < "$dir/$kind-delete.txt") s (medians of $runs)" >&2
 }
 
-# QEMU backs guest RAM with a memfd that the shim's vhost-user vsock device maps too (see bench/e2e.sh): left out.
-guest_ram=memfd:memory-backend-memfd
-pss_kib() {
-    awk -v g="$guest_ram" '/^[0-9a-f]+-[0-9a-f]+ / { guest = index($0, g) > 0 } /^Pss:/ && !guest { kib += $2 } END { print kib + 0 }' "/proc/$1/smaps"
-}
 # shims_pss_kib: the summed PSS of every shim of the private containerd, a median of five samples a second apart
 # (a shim's heap moves with its GC).
 shims_pss_kib() {
