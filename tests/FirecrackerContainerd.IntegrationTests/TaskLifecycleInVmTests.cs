@@ -184,6 +184,32 @@ public sealed class TaskLifecycleInVmTests(ContainerdFixture containerd, ITestOu
     }
 
     [Fact]
+    public async Task The_vmm_runs_under_its_seccomp_filter_with_no_new_privs_and_still_serves_drives_and_exec()
+    {
+        const string id = "vm-seccomp";
+        string vmDir = Path.Combine(containerd.ShimBaseDirectory, Namespace + "#" + id);
+        await RunDetachedAsync(id, id, "sleep", "600");
+        try
+        {
+            int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+            string[] status = await File.ReadAllLinesAsync($"/proc/{qemu}/status");
+            Assert.Contains("Seccomp:\t2", status);
+            Assert.Contains("NoNewPrivs:\t1", status);
+
+            // The container's rootfs drive was patched in after the filter was installed; exec reaches the guest.
+            CommandResult exec = await ExecAsync(id, "alive", null, "cat", "/proc/self/status");
+            Assert.True(exec.ExitCode == 0, containerd.Describe(exec));
+            await KillAndRemoveAsync(id);
+        }
+        finally
+        {
+            await containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    [Fact]
     public async Task Containers_with_the_same_vm_id_share_one_guest_and_one_shim()
     {
         const string vmId = "vm-shared";

@@ -34,6 +34,14 @@ internal static class QemuCommandLine
         return string.Join(' ', args);
     }
 
+    /// <summary>
+    /// QEMU's seccomp filter, installed before the guest runs: beside the syscalls QEMU never needs, it may not
+    /// regain privileges (setuid and the like; it also sets no_new_privs), spawn processes, or change scheduling and
+    /// resource limits. Nothing this runtime asks of QEMU needs those: taps come with script=no, files and sockets
+    /// are opened by the QMP commands it serves.
+    /// </summary>
+    public const string Sandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
     /// <summary>The argv after the program name.</summary>
     public static ImmutableArray<string> Arguments(MachineSpec spec, QemuAccelerator accelerator)
     {
@@ -53,6 +61,7 @@ internal static class QemuCommandLine
             "-global", "virtio-mmio.force-legacy=false",
             "-serial", "stdio",
             "-qmp", $"unix:{QmpSocketName},server=on,wait=off",
+            "-sandbox", Sandbox,
             "-kernel", spec.Boot.KernelImagePath);
         if (spec.Boot.InitrdPath is { } initrd)
         {

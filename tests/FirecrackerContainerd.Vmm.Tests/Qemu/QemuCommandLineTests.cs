@@ -32,6 +32,15 @@ public class QemuCommandLineTests
         Assert.Contains("vhost-user-vsock-device,chardev=vsock", argv);
     }
 
+    [Theory]
+    [InlineData(QemuAccelerator.Tcg)]
+    [InlineData(QemuAccelerator.Kvm)]
+    public void Every_guest_runs_under_qemus_seccomp_sandbox_without_privileges_spawning_or_resource_control(QemuAccelerator accelerator)
+    {
+        ImmutableArray<string> argv = QemuCommandLine.Arguments(Spec, accelerator);
+        Assert.Equal("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", After(argv, "-sandbox"));
+    }
+
     [Fact]
     public void Drive_paths_with_commas_are_escaped_and_read_only_is_kept()
     {
