@@ -88,7 +88,8 @@ internal static class QemuCommandLine
 
         if (spec.Balloon is not null)
         {
-            argv.AddRange("-device", $"virtio-balloon-device,id=balloon,deflate-on-oom={(spec.Balloon.DeflateOnOom ? "on" : "off")}");
+            string reporting = spec.Balloon.FreePageReporting ? ",free-page-reporting=on" : string.Empty;
+            argv.AddRange("-device", $"virtio-balloon-device,id=balloon,deflate-on-oom={(spec.Balloon.DeflateOnOom ? "on" : "off")}{reporting}");
         }
 
         return argv.ToImmutable();

@@ -33,6 +33,17 @@ public class QemuCommandLineTests
     }
 
     [Fact]
+    public void A_balloon_gets_free_page_reporting_only_when_asked_for()
+    {
+        ImmutableArray<string> plain = QemuCommandLine.Arguments(Spec with { Balloon = new BalloonDevice(0, DeflateOnOom: true) }, QemuAccelerator.Tcg);
+        ImmutableArray<string> reporting = QemuCommandLine.Arguments(
+            Spec with { Balloon = new BalloonDevice(0, DeflateOnOom: false, FreePageReporting: true) }, QemuAccelerator.Tcg);
+
+        Assert.Contains("virtio-balloon-device,id=balloon,deflate-on-oom=on", plain);
+        Assert.Contains("virtio-balloon-device,id=balloon,deflate-on-oom=off,free-page-reporting=on", reporting);
+    }
+
+    [Fact]
     public void Drive_paths_with_commas_are_escaped_and_read_only_is_kept()
     {
         ImmutableArray<string> argv = QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg);
