@@ -19,7 +19,9 @@ internal static class QemuCommandLine
 
     /// <summary>
     /// Kernel arguments every QEMU guest gets. Under TCG the kernel's TSC calibration hangs about every
-    /// second boot unless told the TSC rate (measured: tsc_early_khz removes the hang).
+    /// second boot unless told the TSC rate (measured: tsc_early_khz removes the hang), and with more than one
+    /// vCPU the kernel finds the emulated TSCs unsynchronised, falls back to the jiffies clocksource and so
+    /// ticks on every idle vCPU: an idle 2-vCPU guest cost 7.4 % of a host core, 0.5 % with tsc=reliable.
     /// </summary>
     public static string KernelArgs(MachineSpec spec, QemuAccelerator accelerator)
     {
@@ -28,6 +30,7 @@ internal static class QemuCommandLine
         if (accelerator == QemuAccelerator.Tcg)
         {
             args.Add("tsc_early_khz=2000000");
+            args.Add("tsc=reliable");
         }
 
         args.Add(spec.Boot.KernelArgs ?? "reboot=k panic=-1");

@@ -14,9 +14,9 @@ public class QemuCommandLineTests
         new VsockDevice(3, "firecracker.vsock"));
 
     [Fact]
-    public void Tcg_guests_get_the_tsc_rate_and_the_console()
+    public void Tcg_guests_get_the_tsc_rate_a_reliable_tsc_and_the_console()
     {
-        Assert.Equal("console=ttyS0 tsc_early_khz=2000000 quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Tcg));
+        Assert.Equal("console=ttyS0 tsc_early_khz=2000000 tsc=reliable quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Tcg));
         Assert.Equal("console=ttyS0 quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Kvm));
     }
 
