@@ -5,10 +5,10 @@ namespace FirecrackerContainerd.TestSupport;
 /// <summary>The guest kernel and initramfs, built (or found in the cache) by tools/image-builder.</summary>
 internal sealed record GuestImage(string Directory)
 {
-    /// <summary>The kernel tools/image-builder builds from Debian's linux-source-6.1.</summary>
+    /// <summary>The kernel tools/image-builder builds from Debian's linux-source-6.1: the default.</summary>
     public const string OurKernel = "ours";
 
-    /// <summary>Debian's cloud kernel with its modules: the default.</summary>
+    /// <summary>Debian's cloud kernel with its modules: the fallback.</summary>
     public const string DebianKernel = "debian";
 
     private static readonly SemaphoreSlim BuildLock = new(1, 1);
@@ -20,11 +20,11 @@ internal sealed record GuestImage(string Directory)
     public string Initrd => Path.Combine(Directory, "initrd.img");
 
     /// <summary>
-    /// Runs the image builder (cached by input hash) with an optional agent and the kernel FC_GUEST_KERNEL names (Debian's
-    /// unless it says ours), once per agent path and kernel in this process; fails the test with the builder's output.
+    /// Runs the image builder (cached by input hash) with an optional agent and the kernel FC_GUEST_KERNEL names (ours
+    /// unless it says debian), once per agent path and kernel in this process; fails the test with the builder's output.
     /// </summary>
     public static Task<GuestImage> BuildAsync(string? agent, CancellationToken cancellationToken) =>
-        BuildAsync(agent, Environment.GetEnvironmentVariable("FC_GUEST_KERNEL") is { Length: > 0 } kernel ? kernel : DebianKernel, cancellationToken);
+        BuildAsync(agent, Environment.GetEnvironmentVariable("FC_GUEST_KERNEL") is { Length: > 0 } kernel ? kernel : OurKernel, cancellationToken);
 
     /// <summary>Runs the image builder with an optional agent and <paramref name="kernel"/> (<see cref="OurKernel"/> or <see cref="DebianKernel"/>).</summary>
     public static async Task<GuestImage> BuildAsync(string? agent, string kernel, CancellationToken cancellationToken)
