@@ -14,10 +14,10 @@ public class QemuCommandLineTests
         new VsockDevice(3, "firecracker.vsock"));
 
     [Fact]
-    public void Tcg_guests_get_the_tsc_rate_a_reliable_tsc_and_the_console()
+    public void Guests_trust_the_cpus_random_numbers_and_under_tcg_get_the_tsc_rate_and_a_reliable_tsc()
     {
-        Assert.Equal("console=ttyS0 tsc_early_khz=2000000 tsc=reliable quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Tcg));
-        Assert.Equal("console=ttyS0 quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Kvm));
+        Assert.Equal("console=ttyS0 random.trust_cpu=on tsc_early_khz=2000000 tsc=reliable quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Tcg));
+        Assert.Equal("console=ttyS0 random.trust_cpu=on quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Kvm));
     }
 
     [Fact]
