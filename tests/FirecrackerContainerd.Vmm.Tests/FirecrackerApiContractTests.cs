@@ -118,6 +118,18 @@ public sealed class FirecrackerApiContractTests : IAsyncLifetime
         Assert.Empty(_server.Violations);
     }
 
+    [Fact]
+    public async Task Free_page_reporting_is_sent_when_asked_for_and_read_back()
+    {
+        await FirecrackerMachine.ConfigureAsync(_client, TestSpecs.Full(_dir) with { Balloon = new BalloonDevice(0, false, FreePageReporting: true) }, default);
+        BalloonDevice reporting = FirecrackerMachine.ToBalloonDevice("vm1", await _client.GetBalloonAsync(default));
+        string? body = _server.Requests.Last(r => r.Method == "PUT" && r.Path == "/balloon").Body;
+
+        Assert.Equal(new BalloonDevice(0, false, FreePageReporting: true), reporting);
+        Assert.Contains("\"free_page_reporting\":true", body, StringComparison.Ordinal);
+        Assert.Empty(_server.Violations);
+    }
+
     [Theory]
     [InlineData(-1, 0, 0, 0, null)]
     [InlineData(256 * 257, 256 * 257, 257, 257, null)]

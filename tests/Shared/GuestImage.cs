@@ -5,20 +5,32 @@ namespace FirecrackerContainerd.TestSupport;
 /// <summary>The guest kernel and initramfs, built (or found in the cache) by tools/image-builder.</summary>
 internal sealed record GuestImage(string Directory)
 {
+    /// <summary>The kernel tools/image-builder builds from Debian's linux-source-6.1: the default.</summary>
+    public const string OurKernel = "ours";
+
+    /// <summary>Debian's cloud kernel with its modules: the fallback.</summary>
+    public const string DebianKernel = "debian";
+
     private static readonly SemaphoreSlim BuildLock = new(1, 1);
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, GuestImage> Built = new();
 
-    public string Kernel => Path.Combine(Directory, "vmlinuz");
+    /// <summary>The ELF vmlinux both VMMs boot (QEMU through its PVH entry).</summary>
+    public string Kernel => Path.Combine(Directory, "vmlinux");
 
     public string Initrd => Path.Combine(Directory, "initrd.img");
 
     /// <summary>
-    /// Runs the image builder (cached by input hash) with an optional agent, once per agent path in this process;
-    /// fails the test with the builder's output.
+    /// Runs the image builder (cached by input hash) with an optional agent and the kernel FC_GUEST_KERNEL names (ours
+    /// unless it says debian), once per agent path and kernel in this process; fails the test with the builder's output.
     /// </summary>
-    public static async Task<GuestImage> BuildAsync(string? agent, CancellationToken cancellationToken)
+    public static Task<GuestImage> BuildAsync(string? agent, CancellationToken cancellationToken) =>
+        BuildAsync(agent, Environment.GetEnvironmentVariable("FC_GUEST_KERNEL") is { Length: > 0 } kernel ? kernel : OurKernel, cancellationToken);
+
+    /// <summary>Runs the image builder with an optional agent and <paramref name="kernel"/> (<see cref="OurKernel"/> or <see cref="DebianKernel"/>).</summary>
+    public static async Task<GuestImage> BuildAsync(string? agent, string kernel, CancellationToken cancellationToken)
     {
-        if (Built.TryGetValue(agent ?? "", out GuestImage? built))
+        string key = $"{kernel}\n{agent}";
+        if (Built.TryGetValue(key, out GuestImage? built))
         {
             return built;
         }
@@ -30,6 +42,9 @@ internal sealed record GuestImage(string Directory)
             info.ArgumentList.Add("--agent");
             info.ArgumentList.Add(agent);
         }
+
+        info.ArgumentList.Add("--kernel");
+        info.ArgumentList.Add(kernel);
 
         await BuildLock.WaitAsync(cancellationToken);
         try
@@ -44,7 +59,7 @@ internal sealed record GuestImage(string Directory)
                 Assert.Fail($"tools/image-builder/build failed with status {process.ExitCode}:\n{await stderr}");
             }
 
-            return Built[agent ?? ""] = new GuestImage((await stdout).Trim().Split('\n')[^1]);
+            return Built[key] = new GuestImage((await stdout).Trim().Split('\n')[^1]);
         }
         finally
         {

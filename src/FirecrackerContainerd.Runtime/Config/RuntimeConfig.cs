@@ -23,7 +23,7 @@ public sealed record RuntimeConfig
     /// <summary>Where the VMM layer keeps what it learnt about this host (the KVM boot probe's verdicts), for every shim.</summary>
     public const string VmmCacheDirectory = "/var/cache/firecracker-containerd";
 
-    /// <summary>Guest kernel (a bzImage for QEMU, an ELF vmlinux for Firecracker).</summary>
+    /// <summary>Guest kernel: an ELF vmlinux with a PVH entry boots under both VMMs (QEMU also takes a bzImage).</summary>
     [JsonPropertyName("kernel_image_path")]
     public string KernelImagePath { get; set; } = string.Empty;
 

@@ -175,7 +175,7 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     /// <summary>Checks Firecracker's <c>GET /balloon</c> answer; it must not be taken on trust.</summary>
     internal static BalloonDevice ToBalloonDevice(string vmId, ApiBalloon balloon) =>
         balloon.AmountMib >= 0 && balloon.StatsPollingIntervalS is null or >= 0
-            ? new BalloonDevice(balloon.AmountMib, balloon.DeflateOnOom, balloon.StatsPollingIntervalS ?? 0)
+            ? new BalloonDevice(balloon.AmountMib, balloon.DeflateOnOom, balloon.StatsPollingIntervalS ?? 0, balloon.FreePageReporting ?? false)
             : throw new InvalidDataException(
                 $"firecracker API GET /balloon for vm \"{vmId}\" answered amount {balloon.AmountMib} MiB, interval {balloon.StatsPollingIntervalS} s");
 
@@ -442,7 +442,8 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
         if (spec.Balloon is { } balloon)
         {
             await api.PutBalloonAsync(
-                new ApiBalloon(balloon.AmountMib, balloon.DeflateOnOom, balloon.StatsPollingIntervalSeconds), ct).ConfigureAwait(false);
+                new ApiBalloon(balloon.AmountMib, balloon.DeflateOnOom, balloon.StatsPollingIntervalSeconds, balloon.FreePageReporting ? true : null),
+                ct).ConfigureAwait(false);
         }
 
         if (spec.Mmds is { } mmds)

@@ -14,10 +14,10 @@ public class QemuCommandLineTests
         new VsockDevice(3, "firecracker.vsock"));
 
     [Fact]
-    public void Tcg_guests_get_the_tsc_rate_and_the_console()
+    public void Guests_trust_the_cpus_random_numbers_and_under_tcg_get_the_tsc_rate_and_a_reliable_tsc()
     {
-        Assert.Equal("console=ttyS0 tsc_early_khz=2000000 quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Tcg));
-        Assert.Equal("console=ttyS0 quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Kvm));
+        Assert.Equal("console=ttyS0 random.trust_cpu=on tsc_early_khz=2000000 tsc=reliable quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Tcg));
+        Assert.Equal("console=ttyS0 random.trust_cpu=on quiet", QemuCommandLine.KernelArgs(Spec, QemuAccelerator.Kvm));
     }
 
     [Fact]
@@ -39,6 +39,17 @@ public class QemuCommandLineTests
     {
         ImmutableArray<string> argv = QemuCommandLine.Arguments(Spec, accelerator);
         Assert.Equal("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", After(argv, "-sandbox"));
+    }
+
+    [Fact]
+    public void A_balloon_gets_free_page_reporting_only_when_asked_for()
+    {
+        ImmutableArray<string> plain = QemuCommandLine.Arguments(Spec with { Balloon = new BalloonDevice(0, DeflateOnOom: true) }, QemuAccelerator.Tcg);
+        ImmutableArray<string> reporting = QemuCommandLine.Arguments(
+            Spec with { Balloon = new BalloonDevice(0, DeflateOnOom: false, FreePageReporting: true) }, QemuAccelerator.Tcg);
+
+        Assert.Contains("virtio-balloon-device,id=balloon,deflate-on-oom=on", plain);
+        Assert.Contains("virtio-balloon-device,id=balloon,deflate-on-oom=off,free-page-reporting=on", reporting);
     }
 
     [Fact]

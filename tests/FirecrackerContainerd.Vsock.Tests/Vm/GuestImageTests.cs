@@ -9,39 +9,65 @@ namespace FirecrackerContainerd.Vsock.Tests.Vm;
 public sealed class GuestImageTests
 {
     [Fact]
-    public async Task The_image_has_a_bzImage_an_ELF_vmlinux_a_zstd_initramfs_and_a_manifest_naming_every_package()
+    public async Task Our_kernels_image_has_a_PVH_vmlinux_an_uncompressed_initramfs_without_modules_or_runc_and_a_manifest()
     {
-        GuestImage image = await GuestImage.BuildAsync(agent: null, CancellationToken.None);
+        GuestImage image = await GuestImage.BuildAsync(agent: null, GuestImage.OurKernel, CancellationToken.None);
 
-        byte[] vmlinuz = await File.ReadAllBytesAsync(image.Kernel);
-        Assert.Equal("HdrS"u8.ToArray(), vmlinuz.AsSpan(0x202, 4).ToArray());
-        await using (FileStream vmlinux = File.OpenRead(Path.Combine(image.Directory, "vmlinux")))
+        byte[] vmlinux = await File.ReadAllBytesAsync(image.Kernel);
+        Assert.True(ElfNotes.HasPvhEntry(vmlinux), $"{image.Kernel} has no PVH entry note (Xen, XEN_ELFNOTE_PHYS32_ENTRY)");
+        Assert.False(File.Exists(Path.Combine(image.Directory, "vmlinuz")), "our kernel comes as a vmlinux only");
+        Dictionary<string, int> files = NewcArchive.Read(await File.ReadAllBytesAsync(image.Initrd));
+        foreach (string path in new[] { "init", "bin/busybox", "usr/bin/crun", "usr/bin/socat", "lib64/ld-linux-x86-64.so.2", "etc/fc-modules" })
         {
-            byte[] magic = new byte[4];
-            await vmlinux.ReadExactlyAsync(magic);
-            Assert.Equal(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F' }, magic);
+            Assert.True(files.ContainsKey(path), $"the initramfs lacks {path}");
         }
-        await using (FileStream initrd = File.OpenRead(image.Initrd))
-        {
-            byte[] magic = new byte[4];
-            await initrd.ReadExactlyAsync(magic);
-            Assert.Equal(new byte[] { 0x28, 0xb5, 0x2f, 0xfd }, magic);
-        }
+
+        Assert.DoesNotContain("usr/sbin/runc", files.Keys);
+        Assert.Equal(0, files["etc/fc-modules"]);
+        Assert.DoesNotContain(files.Keys, path => path.EndsWith(".ko", StringComparison.Ordinal));
+
         using JsonDocument manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(image.Directory, "manifest.json")));
-        JsonElement packages = manifest.RootElement.GetProperty("packages");
-        Assert.Equal(Environment.GetEnvironmentVariable("FC_GUEST_SUITE") ?? "trixie", manifest.RootElement.GetProperty("userlandSuite").GetString());
-        foreach (string package in new[] { "busybox-static", "crun", "runc", "socat", "libc6" })
+        JsonElement root = manifest.RootElement;
+        Assert.Equal(("ours", "linux-source-6.1"), (root.GetProperty("kernel").GetString(), root.GetProperty("kernelPackage").GetString()));
+        Assert.Matches(@"^6\.1\.[0-9]+-fc$", root.GetProperty("kernelRelease").GetString());
+        Assert.Empty(root.GetProperty("modules").EnumerateArray());
+        Assert.Equal(Environment.GetEnvironmentVariable("FC_GUEST_SUITE") ?? "trixie", root.GetProperty("userlandSuite").GetString());
+        JsonElement packages = root.GetProperty("packages");
+        foreach (string package in new[] { "linux-source-6.1", "busybox-static", "crun", "socat", "libc6" })
         {
             Assert.True(packages.TryGetProperty(package, out _), $"manifest lacks {package}");
         }
+
+        Assert.False(packages.TryGetProperty("runc", out _), "the image carries runc");
+        Assert.Equal(["initrd.img", "vmlinux"], root.GetProperty("files").EnumerateObject().Select(f => f.Name).Order(StringComparer.Ordinal));
+
+        // The kernel's configuration beside it has every option of the fragment it was built from.
+        string config = await File.ReadAllTextAsync(Path.Combine(image.Directory, "kernel.config"));
+        Assert.Contains("CONFIG_PVH=y\n", config, StringComparison.Ordinal);
+        Assert.Contains("# CONFIG_MODULES is not set\n", config, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_debian_image_has_a_bzImage_its_ELF_vmlinux_and_the_modules_in_load_order()
+    {
+        GuestImage image = await GuestImage.BuildAsync(agent: null, GuestImage.DebianKernel, CancellationToken.None);
+
+        byte[] vmlinuz = await File.ReadAllBytesAsync(Path.Combine(image.Directory, "vmlinuz"));
+        Assert.Equal("HdrS"u8.ToArray(), vmlinuz.AsSpan(0x202, 4).ToArray());
+        Assert.True(ElfNotes.HasPvhEntry(await File.ReadAllBytesAsync(image.Kernel)), "Debian's vmlinux has no PVH entry note");
+        Dictionary<string, int> files = NewcArchive.Read(await File.ReadAllBytesAsync(image.Initrd));
+        using JsonDocument manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(image.Directory, "manifest.json")));
+        Assert.Equal("debian", manifest.RootElement.GetProperty("kernel").GetString());
         Assert.StartsWith("linux-image-", manifest.RootElement.GetProperty("kernelPackage").GetString());
         string[] modules = manifest.RootElement.GetProperty("modules").EnumerateArray().Select(m => m.GetString()!).ToArray();
+
         // Each module the guest loads must be in the image (a missing one would read as position -1 and still
         // compare "before" every other), then in an order that loads each after what it needs.
         int Position(string name)
         {
             int at = Array.FindIndex(modules, m => m.EndsWith($"/{name}.ko", StringComparison.Ordinal));
             Assert.True(at >= 0, $"the image's module list lacks {name}: {string.Join(", ", modules)}");
+            Assert.True(files.ContainsKey($"lib/modules/{modules[at]}"), $"the initramfs lacks lib/modules/{modules[at]}");
             return at;
         }
 
@@ -52,6 +78,40 @@ public sealed class GuestImageTests
         Assert.True(Position("vmw_vsock_virtio_transport_common") < Position("vmw_vsock_virtio_transport"));
         Assert.True(Position("virtio") < Position("virtio_net"));
         Assert.True(Position("virtio") < Position("virtio_balloon"));
+    }
+
+    [Fact]
+    public async Task Build_kernel_fails_naming_each_option_Kconfig_dropped()
+    {
+        // PVH depends on HYPERVISOR_GUEST, which this fragment leaves off: Kconfig drops PVH without a word.
+        string fragment = Path.Combine(Directory.CreateTempSubdirectory("fc-kconfig-").FullName, "broken.config");
+        await File.WriteAllTextAsync(fragment, "CONFIG_64BIT=y\nCONFIG_PVH=y\n# CONFIG_HYPERVISOR_GUEST is not set\nCONFIG_TTY=y\n");
+        try
+        {
+            var start = new ProcessStartInfo(Path.Combine(GuestImage.RepoRoot(), "tools", "image-builder", "build-kernel"))
+            {
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+            };
+            foreach (string arg in new[] { "--options", fragment, "--check-only" })
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            using Process process = Process.Start(start)!;
+            Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+            string stderr = await process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync();
+
+            Assert.True(process.ExitCode == 1, $"build-kernel exited with {process.ExitCode}:\n{stderr}");
+            Assert.Contains("did not keep 1 option(s)", stderr, StringComparison.Ordinal);
+            Assert.Contains("CONFIG_PVH=y (got: absent)", stderr, StringComparison.Ordinal);
+            Assert.Equal(string.Empty, await stdout);
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(fragment)!, recursive: true);
+        }
     }
 
     [Fact]

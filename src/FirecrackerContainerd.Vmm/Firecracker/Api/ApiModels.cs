@@ -122,7 +122,8 @@ internal sealed record ApiMmdsConfig(
 internal sealed record ApiBalloon(
     [property: JsonPropertyName("amount_mib")] int AmountMib,
     [property: JsonPropertyName("deflate_on_oom")] bool DeflateOnOom,
-    [property: JsonPropertyName("stats_polling_interval_s")] int? StatsPollingIntervalS);
+    [property: JsonPropertyName("stats_polling_interval_s")] int? StatsPollingIntervalS,
+    [property: JsonPropertyName("free_page_reporting")] bool? FreePageReporting = null);
 
 /// <summary>Definition <c>BalloonUpdate</c>: the body of <c>PATCH /balloon</c>.</summary>
 internal sealed record ApiBalloonUpdate([property: JsonPropertyName("amount_mib")] int AmountMib);
