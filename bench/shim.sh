@@ -46,7 +46,7 @@ rm -rf "$dir"
 mkdir -p "$dir"
 cat > "$dir/runtime.json" <<JSON
 {
-  "kernel_image_path": "$fc_image/vmlinuz",
+  "kernel_image_path": "$fc_image/vmlinux",
   "initrd_path": "$fc_image/initrd.img",
   "shim_base_dir": "$dir/vms"
 }
