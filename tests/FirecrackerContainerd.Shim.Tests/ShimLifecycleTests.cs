@@ -82,6 +82,35 @@ public class ShimLifecycleTests
         Assert.Contains("already served by a running shim", e.Message);
     }
 
+    [Theory]
+    [InlineData("1234 (containerd-shim) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3", false)]
+    [InlineData("1234 (containerd-shim) R 1 1234 1234 0 -1 4194564 100 0 0 0 5 3", true)]
+    [InlineData("1234 (containerd-shim) Z 1 1234 1234 0 -1 4194560 100 0 0 0 5 3", true)]
+    [InlineData("1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3", false)]
+    public void A_process_is_exiting_when_its_stat_shows_a_zombie_or_PF_EXITING(string stat, bool exiting) =>
+        Assert.Equal(exiting, ShimSocket.IsExiting(stat));
+
+    [Fact]
+    public void This_process_is_not_exiting_and_a_pid_that_does_not_exist_is()
+    {
+        Assert.False(ShimSocket.IsExiting(Environment.ProcessId));
+        Assert.True(ShimSocket.IsExiting(int.MaxValue));
+        Assert.Throws<FormatException>(() => ShimSocket.IsExiting("garbage"));
+    }
+
+    [Fact]
+    public async Task A_socket_this_live_process_serves_answers_and_one_nobody_serves_does_not()
+    {
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "shim.sock");
+        using (var live = UnixSocketTransport.Listen(path))
+        {
+            Assert.True(await ShimSocket.AnswersAsync(path, CancellationToken.None));
+        }
+
+        Assert.False(await ShimSocket.AnswersAsync(path, CancellationToken.None));
+    }
+
     [Fact]
     public async Task Writing_to_a_pipe_without_reader_is_an_error_not_a_SIGPIPE_death()
     {
