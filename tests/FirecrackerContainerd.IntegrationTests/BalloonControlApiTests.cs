@@ -55,7 +55,8 @@ public sealed class BalloonControlApiTests(ContainerdFixture containerd, ITestOu
 
             var clock = Stopwatch.StartNew();
             await shim.CallAsync("UpdateBalloon", new UpdateBalloonRequest { VMID = vmId, AmountMib = 64 }, Empty.Parser);
-            GetBalloonStatsResponse inflated = await StatsWhenAsync(shim, vmId, s => s.ActualMib == 64 && s.TotalMemory > 0);
+            // QEMU keeps the last statistics the guest sent; wait for a sample taken after the inflation, with every counter.
+            GetBalloonStatsResponse inflated = await StatsWhenAsync(shim, vmId, s => s.ActualMib == 64 && s.TotalMemory > 0 && s.MinorFaults > 0);
             output.WriteLine($"balloon inflated to 64 MiB with statistics after {clock.Elapsed.TotalSeconds:F1} s: {inflated}");
             Assert.Equal((64L, 64L * 256, 64L * 256), (inflated.TargetMib, inflated.TargetPages, inflated.ActualPages));
             Assert.InRange(inflated.TotalMemory, 1, (long)GuestMib << 20);
