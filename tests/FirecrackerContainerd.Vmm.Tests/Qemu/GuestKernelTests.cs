@@ -78,7 +78,8 @@ public sealed class GuestKernelTests : IDisposable
         Assert.Empty(RequiredOptions.Except(shown));
 
         // Two TCG vCPUs read TSCs that look unsynchronised to the kernel; without tsc=reliable it falls back to jiffies,
-        // loses its tickless idle and an idle guest costs ten times the CPU (docs/guest-image.md).
-        Assert.Contains(said, l => l.EndsWith("clocksource: tsc", StringComparison.Ordinal));
+        // loses its tickless idle and an idle guest costs ten times the CPU (docs/guest-image.md). Until its refined
+        // calibration, about a second after boot, the kernel names the TSC clocksource tsc-early.
+        Assert.Contains(said, l => l.EndsWith("clocksource: tsc", StringComparison.Ordinal) || l.EndsWith("clocksource: tsc-early", StringComparison.Ordinal));
     }
 }
