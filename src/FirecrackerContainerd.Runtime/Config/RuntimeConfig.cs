@@ -66,6 +66,13 @@ public sealed record RuntimeConfig
     [JsonPropertyName("pod_memory_overhead_mib")]
     public int PodMemoryOverheadMib { get; set; } = 128;
 
+    /// <summary>
+    /// QEMU's TCG translated-code cache per VM in MiB (<c>tb-size</c>), 0 for QEMU's own default; no effect under KVM or
+    /// Firecracker. The cache is most of QEMU's memory outside guest RAM under TCG (docs/vmm.md has the measurements).
+    /// </summary>
+    [JsonPropertyName("tcg_translation_cache_mib")]
+    public int TcgTranslationCacheMib { get; set; }
+
     /// <summary>How long a new VM may take until its agent answers, in seconds.</summary>
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
@@ -113,6 +120,11 @@ public sealed record RuntimeConfig
         if (config.PodMemoryOverheadMib is < 0 or > 65536)
         {
             problems.Add($"pod_memory_overhead_mib {config.PodMemoryOverheadMib} is not between 0 and 65536");
+        }
+
+        if (config.TcgTranslationCacheMib is < 0 or > 4096)
+        {
+            problems.Add($"tcg_translation_cache_mib {config.TcgTranslationCacheMib} is not between 0 and 4096");
         }
 
         if (config.ContainerSlots is < 1 or > 16)

@@ -49,16 +49,20 @@ internal static class QemuCommandLine
     public const string Sandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
     /// <summary>The argv after the program name.</summary>
-    public static ImmutableArray<string> Arguments(MachineSpec spec, QemuAccelerator accelerator)
+    /// <param name="spec">The machine.</param>
+    /// <param name="accelerator">KVM or TCG.</param>
+    /// <param name="tcgTranslationCacheMib">TCG's translated-code cache in MiB (<c>tb-size</c>), 0 for QEMU's default.</param>
+    public static ImmutableArray<string> Arguments(MachineSpec spec, QemuAccelerator accelerator, int tcgTranslationCacheMib = 0)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        ArgumentOutOfRangeException.ThrowIfNegative(tcgTranslationCacheMib);
         string mem = spec.Machine.MemSizeMib.ToString(CultureInfo.InvariantCulture) + "M";
         var argv = ImmutableArray.CreateBuilder<string>();
         argv.AddRange(
             "-name", $"guest={spec.VmId}",
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
             "-M", "microvm,acpi=on,memory-backend=mem",
-            "-accel", accelerator == QemuAccelerator.Kvm ? "kvm" : "tcg,thread=multi",
+            "-accel", accelerator == QemuAccelerator.Kvm ? "kvm" : TcgAccelerator(tcgTranslationCacheMib),
             "-cpu", accelerator == QemuAccelerator.Kvm ? "host" : "max",
             "-smp", spec.Machine.VcpuCount.ToString(CultureInfo.InvariantCulture),
             "-m", mem,
@@ -109,6 +113,11 @@ internal static class QemuCommandLine
 
         return argv.ToImmutable();
     }
+
+    private static string TcgAccelerator(int translationCacheMib) =>
+        translationCacheMib == 0
+            ? "tcg,thread=multi"
+            : "tcg,thread=multi,tb-size=" + translationCacheMib.ToString(CultureInfo.InvariantCulture);
 
     // QEMU option values separate fields with ','; a literal comma is written twice.
     private static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);

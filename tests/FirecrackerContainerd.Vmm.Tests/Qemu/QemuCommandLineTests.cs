@@ -42,6 +42,14 @@ public class QemuCommandLineTests
     }
 
     [Fact]
+    public void A_translation_cache_size_bounds_tcg_and_is_left_out_under_kvm()
+    {
+        Assert.Equal("tcg,thread=multi,tb-size=32", After(QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg, 32), "-accel"));
+        Assert.Equal("kvm", After(QemuCommandLine.Arguments(Spec, QemuAccelerator.Kvm, 32), "-accel"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg, -1));
+    }
+
+    [Fact]
     public void A_balloon_gets_free_page_reporting_only_when_asked_for()
     {
         ImmutableArray<string> plain = QemuCommandLine.Arguments(Spec with { Balloon = new BalloonDevice(0, DeflateOnOom: true) }, QemuAccelerator.Tcg);
