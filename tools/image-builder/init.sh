@@ -15,7 +15,10 @@ log() { echo "fc-init: $*" > /dev/console; }
 fail() { log "FATAL: $*"; poweroff -f; }
 
 mount -t proc proc /proc || fail "mount /proc"
-log "start uptime=$(cut -d' ' -f1 /proc/uptime)"
+# The agent reports it, so the host can trace how long the kernel took to get here.
+FC_INIT_UPTIME="$(cut -d' ' -f1 /proc/uptime)"
+export FC_INIT_UPTIME
+log "start uptime=$FC_INIT_UPTIME"
 mount -t sysfs sysfs /sys || fail "mount /sys"
 mount -t devtmpfs devtmpfs /dev || fail "mount /dev"
 mkdir -p /dev/pts /dev/shm

@@ -73,6 +73,13 @@ public sealed record RuntimeConfig
     [JsonPropertyName("tcg_translation_cache_mib")]
     public int TcgTranslationCacheMib { get; set; }
 
+    /// <summary>
+    /// Logs how long each phase of a VM's boot and of each container's create, start, first output, exit and delete
+    /// took (<c>trace ...: ... ms</c> lines at information level in containerd's log; docs/operations.md).
+    /// </summary>
+    [JsonPropertyName("trace")]
+    public bool Trace { get; set; }
+
     /// <summary>How long a new VM may take until its agent answers, in seconds.</summary>
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
