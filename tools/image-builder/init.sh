@@ -18,9 +18,12 @@ mount -t proc proc /proc || fail "mount /proc"
 # The agent reports it, so the host can trace how long the kernel took to get here.
 FC_INIT_UPTIME="$(cut -d' ' -f1 /proc/uptime)"
 export FC_INIT_UPTIME
+mount -t devtmpfs devtmpfs /dev || fail "mount /dev"
+# Booted from a root drive, init starts without standard input, output and error: the kernel opens them on
+# /dev/console before it runs init, and the drive has no device nodes (the initramfs gets /dev/console from the kernel).
+[ -t 1 ] || exec </dev/console >/dev/console 2>&1
 log "start uptime=$FC_INIT_UPTIME"
 mount -t sysfs sysfs /sys || fail "mount /sys"
-mount -t devtmpfs devtmpfs /dev || fail "mount /dev"
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,gid=5,mode=0620 devpts /dev/pts || fail "mount /dev/pts"
 ln -sf pts/ptmx /dev/ptmx
@@ -28,6 +31,13 @@ mount -t tmpfs -o mode=1777 tmpfs /dev/shm || fail "mount /dev/shm"
 mount -t cgroup2 cgroup2 /sys/fs/cgroup || fail "mount /sys/fs/cgroup"
 mount -t tmpfs -o mode=1777 tmpfs /tmp || fail "mount /tmp"
 mount -t tmpfs -o mode=0755 tmpfs /run || fail "mount /run"
+# A root drive is read-only: /etc gets a writable layer in memory (resolv.conf, hosts), and the containers' bundles
+# under /container a tmpfs. In an initramfs both are in memory already.
+if awk '$2 == "/" && $4 ~ /^ro(,|$)/ { ro = 1 } END { exit !ro }' /proc/mounts; then
+    mkdir -p /run/fc-etc/upper /run/fc-etc/work
+    mount -t overlay overlay -o lowerdir=/etc,upperdir=/run/fc-etc/upper,workdir=/run/fc-etc/work /etc || fail "make /etc writable"
+    mount -t tmpfs -o mode=0755 tmpfs /container || fail "mount /container"
+fi
 hostname fc-guest
 
 # Modules are listed by the builder in dependency order; a module already built in is not listed.

@@ -256,7 +256,7 @@ internal sealed partial class VmTaskService(
         Task<long> output = process.Io.FirstOutput;
         if (await Task.WhenAny(output, exit).ConfigureAwait(false) == output && output.IsCompletedSuccessfully)
         {
-            trace.Phase(subject, "start to first output", (double)(output.Result - started) * 1000 / System.Diagnostics.Stopwatch.Frequency);
+            trace.Measured(subject, "start to first output", (double)(output.Result - started) * 1000 / System.Diagnostics.Stopwatch.Frequency);
         }
 
         await exit.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);

@@ -40,7 +40,7 @@ internal sealed partial class PhaseTrace
     }
 
     /// <summary>Logs a phase measured elsewhere (the guest's own clock, for one), in milliseconds.</summary>
-    public void Phase(string subject, string phase, double milliseconds)
+    public void Measured(string subject, string phase, double milliseconds)
     {
         if (Enabled)
         {

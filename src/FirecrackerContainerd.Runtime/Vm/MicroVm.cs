@@ -19,6 +19,9 @@ internal sealed class MicroVm : IAsyncDisposable
 {
     private const string VsockName = WellKnownNames.FirecrackerVSockName;
 
+    /// <summary>The drive id of the guest's root file system when it boots from a drive (<see cref="RuntimeConfig.RootDrivePath"/>).</summary>
+    private const string RootDriveId = "root";
+
     /// <summary>How long an agent call cut off by a closed connection waits for the VMM's exit before it says why.</summary>
     private static readonly TimeSpan AgentLossWait = TimeSpan.FromSeconds(3);
     private readonly bool[] _slotsInUse;
@@ -77,10 +80,14 @@ internal sealed class MicroVm : IAsyncDisposable
         }
 
         drives.AddRange(devices.DriveMounts.Select(mount => mount.CreateStub(dir)));
+        if (config.RootDrivePath.Length > 0)
+        {
+            drives.Add(new Drive(RootDriveId, config.RootDrivePath, IsRoot: true, IsReadOnly: true));
+        }
 
         var spec = new MachineSpec(
             vmId,
-            new BootSource(config.KernelImagePath, config.InitrdPath, config.KernelArgs),
+            new BootSource(config.KernelImagePath, config.RootDrivePath.Length > 0 ? null : config.InitrdPath, config.KernelArgs),
             new MachineConfig(config.VcpuCount, config.MemSizeMib),
             drives.ToImmutable(),
             new VsockDevice(VsockDevice.MinGuestCid, VsockName),
@@ -139,16 +146,16 @@ internal sealed class MicroVm : IAsyncDisposable
     }
 
     // The guest's times are its own uptime: they start when the guest's kernel does, a little after the VMM started.
-    private static void TraceGuestBoot(PhaseTrace trace, string subject, long machineUp, long initUptimeMs, long agentUptimeMs)
+    internal static void TraceGuestBoot(PhaseTrace trace, string subject, long machineUp, long initUptimeMs, long agentUptimeMs)
     {
         if (initUptimeMs > 0)
         {
-            trace.Phase(subject, "guest kernel to /init (guest clock)", initUptimeMs);
+            trace.Measured(subject, "guest kernel to /init (guest clock)", initUptimeMs);
         }
 
         if (initUptimeMs > 0 && agentUptimeMs >= initUptimeMs)
         {
-            trace.Phase(subject, "guest /init to agent serving (guest clock)", agentUptimeMs - initUptimeMs);
+            trace.Measured(subject, "guest /init to agent serving (guest clock)", agentUptimeMs - initUptimeMs);
         }
 
         trace.Phase(subject, "VMM started to agent answering", machineUp);

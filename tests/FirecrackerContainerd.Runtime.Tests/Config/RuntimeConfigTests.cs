@@ -32,6 +32,17 @@ public sealed class RuntimeConfigTests : IDisposable
         Assert.Contains("tb_size", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_root_drive_alone_is_a_guest_and_without_it_or_an_initrd_the_file_is_refused()
+    {
+        File.WriteAllText(_path, """{ "kernel_image_path": "/k", "root_drive_path": "/r/rootfs.ext4" }""");
+        Assert.Equal("/r/rootfs.ext4", RuntimeConfig.Load(_path).RootDrivePath);
+
+        File.WriteAllText(_path, """{ "kernel_image_path": "/k" }""");
+        var e = Assert.Throws<InvalidOperationException>(() => RuntimeConfig.Load(_path));
+        Assert.Contains("initrd_path and root_drive_path are both missing", e.Message, StringComparison.Ordinal);
+    }
+
     private RuntimeConfig Load(string extra)
     {
         File.WriteAllText(_path, $$"""{ {{extra}} "kernel_image_path": "/k", "initrd_path": "/i" }""");
