@@ -14,6 +14,20 @@ export HOME=/root
 log() { echo "fc-init: $*" > /dev/console; }
 fail() { log "FATAL: $*"; poweroff -f; }
 
+# Booted from a root drive, / is read-only. Stack a writable layer in memory over it (overlayfs, its upper on a tmpfs)
+# and move into that, so the guest can write anywhere, as in an initramfs (drive mounts at any path, /etc, the
+# containers' bundles), while its files are still read from the drive only as they are used. Nothing to log to yet.
+# (busybox's test -w holds every file writable for root, read-only file system or not: a write is the test.)
+if [ "$1" != overlaid ] && ! { : > /.fc-writable; } 2>/dev/null; then
+    mount -t tmpfs -o mode=0755 tmpfs /tmp && mkdir -p /tmp/upper /tmp/work /tmp/root \
+        && mount -t overlay overlay -o lowerdir=/,upperdir=/tmp/upper,workdir=/tmp/work /tmp/root \
+        && mkdir -p /tmp/root/.ro && cd /tmp/root && pivot_root . .ro && exec chroot . /init overlaid
+    poweroff -f
+fi
+# The drive's own mount tree (its /tmp holds the upper layer, which the overlay keeps) is of no use any more.
+[ "$1" != overlaid ] || umount -l /.ro
+rm -f /.fc-writable
+
 mount -t proc proc /proc || fail "mount /proc"
 # The agent reports it, so the host can trace how long the kernel took to get here.
 FC_INIT_UPTIME="$(cut -d' ' -f1 /proc/uptime)"
@@ -31,13 +45,6 @@ mount -t tmpfs -o mode=1777 tmpfs /dev/shm || fail "mount /dev/shm"
 mount -t cgroup2 cgroup2 /sys/fs/cgroup || fail "mount /sys/fs/cgroup"
 mount -t tmpfs -o mode=1777 tmpfs /tmp || fail "mount /tmp"
 mount -t tmpfs -o mode=0755 tmpfs /run || fail "mount /run"
-# A root drive is read-only: /etc gets a writable layer in memory (resolv.conf, hosts), and the containers' bundles
-# under /container a tmpfs. In an initramfs both are in memory already.
-if awk '$2 == "/" && $4 ~ /^ro(,|$)/ { ro = 1 } END { exit !ro }' /proc/mounts; then
-    mkdir -p /run/fc-etc/upper /run/fc-etc/work
-    mount -t overlay overlay -o lowerdir=/etc,upperdir=/run/fc-etc/upper,workdir=/run/fc-etc/work /etc || fail "make /etc writable"
-    mount -t tmpfs -o mode=0755 tmpfs /container || fail "mount /container"
-fi
 hostname fc-guest
 
 # Modules are listed by the builder in dependency order; a module already built in is not listed.
