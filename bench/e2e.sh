@@ -7,7 +7,8 @@
 # Then a big image (E2E_BENCH_BIG_MIB, default 300 MiB, in 3000 files) against the small one, as a second container
 # in a running microVM for each snapshotter this containerd has (native: copied; blockfile: attached) and with runc;
 # E2E_BENCH_BIG_MIB=0 leaves it out.
-# Prints medians over E2E_BENCH_RUNS runs (default 5) after one warm-up run of each kind.
+# Prints medians over E2E_BENCH_RUNS runs (default 5) after one warm-up run of each kind, then the medians of the
+# runtime's phase trace (its "trace" switch, on here) for a new microVM and for a second container in a running one.
 # The containerd is the one in $FC_CONTAINERD_BIN (scripts/lib/private-containerd); its version heads the summary.
 # Run as root, one benchmark at a time; leaves nothing running.
 set -euo pipefail
@@ -24,7 +25,7 @@ trap fc_containerd_stop EXIT
 trap 'exit 130' INT TERM HUP
 fc_build_artifacts "$repo"
 dir=/var/lib/firecracker-containerd/bench
-fc_containerd_start "$dir" bench
+FC_TRACE=true fc_containerd_start "$dir" bench
 image=docker.io/library/fc-bench-busybox:latest
 fc_import_busybox "$image"
 errors="$dir/ctr-errors.log"
@@ -250,6 +251,33 @@ if [ "${#big_kinds[@]}" -gt 0 ]; then
         printf '  %-38s %10s %10s   %11s   %s\n' "$label" "$small" "$large" "$(ratio "$large" "$small")" "$(ratio "$large" "$runc_big")"
     done
 fi
+# The phase trace of the timed runs (warm-ups left out): "trace <vm|task|exec> <id>: <phase> <ms> ms" lines of the shims
+# in containerd's log, and the shim's own "N ms after its exec", per kind of run.
+trace_summary() {
+    local kind="$1"
+    sed -n 's/.*msg="\(.*\)".*/\1/p' "$dir/containerd.log" | awk -v kind="e2e-$kind-" '
+        function take(id, phase, ms) {
+            if (index(id, kind) != 1 || substr(id, length(kind) + 1) == "0") return
+            if (!(phase in count)) order[++phases] = phase
+            values[phase, ++count[phase]] = ms
+        }
+        /^shim serving on .* ms after its exec$/ { ms = $(NF - 4); sub(/.* for [^\/]*\//, "", $0); split($0, a, ","); take(a[1], "shim exec to serving", ms) }
+        /^trace (vm|task) [^:]+: .* ms$/ { id = $3; sub(/:$/, "", id); phase = $0; sub(/^trace [a-z]+ [^:]+: /, "", phase); sub(/ [0-9.]+ ms$/, "", phase); take(id, phase, $(NF - 1)) }
+        END {
+            for (p = 1; p <= phases; p++) {
+                phase = order[p]; n = count[phase]
+                for (i = 1; i <= n; i++) v[i] = values[phase, i]
+                for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+                m = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+                printf "    %-44s %9.1f ms  (%d runs)\n", phase, m, n
+            }
+        }'
+}
+echo "phase trace, medians of the timed runs"
+echo "  a new microVM (the shim, the VM's boot, then the container)"
+trace_summary newvm
+echo "  a second container in a running microVM"
+trace_summary second
 if [ -n "$memory" ]; then
     read -r shim_kib qemu_kib guest_kib <<<"$memory"
     echo "host memory, one microVM with one sleep container (PSS, guest RAM excluded, median of 5 samples)"

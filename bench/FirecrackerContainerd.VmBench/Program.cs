@@ -15,8 +15,8 @@ using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 
 // Usage: FirecrackerContainerd.VmBench <image dir> [<image dir>...] [--runs N] [--mib N]
-// Each image directory (tools/image-builder/build with --agent) is measured in the same run; the first is the baseline
-// the others' ratios refer to.
+// Each image directory (tools/image-builder/build with --agent) is measured in the same run, an image with a root drive
+// (our kernel's) booted both from it and from its initramfs; the first is the baseline the others' ratios refer to.
 var images = new List<string>();
 int runs = 5;
 int mib = 64;
@@ -45,7 +45,7 @@ if (images.Count == 0 || runs < 1)
 string work = Directory.CreateTempSubdirectory("fc-vmbench-").FullName;
 try
 {
-    var kernels = images.Select(GuestKernel.Read).ToList();
+    var kernels = images.SelectMany(GuestKernel.Read).ToList();
     var results = kernels.Select(_ => new Figures()).ToList();
     for (int run = 0; run < runs; run++)
     {
@@ -104,16 +104,31 @@ static double Median(List<double> values)
     return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
 }
 
-/// <summary>One guest image: its kernel (the ELF vmlinux, booted through PVH), initramfs and what its manifest says.</summary>
-internal sealed record GuestKernel(string Name, string Release, string Kernel, string Initrd)
+/// <summary>
+/// One way to boot a guest image: its kernel (the ELF vmlinux, booted through PVH) with its initramfs, or with its
+/// read-only root drive and no initramfs, and what its manifest says.
+/// </summary>
+internal sealed record GuestKernel(string Name, string Release, string Kernel, string Initrd, string? RootDrive)
 {
-    public static GuestKernel Read(string image)
+    /// <summary>The image's boots: from its root drive when it has one, then from its initramfs.</summary>
+    public static IEnumerable<GuestKernel> Read(string image)
     {
         using JsonDocument manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(image, "manifest.json")));
         string kind = manifest.RootElement.TryGetProperty("kernel", out JsonElement k) ? k.GetString() ?? "?" : "debian";
         string release = manifest.RootElement.GetProperty("kernelRelease").GetString() ?? "?";
-        return new GuestKernel(kind == "ours" ? "ours" : "Debian", release, Path.Combine(image, "vmlinux"), Path.Combine(image, "initrd.img"));
+        string name = kind == "ours" ? "ours" : "Debian";
+        var initramfs = new GuestKernel(name, release, Path.Combine(image, "vmlinux"), Path.Combine(image, "initrd.img"), null);
+        string rootDrive = Path.Combine(image, "rootfs.ext4");
+        return File.Exists(rootDrive)
+            ? [initramfs with { Name = name + ", root drive", RootDrive = rootDrive }, initramfs with { Name = name + ", initramfs" }]
+            : [initramfs];
     }
+
+    /// <summary>The boot source of a guest with <paramref name="args"/>: the initramfs unless a root drive boots it.</summary>
+    public BootSource Boot(string args) => new(Kernel, RootDrive is null ? Initrd : null, args);
+
+    /// <summary>The drives every boot has: the root drive, if any.</summary>
+    public ImmutableArray<Drive> Drives => RootDrive is null ? [] : [new Drive("root", RootDrive, IsRoot: true, IsReadOnly: true)];
 }
 
 /// <summary>Every sample of one kernel.</summary>
@@ -160,8 +175,7 @@ internal sealed class Boots(GuestKernel kernel, string work, string tag)
     public async Task<(double Wall, double Uptime)> BareBootAsync()
     {
         var console = new Watch(UptimeLine);
-        var spec = new MachineSpec(Id("bare"), new BootSource(kernel.Kernel, kernel.Initrd, "reboot=k panic=-1 quiet fc.init64=" + B64("poweroff -f")),
-            RuntimeMachine, ImmutableArray<Drive>.Empty);
+        var spec = new MachineSpec(Id("bare"), kernel.Boot("reboot=k panic=-1 quiet fc.init64=" + B64("poweroff -f")), RuntimeMachine, kernel.Drives);
         await using var machine = new QemuMachine(spec, new VmDir(Path.Combine(work, spec.VmId)), new QemuOptions(), console);
         var clock = Stopwatch.StartNew();
         await machine.StartAsync(CancellationToken.None);
@@ -174,8 +188,8 @@ internal sealed class Boots(GuestKernel kernel, string work, string tag)
     {
         long before = Status(Environment.ProcessId, "VmRSS");
         var vmDir = new VmDir(Path.Combine(work, Id("agent")));
-        var spec = new MachineSpec(vmDir.RootPath[(work.Length + 1)..], new BootSource(kernel.Kernel, kernel.Initrd, "reboot=k panic=-1 quiet"),
-            machineConfig, ImmutableArray<Drive>.Empty, new VsockDevice(3, WellKnownNames.FirecrackerVSockName),
+        var spec = new MachineSpec(vmDir.RootPath[(work.Length + 1)..], kernel.Boot("reboot=k panic=-1 quiet"),
+            machineConfig, kernel.Drives, new VsockDevice(3, WellKnownNames.FirecrackerVSockName),
             Balloon: reporting ? new BalloonDevice(0, DeflateOnOom: false, FreePageReporting: true) : null);
         await using var machine = new QemuMachine(spec, vmDir, new QemuOptions(), new Watch(null));
         var clock = Stopwatch.StartNew();
@@ -201,8 +215,8 @@ internal sealed class Boots(GuestKernel kernel, string work, string tag)
         long bytes = (long)mib << 20;
         string script = $"socat VSOCK-LISTEN:5001 SYSTEM:'cat > /dev/null' & socat VSOCK-LISTEN:5002 SYSTEM:'head -c {bytes} /dev/zero' & wait";
         var vmDir = new VmDir(Path.Combine(work, Id("throughput")));
-        var spec = new MachineSpec(vmDir.RootPath[(work.Length + 1)..], new BootSource(kernel.Kernel, kernel.Initrd, "reboot=k panic=-1 quiet fc.init64=" + B64(script)),
-            RuntimeMachine, ImmutableArray<Drive>.Empty, new VsockDevice(3, WellKnownNames.FirecrackerVSockName));
+        var spec = new MachineSpec(vmDir.RootPath[(work.Length + 1)..], kernel.Boot("reboot=k panic=-1 quiet fc.init64=" + B64(script)),
+            RuntimeMachine, kernel.Drives, new VsockDevice(3, WellKnownNames.FirecrackerVSockName));
         await using var machine = new QemuMachine(spec, vmDir, new QemuOptions(), new Watch(null));
         await machine.StartAsync(CancellationToken.None);
 

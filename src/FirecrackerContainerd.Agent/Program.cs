@@ -49,7 +49,7 @@ using var reaper = new ChildReaper();
 var events = new EventQueue();
 IStdioTransport stdio = options.StdioDirectory is { } dir ? new UnixStdioTransport(dir) : new VsockStdioTransport();
 var registry = new TtrpcServiceRegistry { Trace = options.Trace ? AgentTrace.Write : null };
-new AgentService("/proc", runtimes).Register(registry);
+new AgentService("/proc", runtimes, Environment.GetEnvironmentVariable(AgentService.InitUptimeVariable)).Register(registry);
 var metadata = new MetadataStore(options.MetadataDirectory);
 metadata.Register(registry);
 events.Register(registry);

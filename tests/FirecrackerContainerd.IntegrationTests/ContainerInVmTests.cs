@@ -120,10 +120,12 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
 
         // ctr -t needs a terminal of its own: script gives it one, sized 45x123 before ctr starts, and
         // types the input into it. ctr sizes the container's pty only after Start (with runc too), so the
-        // container waits (at most 10 s) for a size before printing it: busybox's stty fails on 0 rows.
+        // container waits (at most 10 s) for a size before printing it. busybox's stty size on a pty of 0 rows
+        // prints nothing but an error with a stale errno ("standard input: No child processes") and exits 0,
+        // so the wait is for its output, not its status.
         string ctr = $"{ContainerdFixture.CtrBinary} --address {containerd.Address} -n {Namespace} run -t --rm --runtime aws.firecracker " +
-            $"--snapshotter native {BusyboxImage.Name} {id} sh -c 'tty; i=0; until stty size >/dev/null 2>&1 || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; " +
-            "stty size; read line; echo \"got $line\"'";
+            $"--snapshotter native {BusyboxImage.Name} {id} sh -c 'tty; i=0; until size=$(stty size 2>/dev/null); [ -n \"$size\" ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; " +
+            "echo \"${size:-no size}\"; read line; echo \"got $line\"'";
         CommandResult run = await ProcessRunner.RunAsync(
             "script", ["-qec", $"stty rows 45 cols 123; {ctr}", "/dev/null"], TimeSpan.FromSeconds(90), stdin: Encoding.UTF8.GetBytes("typed text\n"));
 

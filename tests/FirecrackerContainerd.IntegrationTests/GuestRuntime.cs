@@ -5,7 +5,7 @@ internal static class GuestRuntime
 {
     /// <summary>
     /// Publishes the agent, builds the guest image with it (both cached) and writes, at <paramref name="path"/>, the
-    /// runtime configuration that points the shims at it (QEMU, 2 vCPUs, 512 MiB, VM directories under
+    /// runtime configuration that points the shims at it (its root drive when it has one, QEMU, 2 vCPUs, 512 MiB, VM directories under
     /// <paramref name="shimBaseDirectory"/>); returns the guest's kernel release from the image manifest.
     /// </summary>
     public static async Task<string> WriteConfigAsync(string path, string shimBaseDirectory, CancellationToken cancellationToken)
@@ -24,6 +24,9 @@ internal static class GuestRuntime
         {
             ["kernel_image_path"] = image.Kernel,
             ["initrd_path"] = image.Initrd,
+
+            // Our kernel's image boots from its root drive, as scripts/install and the demo configure it; Debian's from its initramfs.
+            ["root_drive_path"] = image.RootDrive ?? string.Empty,
             ["shim_base_dir"] = shimBaseDirectory,
             ["vmm"] = "qemu",
             ["vcpu_count"] = 2,

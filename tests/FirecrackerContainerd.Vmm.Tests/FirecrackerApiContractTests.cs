@@ -56,6 +56,10 @@ public sealed class FirecrackerApiContractTests : IAsyncLifetime
         Assert.True(root.GetProperty("is_root_device").GetBoolean());
         Assert.True(root.GetProperty("is_read_only").GetBoolean());
         Assert.Equal(spec.Drives[0].HostPath, root.GetProperty("path_on_host").GetString());
+        var boot = JsonDocument.Parse(_server.Requests.Single(r => r.Path == "/boot-source").Body!).RootElement;
+        Assert.Equal(
+            "console=ttyS0 pci=off i8042.noaux i8042.nomux i8042.dumbkbd i8042.nopnp random.trust_cpu=on " + spec.Boot.KernelArgs,
+            boot.GetProperty("boot_args").GetString());
         var vsock = JsonDocument.Parse(_server.Requests.Single(r => r.Path == "/vsock").Body!).RootElement;
         Assert.Equal(3, vsock.GetProperty("guest_cid").GetInt32());
         Assert.Equal("firecracker.vsock", vsock.GetProperty("uds_path").GetString());

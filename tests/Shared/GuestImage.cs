@@ -19,6 +19,9 @@ internal sealed record GuestImage(string Directory)
 
     public string Initrd => Path.Combine(Directory, "initrd.img");
 
+    /// <summary>The same files as <see cref="Initrd"/> as a read-only ext4 root drive: images of our kernel have one, Debian's none.</summary>
+    public string? RootDrive => File.Exists(Path.Combine(Directory, "rootfs.ext4")) ? Path.Combine(Directory, "rootfs.ext4") : null;
+
     /// <summary>
     /// Runs the image builder (cached by input hash) with an optional agent and the kernel FC_GUEST_KERNEL names (ours
     /// unless it says debian), once per agent path and kernel in this process; fails the test with the builder's output.

@@ -14,10 +14,30 @@ export HOME=/root
 log() { echo "fc-init: $*" > /dev/console; }
 fail() { log "FATAL: $*"; poweroff -f; }
 
+# Booted from a root drive, / is read-only. Stack a writable layer in memory over it (overlayfs, its upper on a tmpfs)
+# and move into that, so the guest can write anywhere, as in an initramfs (drive mounts at any path, /etc, the
+# containers' bundles), while its files are still read from the drive only as they are used. Nothing to log to yet.
+# (busybox's test -w holds every file writable for root, read-only file system or not: a write is the test.)
+if [ "$1" != overlaid ] && ! { : > /.fc-writable; } 2>/dev/null; then
+    mount -t tmpfs -o mode=0755 tmpfs /tmp && mkdir -p /tmp/upper /tmp/work /tmp/root \
+        && mount -t overlay overlay -o lowerdir=/,upperdir=/tmp/upper,workdir=/tmp/work /tmp/root \
+        && mkdir -p /tmp/root/.ro && cd /tmp/root && pivot_root . .ro && exec chroot . /init overlaid
+    poweroff -f
+fi
+# The drive's own mount tree (its /tmp holds the upper layer, which the overlay keeps) is of no use any more.
+[ "$1" != overlaid ] || umount -l /.ro
+rm -f /.fc-writable
+
 mount -t proc proc /proc || fail "mount /proc"
-log "start uptime=$(cut -d' ' -f1 /proc/uptime)"
-mount -t sysfs sysfs /sys || fail "mount /sys"
+# The agent reports it, so the host can trace how long the kernel took to get here.
+FC_INIT_UPTIME="$(cut -d' ' -f1 /proc/uptime)"
+export FC_INIT_UPTIME
 mount -t devtmpfs devtmpfs /dev || fail "mount /dev"
+# Booted from a root drive, init starts without standard input, output and error: the kernel opens them on
+# /dev/console before it runs init, and the drive has no device nodes (the initramfs gets /dev/console from the kernel).
+[ -t 1 ] || exec </dev/console >/dev/console 2>&1
+log "start uptime=$FC_INIT_UPTIME"
+mount -t sysfs sysfs /sys || fail "mount /sys"
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,gid=5,mode=0620 devpts /dev/pts || fail "mount /dev/pts"
 ln -sf pts/ptmx /dev/ptmx

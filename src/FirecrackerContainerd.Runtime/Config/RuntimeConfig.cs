@@ -27,9 +27,17 @@ public sealed record RuntimeConfig
     [JsonPropertyName("kernel_image_path")]
     public string KernelImagePath { get; set; } = string.Empty;
 
-    /// <summary>The guest initramfs with the agent (tools/image-builder).</summary>
+    /// <summary>The guest initramfs with the agent (tools/image-builder); unused when <see cref="RootDrivePath"/> is set.</summary>
     [JsonPropertyName("initrd_path")]
     public string InitrdPath { get; set; } = string.Empty;
+
+    /// <summary>
+    /// The guest's root file system as a read-only ext4 image (tools/image-builder's <c>rootfs.ext4</c>), attached as the VM's
+    /// first drive and booted without an initramfs: the guest reads only what it runs instead of unpacking every file, and
+    /// every VM shares the image's pages in the host's cache. Empty: boot <see cref="InitrdPath"/>.
+    /// </summary>
+    [JsonPropertyName("root_drive_path")]
+    public string RootDrivePath { get; set; } = string.Empty;
 
     /// <summary>Extra kernel arguments.</summary>
     [JsonPropertyName("kernel_args")]
@@ -66,6 +74,20 @@ public sealed record RuntimeConfig
     [JsonPropertyName("pod_memory_overhead_mib")]
     public int PodMemoryOverheadMib { get; set; } = 128;
 
+    /// <summary>
+    /// QEMU's TCG translated-code cache per VM in MiB (<c>tb-size</c>), 0 for QEMU's own default; no effect under KVM or
+    /// Firecracker. The cache is most of QEMU's memory outside guest RAM under TCG (docs/vmm.md has the measurements).
+    /// </summary>
+    [JsonPropertyName("tcg_translation_cache_mib")]
+    public int TcgTranslationCacheMib { get; set; }
+
+    /// <summary>
+    /// Logs how long each phase of a VM's boot and of each container's create, start, first output, exit and delete
+    /// took (<c>trace ...: ... ms</c> lines at information level in containerd's log; docs/operations.md).
+    /// </summary>
+    [JsonPropertyName("trace")]
+    public bool Trace { get; set; }
+
     /// <summary>How long a new VM may take until its agent answers, in seconds.</summary>
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
@@ -95,9 +117,9 @@ public sealed record RuntimeConfig
             problems.Add("kernel_image_path is missing");
         }
 
-        if (config.InitrdPath.Length == 0)
+        if (config.InitrdPath.Length == 0 && config.RootDrivePath.Length == 0)
         {
-            problems.Add("initrd_path is missing");
+            problems.Add("initrd_path and root_drive_path are both missing: the guest needs one of them");
         }
 
         if (config.VcpuCount is < 1 or > 32)
@@ -113,6 +135,11 @@ public sealed record RuntimeConfig
         if (config.PodMemoryOverheadMib is < 0 or > 65536)
         {
             problems.Add($"pod_memory_overhead_mib {config.PodMemoryOverheadMib} is not between 0 and 65536");
+        }
+
+        if (config.TcgTranslationCacheMib is < 0 or > 4096)
+        {
+            problems.Add($"tcg_translation_cache_mib {config.TcgTranslationCacheMib} is not between 0 and 4096");
         }
 
         if (config.ContainerSlots is < 1 or > 16)

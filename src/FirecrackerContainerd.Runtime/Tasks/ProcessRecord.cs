@@ -69,6 +69,9 @@ internal sealed class ProcessRecord
     /// </summary>
     public bool IsAwaited => _awaited;
 
+    /// <summary>Completes with its exit, without counting as a wait of containerd's (<see cref="IsAwaited"/>).</summary>
+    public Task<WaitResponse> Exit => _exit.Task;
+
     /// <summary>Its exit, once known.</summary>
     public async Task<WaitResponse> WaitAsync(CancellationToken cancellationToken)
     {

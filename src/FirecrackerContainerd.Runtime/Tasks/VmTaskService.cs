@@ -4,6 +4,7 @@ using FirecrackerContainerd.Protos.Events;
 using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Runtime.Pods;
 using FirecrackerContainerd.Runtime.Rootfs;
+using FirecrackerContainerd.Runtime.Tracing;
 using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Shim.Lifecycle;
 using FirecrackerContainerd.Shim.Tasks;
@@ -41,12 +42,17 @@ internal sealed partial class VmTaskService(
             throw new TtrpcException(StatusCode.InvalidArgument, e.Message, e);
         }
 
+        long begun = PhaseTrace.Now();
         PodTask task = PodTask.Read(request.Id, request.Bundle);
         MicroVm running = await task.EnsureVmAsync(vm, vmId, call.CancellationToken).ConfigureAwait(false);
+        string subject = "task " + request.Id;
+        running.Trace.Phase(subject, "VM ready", begun);
+        long step = PhaseTrace.Now();
         ContainerRootfs rootfs;
         try
         {
             rootfs = await ContainerRootfs.AttachAsync(running, request, buildRootfs, context.Logger, call.CancellationToken).ConfigureAwait(false);
+            running.Trace.Phase(subject, rootfs.BlockFile is null ? "rootfs copied and attached" : "rootfs attached (snapshot's block file)", step);
         }
         catch (InvalidRootfsException e)
         {
@@ -56,7 +62,9 @@ internal sealed partial class VmTaskService(
         ProcessRecord init;
         try
         {
+            step = PhaseTrace.Now();
             init = await GuestProcesses.CreateInitAsync(running, request, task.GuestSpec, rootfs.DriveId, call.CancellationToken).ConfigureAwait(false);
+            running.Trace.Phase(subject, "agent create and stdio", step);
             LogStep(context.Logger, request.Id, "the agent created the task");
             tasks.Add(new TaskRecord(request, rootfs, init));
         }
@@ -77,15 +85,25 @@ internal sealed partial class VmTaskService(
             Pid = init.Pid,
         }, call.CancellationToken).ConfigureAwait(false);
         LogCreated(context.Logger, request.Id, vmId, init.Pid);
+        running.Trace.Phase(subject, "create", begun);
         return new CreateTaskResponse { Pid = init.Pid };
     }
 
     public async Task<StartResponse> StartAsync(StartRequest request, TtrpcCallContext call)
     {
         var (_, process) = tasks.Find(request.Id, request.ExecId);
-        uint pid = await vm.Running.Agent.StartAsync(request, call.CancellationToken).ConfigureAwait(false);
+        long begun = PhaseTrace.Now();
+        MicroVm running = vm.Running;
+        uint pid = await running.Agent.StartAsync(request, call.CancellationToken).ConfigureAwait(false);
         process.Started(pid);
         LogStarted(context.Logger, request.Id, request.ExecId, pid);
+        if (running.Trace.Enabled)
+        {
+            string subject = request.ExecId.Length == 0 ? "task " + request.Id : $"exec {request.Id}/{request.ExecId}";
+            running.Trace.Phase(subject, "start", begun);
+            _ = TraceOutputAndExitAsync(running.Trace, subject, process, begun);
+        }
+
         return new StartResponse { Pid = pid };
     }
 
@@ -122,6 +140,8 @@ internal sealed partial class VmTaskService(
     public async Task<DeleteResponse> DeleteAsync(DeleteRequest request, TtrpcCallContext call)
     {
         var (task, process) = tasks.Find(request.Id, request.ExecId);
+        long begun = PhaseTrace.Now();
+        PhaseTrace trace = vm.Current?.Trace ?? PhaseTrace.Off;
         DeleteResponse response = vm.Current is { Machine.Exited.IsCompleted: false } running
             ? await running.Agent.DeleteAsync(request, call.CancellationToken).ConfigureAwait(false)
             : process.Deleted();
@@ -132,7 +152,9 @@ internal sealed partial class VmTaskService(
             return response;
         }
 
+        long detach = PhaseTrace.Now();
         await task.Rootfs.DetachAsync(call.CancellationToken).ConfigureAwait(false);
+        trace.Phase("task " + request.Id, "rootfs detached", detach);
         tasks.Remove(request.Id);
         await context.Events.PublishAsync("/tasks/delete", new TaskDelete
         {
@@ -141,6 +163,7 @@ internal sealed partial class VmTaskService(
             ExitStatus = response.ExitStatus,
             ExitedAt = response.ExitedAt,
         }, call.CancellationToken).ConfigureAwait(false);
+        trace.Phase("task " + request.Id, "delete", begun);
         return response;
     }
 
@@ -153,7 +176,10 @@ internal sealed partial class VmTaskService(
             throw new TtrpcException(StatusCode.InvalidArgument, $"exec {request.ExecId}: no process spec");
         }
 
-        tasks.AddExec(task, await GuestProcesses.ExecAsync(vm.Running, request, call.CancellationToken).ConfigureAwait(false));
+        long begun = PhaseTrace.Now();
+        MicroVm running = vm.Running;
+        tasks.AddExec(task, await GuestProcesses.ExecAsync(running, request, call.CancellationToken).ConfigureAwait(false));
+        running.Trace.Phase($"exec {request.Id}/{request.ExecId}", "agent exec and stdio", begun);
         return new Empty();
     }
 
@@ -221,6 +247,20 @@ internal sealed partial class VmTaskService(
     {
         await vm.ShutdownAsync(request.Now, $"Shutdown requested for {request.Id}", call.CancellationToken).ConfigureAwait(false);
         return new Empty();
+    }
+
+    // The guest's first output and the exit, timed from the Start call; neither may ever come.
+    private static async Task TraceOutputAndExitAsync(PhaseTrace trace, string subject, ProcessRecord process, long started)
+    {
+        Task exit = process.Exit;
+        Task<long> output = process.Io.FirstOutput;
+        if (await Task.WhenAny(output, exit).ConfigureAwait(false) == output && output.IsCompletedSuccessfully)
+        {
+            trace.Measured(subject, "start to first output", (double)(output.Result - started) * 1000 / System.Diagnostics.Stopwatch.Frequency);
+        }
+
+        await exit.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        trace.Phase(subject, "start to exit", started);
     }
 
     private static void ValidateId(string id, string what)

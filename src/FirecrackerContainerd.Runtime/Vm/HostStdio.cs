@@ -13,6 +13,7 @@ internal sealed class HostStdio : IAsyncDisposable
     private static readonly HybridVsockDialOptions Dial = new(TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(5));
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Socket> _connections = [];
+    private readonly TaskCompletionSource<long> _firstOutput = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _stdin = Task.CompletedTask;
     private Task _stdout = Task.CompletedTask;
     private Task _stderr = Task.CompletedTask;
@@ -23,6 +24,12 @@ internal sealed class HostStdio : IAsyncDisposable
 
     /// <summary>Completes once the guest's stdout and stderr have been copied to containerd's FIFOs.</summary>
     public Task OutputDone => Task.WhenAll(_stdout, _stderr);
+
+    /// <summary>
+    /// When the first byte of output (stdout or stderr) reached the host, as a <see cref="System.Diagnostics.Stopwatch"/>
+    /// timestamp; canceled if none came before the process's stdio is disposed.
+    /// </summary>
+    public Task<long> FirstOutput => _firstOutput.Task;
 
     /// <summary>The ports to give the agent: zero for a stream containerd did not ask for.</summary>
     public static (uint Stdin, uint Stdout, uint Stderr) Ports((uint Stdin, uint Stdout, uint Stderr) ports, string stdin, string stdout, string stderr) =>
@@ -64,6 +71,7 @@ internal sealed class HostStdio : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _firstOutput.TrySetCanceled();
         await _stop.CancelAsync().ConfigureAwait(false);
         foreach (Socket connection in _connections)
         {
@@ -147,7 +155,14 @@ internal sealed class HostStdio : IAsyncDisposable
             await using FifoStream? keepWritable = target is FifoStream
                 ? await Fifo.OpenAsync(fifoPath, FifoMode.Read, 0, _stop.Token).ConfigureAwait(false)
                 : null;
-            await network.CopyToAsync(target, _stop.Token).ConfigureAwait(false);
+            byte[] first = new byte[16 * 1024];
+            int read = await network.ReadAsync(first, _stop.Token).ConfigureAwait(false);
+            if (read > 0)
+            {
+                _firstOutput.TrySetResult(System.Diagnostics.Stopwatch.GetTimestamp());
+                await target.WriteAsync(first.AsMemory(0, read), _stop.Token).ConfigureAwait(false);
+                await network.CopyToAsync(target, _stop.Token).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {

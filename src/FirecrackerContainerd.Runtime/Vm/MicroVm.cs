@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Net.Sockets;
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Runtime.Config;
+using FirecrackerContainerd.Runtime.Tracing;
 using FirecrackerContainerd.Ttrpc.Client;
 using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Selection;
@@ -17,6 +18,9 @@ namespace FirecrackerContainerd.Runtime.Vm;
 internal sealed class MicroVm : IAsyncDisposable
 {
     private const string VsockName = WellKnownNames.FirecrackerVSockName;
+
+    /// <summary>The drive id of the guest's root file system when it boots from a drive (<see cref="RuntimeConfig.RootDrivePath"/>).</summary>
+    private const string RootDriveId = "root";
 
     /// <summary>How long an agent call cut off by a closed connection waits for the VMM's exit before it says why.</summary>
     private static readonly TimeSpan AgentLossWait = TimeSpan.FromSeconds(3);
@@ -53,10 +57,16 @@ internal sealed class MicroVm : IAsyncDisposable
     /// </summary>
     public IGuestAgent Agent { get; }
 
+    /// <summary>Where the phases of this VM's containers are timed (<see cref="RuntimeConfig.Trace"/>).</summary>
+    public PhaseTrace Trace { get; init; } = PhaseTrace.Off;
+
     /// <summary>Boots VM <paramref name="vmId"/> of namespace <paramref name="ns"/> with <paramref name="devices"/> and waits until its agent answers.</summary>
     public static async Task<MicroVm> StartAsync(
         RuntimeConfig config, VmDevices devices, string ns, string vmId, ILogger logger, CancellationToken cancellationToken)
     {
+        var trace = new PhaseTrace(logger, config.Trace);
+        string subject = "vm " + vmId;
+        long begun = PhaseTrace.Now();
         Directory.CreateDirectory(config.ShimBaseDir);
         VmDir dir = VmDir.ShimDir(config.ShimBaseDir, ns, vmId);
         dir.Mkdir();
@@ -70,10 +80,14 @@ internal sealed class MicroVm : IAsyncDisposable
         }
 
         drives.AddRange(devices.DriveMounts.Select(mount => mount.CreateStub(dir)));
+        if (config.RootDrivePath.Length > 0)
+        {
+            drives.Add(new Drive(RootDriveId, config.RootDrivePath, IsRoot: true, IsReadOnly: true));
+        }
 
         var spec = new MachineSpec(
             vmId,
-            new BootSource(config.KernelImagePath, config.InitrdPath, config.KernelArgs),
+            new BootSource(config.KernelImagePath, config.RootDrivePath.Length > 0 ? null : config.InitrdPath, config.KernelArgs),
             new MachineConfig(config.VcpuCount, config.MemSizeMib),
             drives.ToImmutable(),
             new VsockDevice(VsockDevice.MinGuestCid, VsockName),
@@ -99,6 +113,8 @@ internal sealed class MicroVm : IAsyncDisposable
         try
         {
             await machine.StartAsync(cancellationToken).ConfigureAwait(false);
+            trace.Phase(subject, "VMM started", begun);
+            long machineUp = PhaseTrace.Now();
             var dial = new HybridVsockDialOptions(TimeSpan.FromSeconds(config.AgentTimeoutSeconds), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(5));
             Task<Socket> connect = HybridVsockDialer.DialAsync(dir.FirecrackerVSockPath, WellKnownNames.AgentVsockPort, dial, cancellationToken);
             if (await Task.WhenAny(connect, machine.Exited).ConfigureAwait(false) != connect)
@@ -108,9 +124,13 @@ internal sealed class MicroVm : IAsyncDisposable
             }
 
             var agent = new AgentClient(new TtrpcClient(await connect.ConfigureAwait(false)), () => ExplainAgentLossAsync(machine.Exited, machine.RecentOutput, AgentLossWait));
-            await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
+            var version = await agent.VersionAsync(cancellationToken).ConfigureAwait(false);
+            TraceGuestBoot(trace, subject, machineUp, version.InitUptimeMs, version.AgentUptimeMs);
+            long mounts = PhaseTrace.Now();
             await VmDriveMount.MountAllAsync(devices.DriveMounts, machine, agent, cancellationToken).ConfigureAwait(false);
-            return new MicroVm(dir, machine, agent, config.ContainerSlots, devices.DriveMounts, logger, devices.HostNetwork);
+            trace.Phase(subject, "drive mounts", mounts);
+            trace.Phase(subject, "boot", begun);
+            return new MicroVm(dir, machine, agent, config.ContainerSlots, devices.DriveMounts, logger, devices.HostNetwork) { Trace = trace };
         }
         catch
         {
@@ -123,6 +143,22 @@ internal sealed class MicroVm : IAsyncDisposable
 
             throw;
         }
+    }
+
+    // The guest's times are its own uptime: they start when the guest's kernel does, a little after the VMM started.
+    internal static void TraceGuestBoot(PhaseTrace trace, string subject, long machineUp, long initUptimeMs, long agentUptimeMs)
+    {
+        if (initUptimeMs > 0)
+        {
+            trace.Measured(subject, "guest kernel to /init (guest clock)", initUptimeMs);
+        }
+
+        if (initUptimeMs > 0 && agentUptimeMs >= initUptimeMs)
+        {
+            trace.Measured(subject, "guest /init to agent serving (guest clock)", agentUptimeMs - initUptimeMs);
+        }
+
+        trace.Phase(subject, "VMM started to agent answering", machineUp);
     }
 
     /// <summary>
@@ -263,7 +299,7 @@ internal sealed class MicroVm : IAsyncDisposable
     }
 
     private static Task<IVirtualMachine> CreateMachineAsync(RuntimeConfig config, MachineSpec spec, VmDir dir, ILogger logger, CancellationToken cancellationToken) =>
-        new VirtualMachineFactory(new VmmSettings(config.Vmm, RuntimeConfig.VmmCacheDirectory, config.FirecrackerBinaryPath))
+        new VirtualMachineFactory(new VmmSettings(config.Vmm, RuntimeConfig.VmmCacheDirectory, config.FirecrackerBinaryPath, TcgTranslationCacheMib: config.TcgTranslationCacheMib))
             .CreateAsync(spec, dir, logger, cancellationToken);
 
     // A VM that never came up leaves no drives behind (the host files of drive mounts are not the VM's).

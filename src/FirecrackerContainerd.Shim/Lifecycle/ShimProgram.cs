@@ -164,7 +164,8 @@ public static partial class ShimProgram
         {
             _ = server.ServeAsync(listener);
             InvocationLog.Append($"verb=serve ns={args.Namespace} id={args.Id} socket={path}");
-            LogServing(logger, path, args.Namespace, args.Id);
+            long sinceExec = MillisecondsSinceExec();
+            LogServing(logger, path, args.Namespace, args.Id, sinceExec);
             string reason = await lifetime.ExitRequested.ConfigureAwait(false);
             LogExiting(logger, reason);
             using var drain = new CancellationTokenSource(DrainTimeout);
@@ -271,8 +272,15 @@ public static partial class ShimProgram
 
     private static void LogCrash(ILogger logger, Exception? exception) => LogUnhandled(logger, exception);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "shim serving on {Socket} for {Namespace}/{Id}")]
-    private static partial void LogServing(ILogger logger, string socket, string @namespace, string id);
+    // How long this process took from its exec to serving: the shim's own share of a new VM's start.
+    private static long MillisecondsSinceExec()
+    {
+        using var self = Process.GetCurrentProcess();
+        return (long)(DateTime.Now - self.StartTime).TotalMilliseconds;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "shim serving on {Socket} for {Namespace}/{Id}, {Milliseconds} ms after its exec")]
+    private static partial void LogServing(ILogger logger, string socket, string @namespace, string id, long milliseconds);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "shim exiting: {Reason}")]
     private static partial void LogExiting(ILogger logger, string reason);

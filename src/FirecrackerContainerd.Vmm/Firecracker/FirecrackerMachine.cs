@@ -417,7 +417,7 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
         await api.PutMachineConfigAsync(
             new ApiMachineConfiguration(spec.Machine.VcpuCount, spec.Machine.MemSizeMib, spec.Machine.Smt), ct).ConfigureAwait(false);
         await api.PutBootSourceAsync(
-            new ApiBootSource(spec.Boot.KernelImagePath, spec.Boot.KernelArgs, spec.Boot.InitrdPath), ct).ConfigureAwait(false);
+            new ApiBootSource(spec.Boot.KernelImagePath, FirecrackerKernelArgs.Of(spec), spec.Boot.InitrdPath), ct).ConfigureAwait(false);
         foreach (var drive in spec.Drives)
         {
             await api.PutDriveAsync(

@@ -93,7 +93,7 @@ public sealed partial class QemuMachine : IVirtualMachine
 
             DeleteIfPresent(QmpSocketPath);
             var launch = new VmmLaunch(
-                _options.QemuBinary, QemuCommandLine.Arguments(Spec, _options.Accelerator), _vmDir.RootPath, NetworkNamespace: Spec.NetworkNamespace);
+                _options.QemuBinary, QemuCommandLine.Arguments(Spec, _options.Accelerator, _options.TcgTranslationCacheMib), _vmDir.RootPath, NetworkNamespace: Spec.NetworkNamespace);
             _qemu = await VmmProcess.StartAsync(VmId, launch, _logger, timeout.Token).ConfigureAwait(false);
             _ = ObserveExitAsync(_qemu);
             _qmp = await ConnectQmpAsync(timeout.Token).ConfigureAwait(false);

@@ -15,11 +15,17 @@ public enum QemuAccelerator
 /// <param name="VsockDeviceBinary">The vhost-user vsock device executable (fc-vhost-vsock) to run beside QEMU, or null to serve the device in this process.</param>
 /// <param name="Accelerator">KVM or TCG.</param>
 /// <param name="StartTimeout">How long the VMM and the device get to create their sockets.</param>
+/// <param name="TcgTranslationCacheMib">
+/// The size of TCG's translated-code cache (QEMU's <c>tb-size</c>) in MiB, or 0 for QEMU's own default; ignored under KVM.
+/// QEMU fills the cache as the guest runs new code and flushes it whole when it is full, so a smaller cache bounds
+/// QEMU's memory outside guest RAM at the price of translating again after a flush.
+/// </param>
 public sealed record QemuOptions(
     string QemuBinary = QemuOptions.DefaultQemuBinary,
     string? VsockDeviceBinary = null,
     QemuAccelerator Accelerator = QemuAccelerator.Tcg,
-    TimeSpan StartTimeout = default)
+    TimeSpan StartTimeout = default,
+    int TcgTranslationCacheMib = 0)
 {
     /// <summary>The QEMU system emulator for x86_64 guests.</summary>
     public const string DefaultQemuBinary = "qemu-system-x86_64";

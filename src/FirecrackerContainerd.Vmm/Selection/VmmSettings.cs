@@ -7,8 +7,10 @@ namespace FirecrackerContainerd.Vmm.Selection;
 /// <param name="CacheDirectory">Where verdicts about this host are kept across VMs and processes (the KVM boot probe's).</param>
 /// <param name="FirecrackerBinary">The Firecracker program: a name on PATH or a path.</param>
 /// <param name="QemuBinary">The QEMU program: a name on PATH or a path.</param>
+/// <param name="TcgTranslationCacheMib">QEMU's TCG translated-code cache in MiB, 0 for QEMU's default (see <see cref="QemuOptions"/>).</param>
 public sealed record VmmSettings(
     string Vmm,
     string CacheDirectory,
     string FirecrackerBinary = "firecracker",
-    string QemuBinary = QemuOptions.DefaultQemuBinary);
+    string QemuBinary = QemuOptions.DefaultQemuBinary,
+    int TcgTranslationCacheMib = 0);

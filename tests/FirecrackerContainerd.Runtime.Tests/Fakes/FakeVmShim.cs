@@ -6,6 +6,7 @@ using FirecrackerContainerd.Protos.TaskV2;
 using FirecrackerContainerd.Runtime.Config;
 using FirecrackerContainerd.Runtime.Rootfs;
 using FirecrackerContainerd.Runtime.Tasks;
+using FirecrackerContainerd.Runtime.Tracing;
 using FirecrackerContainerd.Runtime.Vm;
 using FirecrackerContainerd.Shim.Arguments;
 using FirecrackerContainerd.Shim.Lifecycle;
@@ -66,6 +67,9 @@ internal sealed class FakeVmShim : IAsyncDisposable
     /// <summary>The agent of the booted VM.</summary>
     public FakeAgent Agent => (FakeAgent)Vm.Running.Agent;
 
+    /// <summary>What the booted VM's phase trace logged (only when <see cref="Config"/> turns the trace on).</summary>
+    public RecordingLogger TraceLog { get; } = new();
+
     /// <summary>When set, building a rootfs image fails with it.</summary>
     public Exception? ImageFailure { get; set; }
 
@@ -122,7 +126,10 @@ internal sealed class FakeVmShim : IAsyncDisposable
         Directory.CreateDirectory(Path.Combine(_dir, "vms"));
         VmDir dir = VmDir.ShimDir(Path.Combine(_dir, "vms"), ns, vmId);
         dir.Mkdir();
-        return Task.FromResult(new MicroVm(dir, new FakeMachine(vmId), new FakeAgent(), config.ContainerSlots, devices.DriveMounts, logger));
+        return Task.FromResult(new MicroVm(dir, new FakeMachine(vmId), new FakeAgent(), config.ContainerSlots, devices.DriveMounts, logger)
+        {
+            Trace = new PhaseTrace(TraceLog, config.Trace),
+        });
     }
 
     private async Task BuildImageAsync(IReadOnlyList<Mount> mounts, string imagePath, CancellationToken cancellationToken)

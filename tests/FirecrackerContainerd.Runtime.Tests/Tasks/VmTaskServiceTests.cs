@@ -222,6 +222,39 @@ public sealed class VmTaskServiceTests : IAsyncDisposable
         Assert.False(Directory.Exists(_shim.VmDirectory()));
     }
 
+    [Fact]
+    public async Task With_the_trace_on_each_phase_of_a_container_is_logged_with_its_time_and_without_it_nothing_is()
+    {
+        _shim.Config.Trace = true;
+        await _shim.RunAsync("c1");
+        _shim.Agent.Send("/tasks/exit", new TaskExit { ContainerId = "c1", Id = "c1", ExitStatus = 0, ExitedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) });
+        Assert.True(await EventuallyAsync(() => _shim.TraceLog.Messages.Any(m => m.StartsWith("trace task c1: start to exit ", StringComparison.Ordinal))));
+        await _shim.Service.DeleteAsync(new DeleteRequest { Id = "c1" }, FakeVmShim.Call());
+
+        string[] phases = [.. _shim.TraceLog.Messages.Select(m => System.Text.RegularExpressions.Regex.Replace(m, @" [0-9.]+ ms$", " N ms"))];
+        Assert.Equal(
+            [
+                "trace task c1: VM ready N ms",
+                "trace task c1: rootfs copied and attached N ms",
+                "trace task c1: agent create and stdio N ms",
+                "trace task c1: create N ms",
+                "trace task c1: start N ms",
+                "trace task c1: start to exit N ms",
+                "trace task c1: rootfs detached N ms",
+                "trace task c1: delete N ms",
+            ],
+            phases);
+    }
+
+    [Fact]
+    public async Task Without_the_trace_no_phase_is_logged()
+    {
+        await _shim.RunAsync("c1");
+        await _shim.Service.DeleteAsync(new DeleteRequest { Id = "c1" }, FakeVmShim.Call());
+
+        Assert.Empty(_shim.TraceLog.Messages);
+    }
+
     private async Task<(Status, uint)> StatusAsync(string id)
     {
         StateResponse state = await _shim.Service.StateAsync(new StateRequest { Id = id }, FakeVmShim.Call());

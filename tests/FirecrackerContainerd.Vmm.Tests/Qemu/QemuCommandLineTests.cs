@@ -42,6 +42,34 @@ public class QemuCommandLineTests
     }
 
     [Fact]
+    public void A_root_drive_is_the_first_block_device_and_the_kernel_mounts_it_read_only_as_vda()
+    {
+        MachineSpec spec = Spec with
+        {
+            Boot = new BootSource("/k/vmlinux", null, "quiet"),
+            Drives = [new Drive("stub0", "/d/stub0"), new Drive("root", "/i/rootfs.ext4", IsRoot: true, IsReadOnly: true)],
+        };
+
+        ImmutableArray<string> argv = QemuCommandLine.Arguments(spec, QemuAccelerator.Tcg);
+
+        string[] devices = [.. argv.Where(a => a.StartsWith("virtio-blk-device,", StringComparison.Ordinal))];
+        Assert.Equal(["virtio-blk-device,drive=root,serial=root", "virtio-blk-device,drive=stub0,serial=stub0"], devices);
+        Assert.Contains("driver=file,node-name=root-file,filename=/i/rootfs.ext4,read-only=on,cache.direct=off", argv);
+        Assert.DoesNotContain("-initrd", argv);
+        Assert.EndsWith(" root=/dev/vda ro quiet", After(argv, "-append"), StringComparison.Ordinal);
+        Assert.Contains(" root=PARTUUID=1234-01 rw ", QemuCommandLine.KernelArgs(
+            spec with { Drives = [new Drive("root", "/i/disk", IsRoot: true, PartUuid: "1234-01")] }, QemuAccelerator.Kvm), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_translation_cache_size_bounds_tcg_and_is_left_out_under_kvm()
+    {
+        Assert.Equal("tcg,thread=multi,tb-size=32", After(QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg, 32), "-accel"));
+        Assert.Equal("kvm", After(QemuCommandLine.Arguments(Spec, QemuAccelerator.Kvm, 32), "-accel"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg, -1));
+    }
+
+    [Fact]
     public void A_balloon_gets_free_page_reporting_only_when_asked_for()
     {
         ImmutableArray<string> plain = QemuCommandLine.Arguments(Spec with { Balloon = new BalloonDevice(0, DeflateOnOom: true) }, QemuAccelerator.Tcg);

@@ -9,7 +9,7 @@ namespace FirecrackerContainerd.Vsock.Tests.Vm;
 public sealed class GuestImageTests
 {
     [Fact]
-    public async Task Our_kernels_image_has_a_PVH_vmlinux_an_uncompressed_initramfs_without_modules_or_runc_and_a_manifest()
+    public async Task Our_kernels_image_has_a_PVH_vmlinux_an_uncompressed_initramfs_without_modules_or_runc_the_same_as_a_root_drive_and_a_manifest()
     {
         GuestImage image = await GuestImage.BuildAsync(agent: null, GuestImage.OurKernel, CancellationToken.None);
 
@@ -39,7 +39,16 @@ public sealed class GuestImageTests
         }
 
         Assert.False(packages.TryGetProperty("runc", out _), "the image carries runc");
-        Assert.Equal(["initrd.img", "vmlinux"], root.GetProperty("files").EnumerateObject().Select(f => f.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["initrd.img", "rootfs.ext4", "vmlinux"], root.GetProperty("files").EnumerateObject().Select(f => f.Name).Order(StringComparer.Ordinal));
+
+        // The same files as a read-only root drive, whose /sbin/init (what the kernel runs from a root file system) is /init.
+        Assert.NotNull(image.RootDrive);
+        (string stat, _) = await Tool.RunAsync("debugfs", ["-R", "stat /sbin/init", image.RootDrive], "e2fsprogs", CancellationToken.None);
+        Assert.Contains("Fast link dest: \"/init\"", stat, StringComparison.Ordinal);
+        (string listing, _) = await Tool.RunAsync("debugfs", ["-R", "ls -p /usr/bin", image.RootDrive], "e2fsprogs", CancellationToken.None);
+        Assert.Contains("/crun/", listing, StringComparison.Ordinal);
+        (string features, _) = await Tool.RunAsync("debugfs", ["-R", "features", image.RootDrive], "e2fsprogs", CancellationToken.None);
+        Assert.DoesNotContain("has_journal", features, StringComparison.Ordinal);
 
         // The kernel's configuration beside it has every option of the fragment it was built from.
         string config = await File.ReadAllTextAsync(Path.Combine(image.Directory, "kernel.config"));
@@ -51,6 +60,7 @@ public sealed class GuestImageTests
     public async Task The_debian_image_has_a_bzImage_its_ELF_vmlinux_and_the_modules_in_load_order()
     {
         GuestImage image = await GuestImage.BuildAsync(agent: null, GuestImage.DebianKernel, CancellationToken.None);
+        Assert.Null(image.RootDrive); // its virtio and ext4 drivers are modules, loaded from the initramfs
 
         byte[] vmlinuz = await File.ReadAllBytesAsync(Path.Combine(image.Directory, "vmlinuz"));
         Assert.Equal("HdrS"u8.ToArray(), vmlinuz.AsSpan(0x202, 4).ToArray());
