@@ -375,6 +375,13 @@ public sealed class ContainerdFixture : IAsyncLifetime
 
         if (Directory.Length > 0 && System.IO.Directory.Exists(Directory))
         {
+            // containerd 2.1's erofs snapshotter mounts each layer file on the host and leaves it mounted while the
+            // image lives, even after containerd stops.
+            foreach (string mountPoint in MountsBelow(Directory).OrderByDescending(m => m.Length))
+            {
+                await ProcessRunner.RunAsync("umount", ["--lazy", mountPoint], CommandTimeout);
+            }
+
             System.IO.Directory.Delete(Directory, recursive: true);
         }
     }
