@@ -72,11 +72,12 @@ internal sealed partial class ContainerRootfs : IAsyncDisposable
     /// <summary>
     /// Patches a free slot's drive to <paramref name="request"/>'s rootfs and has the agent mount it: the snapshot's
     /// block file as it is, or else an image built from the rootfs mounts. Without rootfs mounts the rootfs is
-    /// already in place in the bundle (a spec that brings its own root), and is copied from there. On any failure
-    /// nothing of it is left.
+    /// already in place in the bundle (a spec that brings its own root), and is copied from there. An erofs snapshot,
+    /// in a VM with layer slots, takes a layer slot per layer instead and no container slot. On any failure nothing of
+    /// it is left.
     /// </summary>
     /// <exception cref="InvalidRootfsException">containerd's mounts can be neither attached nor turned into an image.</exception>
-    /// <exception cref="InvalidOperationException">Every slot of the VM is taken.</exception>
+    /// <exception cref="InvalidOperationException">Every slot of the VM is taken, or fewer layer slots are free than the snapshot has layers.</exception>
     public static async Task<ContainerRootfs> AttachAsync(
         MicroVm vm, CreateTaskRequest request, RootfsImageBuilder build, ILogger logger, CancellationToken cancellationToken)
     {
