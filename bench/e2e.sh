@@ -5,7 +5,7 @@
 # echo into a running container, in a microVM and with runc. Then the host memory of one VM running one
 # `sleep` container: PSS of the shim (it serves the vsock device) and of QEMU, guest RAM excluded.
 # Then a big image (E2E_BENCH_BIG_MIB, default 300 MiB, in 3000 files) against the small one, as a second container
-# in a running microVM for each snapshotter this containerd has (native: copied; blockfile: attached) and with runc;
+# in a running microVM for each snapshotter this containerd has (native: copied; blockfile, erofs: attached) and with runc;
 # E2E_BENCH_BIG_MIB=0 leaves it out.
 # Prints medians over E2E_BENCH_RUNS runs (default 5) after one warm-up run of each kind, then the medians of the
 # runtime's phase trace (its "trace" switch, on here) for a new microVM and for a second container in a running one.
@@ -181,12 +181,17 @@ fi
 # The big image against the small one: per snapshotter, runc first, then as second containers in a running microVM.
 big_kinds=()
 if [ "$big_mib" -gt 0 ]; then
-    printf '\n\033[1m== %s\033[0m\n' "a ${big_mib} MiB image in 3000 files against the small one, per snapshotter (${fc_snapshotter} and native)" >&2
+    printf '\n\033[1m== %s\033[0m\n' "a ${big_mib} MiB image in 3000 files against the small one, per snapshotter (native, ${fc_snapshotter}$([ "${fc_erofs:-0}" = 1 ] && echo ", erofs"))" >&2
     big_image=docker.io/library/fc-bench-big:latest
     big_vm=benchbigvm
     big_sleeper=e2e-big-sleeper
     snapshotters=(native)
     [ "$fc_snapshotter" = native ] || snapshotters+=("$fc_snapshotter")
+    if [ "${fc_erofs:-0}" = 1 ]; then
+        snapshotters+=(erofs)
+        # The big image's VM (booted next) gets read-only layer slots for the erofs snapshotter's layer files.
+        sed -i 's/^{$/{\n  "layer_slots": 4,/' "$dir/runtime.json"
+    fi
     import_big() {
         local snap
         for snap in "${snapshotters[@]}"; do

@@ -45,4 +45,41 @@ public sealed class DriveMounterTests : IAsyncLifetime, IDisposable
         Assert.True(e.StatusCode == StatusCode.NotFound, $"{e.StatusCode}: {e.Message}");
         Assert.False(Directory.Exists(Path.Combine(_agent.Root, "mnt")));
     }
+
+    [Fact]
+    public async Task MountOverlay_over_a_drive_that_is_not_mounted_is_refused_and_mounts_nothing()
+    {
+        string destination = Path.Combine(_agent.Root, "container", "c1", "rootfs");
+
+        TtrpcException e = await Assert.ThrowsAsync<TtrpcException>(() => _agent.Client.CallAsync("DriveMounter", "MountOverlay",
+            new MountOverlayRequest { DestinationPath = destination, LowerDriveIDs = { "layer0" }, UpperSizeMib = 16 },
+            Empty.Parser, cancellationToken: _timeout.Token));
+
+        Assert.True(e.StatusCode == StatusCode.FailedPrecondition, $"{e.StatusCode}: {e.Message}");
+        Assert.Contains("drive layer0 is not mounted", e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(destination + ".upper"), "the agent made the upper layer of a refused overlay");
+    }
+
+    [Theory]
+    [InlineData("relative/rootfs", 1)]
+    [InlineData("/container/../etc", 1)]
+    [InlineData("/container/c1/rootfs", 0)]
+    public async Task MountOverlay_refuses_a_bad_destination_or_no_lower_drive(string destination, int lowers)
+    {
+        TtrpcException e = await Assert.ThrowsAsync<TtrpcException>(() => _agent.Client.CallAsync("DriveMounter", "MountOverlay",
+            new MountOverlayRequest { DestinationPath = destination, LowerDriveIDs = { Enumerable.Repeat("layer0", lowers) } },
+            Empty.Parser, cancellationToken: _timeout.Token));
+
+        Assert.True(e.StatusCode == StatusCode.InvalidArgument, $"{e.StatusCode}: {e.Message}");
+        Assert.Contains($"mount overlay {destination}", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnmountOverlay_of_no_overlay_is_NotFound()
+    {
+        TtrpcException e = await Assert.ThrowsAsync<TtrpcException>(() => _agent.Client.CallAsync("DriveMounter", "UnmountOverlay",
+            new UnmountOverlayRequest { DestinationPath = "/container/c1/rootfs" }, Empty.Parser, cancellationToken: _timeout.Token));
+
+        Assert.True(e.StatusCode == StatusCode.NotFound, $"{e.StatusCode}: {e.Message}");
+    }
 }

@@ -123,16 +123,13 @@ public sealed partial class BlockfileSnapshotterTests(ContainerdFixture containe
         Assert.True(build.ExitCode == 0, build.Output);
         try
         {
-            CommandResult import = await ProcessRunner.RunAsync(
-                ContainerdFixture.CtrBinary, ["--address", containerd.Address, "-n", Namespace, "image", "import", "--snapshotter", Snapshotter, tar], TimeSpan.FromMinutes(5));
+            CommandResult import = await containerd.CtrAsync(Namespace, TimeSpan.FromMinutes(5), "image", "import", "--snapshotter", Snapshotter, tar);
             Assert.True(import.ExitCode == 0, containerd.Describe(import));
             containerd.NoteTaskId(Namespace, id);
 
-            CommandResult run = await ProcessRunner.RunAsync(
-                ContainerdFixture.CtrBinary,
-                ["--address", containerd.Address, "-n", Namespace, "run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", Snapshotter, image, id,
-                 "sh", "-c", "cd / && sha256sum -c data.sha256 > /tmp/checked; echo $?; grep -c ': OK$' /tmp/checked"],
-                TimeSpan.FromMinutes(5));
+            CommandResult run = await containerd.CtrAsync(Namespace, TimeSpan.FromMinutes(5),
+                "run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", Snapshotter, image, id,
+                "sh", "-c", "cd / && sha256sum -c data.sha256 > /tmp/checked; echo $?; grep -c ': OK$' /tmp/checked");
 
             Assert.True(run.ExitCode == 0, containerd.Describe(run));
             Assert.Equal(["0", "3000"], run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));

@@ -60,6 +60,10 @@ public sealed class ContainerdFixture : IAsyncLifetime
     /// <summary>containerd's state directory.</summary>
     public string StateDirectory => Path.Combine(Directory, "state");
 
+    /// <summary>Where scripts/install-deps unpacks mkfs.erofs 1.7+ for containerd 2.1's erofs differ (Debian 12's is too old).</summary>
+    public static string ErofsUtilsDirectory { get; } =
+        Path.Combine(Environment.GetEnvironmentVariable("FC_IMAGE_CACHE") is { Length: > 0 } cache ? cache : "/var/cache/firecracker-containerd", "erofs-utils", "trixie", "bin");
+
     /// <summary>The directory put first on containerd's PATH, holding our shim.</summary>
     public string ShimDirectory => Path.Combine(Directory, "bin");
 
@@ -132,8 +136,11 @@ public sealed class ContainerdFixture : IAsyncLifetime
     }
 
     /// <summary>Runs <c>ctr --address ... -n ns args</c>.</summary>
-    public Task<CommandResult> CtrAsync(string ns, params string[] args) =>
-        ProcessRunner.RunAsync(CtrBinary, ["--address", Address, "-n", ns, .. args], CommandTimeout);
+    public Task<CommandResult> CtrAsync(string ns, params string[] args) => CtrAsync(ns, CommandTimeout, args);
+
+    /// <summary>Runs <c>ctr --address ... -n ns args</c>, bounded by <paramref name="timeout"/> (a big image's import or run).</summary>
+    public Task<CommandResult> CtrAsync(string ns, TimeSpan timeout, params string[] args) =>
+        ProcessRunner.RunAsync(CtrBinary, ["--address", Address, "-n", ns, .. args], timeout);
 
     /// <summary>Runs ctr with <paramref name="stdin"/> as its standard input and a bound long enough for a VM boot.</summary>
     public Task<CommandResult> CtrWithInputAsync(string ns, byte[]? stdin, params string[] args) =>
@@ -368,6 +375,13 @@ public sealed class ContainerdFixture : IAsyncLifetime
 
         if (Directory.Length > 0 && System.IO.Directory.Exists(Directory))
         {
+            // containerd 2.1's erofs snapshotter mounts each layer file on the host and leaves it mounted while the
+            // image lives, even after containerd stops.
+            foreach (string mountPoint in MountsBelow(Directory).OrderByDescending(m => m.Length))
+            {
+                await ProcessRunner.RunAsync("umount", ["--lazy", mountPoint], CommandTimeout);
+            }
+
             System.IO.Directory.Delete(Directory, recursive: true);
         }
     }
@@ -388,7 +402,8 @@ public sealed class ContainerdFixture : IAsyncLifetime
             var environment = new Dictionary<string, string>
             {
                 // Our shim first, then this containerd's own directory, so that its runc shim (not another version's) serves runc tasks.
-                ["PATH"] = string.Join(':', ShimDirectory, Path.GetDirectoryName(ContainerdBinary), Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin"),
+                // Last, the mkfs.erofs scripts/install-deps unpacks, which containerd 2.1's erofs differ runs (scripts/lib/containerd-config).
+                ["PATH"] = string.Join(':', ShimDirectory, Path.GetDirectoryName(ContainerdBinary), Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin", ErofsUtilsDirectory),
                 [FirecrackerContainerd.Shim.Lifecycle.InvocationLog.EnvironmentVariable] = InvocationLogPath,
                 ["FIRECRACKER_CONTAINERD_RUNTIME_CONFIG"] = RuntimeConfigPath,
                 ["TMPDIR"] = ShimTempDirectory,

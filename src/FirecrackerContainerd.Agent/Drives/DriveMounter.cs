@@ -27,6 +27,9 @@ internal sealed partial class DriveMounter : IMountedDrives
 
     private readonly Dictionary<string, string> _devices;
     private readonly Dictionary<string, string> _mounted = new(StringComparer.Ordinal);
+
+    // Each overlay by its mount point: the drives under it, and the tmpfs holding its upper and work directories.
+    private readonly Dictionary<string, (string[] Lowers, string Scratch)> _overlays = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
     private readonly string _sysBlock;
@@ -82,7 +85,9 @@ internal sealed partial class DriveMounter : IMountedDrives
     {
         registry
             .AddUnary<MountDriveRequest, Empty>(ServiceName, "MountDrive", MountDriveRequest.Parser, (r, c) => MountAsync(r, c.CancellationToken))
-            .AddUnary<UnmountDriveRequest, Empty>(ServiceName, "UnmountDrive", UnmountDriveRequest.Parser, (r, _) => Task.FromResult(Unmount(r)));
+            .AddUnary<UnmountDriveRequest, Empty>(ServiceName, "UnmountDrive", UnmountDriveRequest.Parser, (r, _) => Task.FromResult(Unmount(r)))
+            .AddUnary<MountOverlayRequest, Empty>(ServiceName, "MountOverlay", MountOverlayRequest.Parser, (r, _) => Task.FromResult(MountOverlay(r)))
+            .AddUnary<UnmountOverlayRequest, Empty>(ServiceName, "UnmountOverlay", UnmountOverlayRequest.Parser, (r, _) => Task.FromResult(UnmountOverlay(r)));
     }
 
     // A patch reaches the guest as a capacity change that a kernel worker applies; the host's MountDrive can
@@ -114,14 +119,19 @@ internal sealed partial class DriveMounter : IMountedDrives
         }
     }
 
-    private Empty Mount(MountDriveRequest request)
+    private static void CheckDestination(string operation, string destination)
     {
-        if (!Path.IsPathRooted(request.DestinationPath) || request.DestinationPath.Split('/').Contains("..")
-            || request.DestinationPath.Length > MaxPathLength || request.DestinationPath.Any(char.IsControl))
+        if (!Path.IsPathRooted(destination) || destination.Split('/').Contains("..")
+            || destination.Length > MaxPathLength || destination.Any(char.IsControl))
         {
             throw new TtrpcException(StatusCode.InvalidArgument,
-                $"mount drive {request.DriveID}: destination \"{request.DestinationPath}\" must be an absolute path without .. or control characters");
+                $"{operation}: destination \"{destination}\" must be an absolute path without .. or control characters");
         }
+    }
+
+    private Empty Mount(MountDriveRequest request)
+    {
+        CheckDestination($"mount drive {request.DriveID}", request.DestinationPath);
 
         string fsType = request.FilesytemType.Length == 0 ? "ext4" : request.FilesytemType;
         if (!FsTypePattern().IsMatch(fsType))
@@ -189,6 +199,11 @@ internal sealed partial class DriveMounter : IMountedDrives
                 throw new TtrpcException(StatusCode.NotFound, $"unmount drive {request.DriveID}: not mounted");
             }
 
+            if (_overlays.FirstOrDefault(o => o.Value.Lowers.Contains(request.DriveID, StringComparer.Ordinal)).Key is { } overlay)
+            {
+                throw new TtrpcException(StatusCode.FailedPrecondition, $"unmount drive {request.DriveID}: the overlay at {overlay} still stands on it");
+            }
+
             try
             {
                 Interop.SyncFileSystem(target);
@@ -201,6 +216,113 @@ internal sealed partial class DriveMounter : IMountedDrives
 
             _mounted.Remove(request.DriveID);
             return new Empty();
+        }
+    }
+
+    /// <summary>
+    /// Mounts an overlay at the request's destination whose lower directories are the mount points of drives mounted
+    /// before (top first), and whose upper and work directories live on a tmpfs of their own beside it
+    /// (<c>&lt;destination&gt;.upper</c>), limited to the request's size: a container's writes stay in guest memory.
+    /// </summary>
+    private Empty MountOverlay(MountOverlayRequest request)
+    {
+        string destination = request.DestinationPath;
+        string operation = $"mount overlay {destination}";
+        CheckDestination(operation, destination);
+        if (request.LowerDriveIDs.Count is 0 or > MountOptions.MaxOptions)
+        {
+            throw new TtrpcException(StatusCode.InvalidArgument, $"{operation}: {request.LowerDriveIDs.Count} lower drives, not 1..{MountOptions.MaxOptions}");
+        }
+
+        lock (_gate)
+        {
+            if (_overlays.ContainsKey(destination))
+            {
+                throw new TtrpcException(StatusCode.AlreadyExists, $"{operation}: already mounted");
+            }
+
+            var lowers = new List<string>();
+            foreach (string driveId in request.LowerDriveIDs)
+            {
+                if (!_mounted.TryGetValue(driveId, out string? lower))
+                {
+                    throw new TtrpcException(StatusCode.FailedPrecondition, $"{operation}: drive {driveId} is not mounted");
+                }
+
+                // The mount points end up in overlayfs's option string, where ',' and ':' separate.
+                if (lower.Any(c => c is ',' or ':' or '\\'))
+                {
+                    throw new TtrpcException(StatusCode.InvalidArgument, $"{operation}: drive {driveId}'s mount point {lower} holds ',', ':' or '\\'");
+                }
+
+                lowers.Add(lower);
+            }
+
+            string scratch = destination + ".upper";
+            string upper = Path.Combine(scratch, "upper");
+            string work = Path.Combine(scratch, "work");
+            bool scratchMounted = false;
+            try
+            {
+                Directory.CreateDirectory(scratch);
+                Interop.Mount("tmpfs", scratch, "tmpfs", 0, request.UpperSizeMib == 0 ? "mode=0700" : $"mode=0700,size={request.UpperSizeMib}m");
+                scratchMounted = true;
+                Directory.CreateDirectory(upper);
+                Directory.CreateDirectory(work);
+                Directory.CreateDirectory(destination);
+                Interop.Mount("overlay", destination, "overlay", 0, $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work}");
+            }
+            catch (IOException e)
+            {
+                if (scratchMounted)
+                {
+                    UnmountQuietly(scratch);
+                }
+
+                throw new TtrpcException(StatusCode.Internal, $"{operation}: {e.Message}", e);
+            }
+
+            _overlays[destination] = ([.. request.LowerDriveIDs], scratch);
+            return new Empty();
+        }
+    }
+
+    /// <summary>Unmounts an overlay <see cref="MountOverlay"/> made, then the tmpfs under it: the container's writes go.</summary>
+    private Empty UnmountOverlay(UnmountOverlayRequest request)
+    {
+        string operation = $"unmount overlay {request.DestinationPath}";
+        lock (_gate)
+        {
+            if (!_overlays.TryGetValue(request.DestinationPath, out var overlay))
+            {
+                throw new TtrpcException(StatusCode.NotFound, $"{operation}: not mounted");
+            }
+
+            try
+            {
+                Interop.Unmount(request.DestinationPath);
+                _overlays.Remove(request.DestinationPath);
+                Interop.Unmount(overlay.Scratch);
+                Directory.Delete(overlay.Scratch);
+            }
+            catch (IOException e)
+            {
+                throw new TtrpcException(StatusCode.Internal, $"{operation}: {e.Message}", e);
+            }
+
+            return new Empty();
+        }
+    }
+
+    private static void UnmountQuietly(string target)
+    {
+        try
+        {
+            Interop.Unmount(target);
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"fc-agent: unmount {target}: {e.Message}");
         }
     }
 }

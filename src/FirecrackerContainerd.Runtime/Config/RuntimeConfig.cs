@@ -55,6 +55,17 @@ public sealed record RuntimeConfig
     [JsonPropertyName("container_slots")]
     public int ContainerSlots { get; set; } = 4;
 
+    /// <summary>
+    /// Read-only drives attached at boot for the erofs snapshotter's layer files, one per layer of every container the VM
+    /// holds at once; 0 copies erofs snapshots into an ext4 image like other snapshotters' (docs/snapshotters.md).
+    /// </summary>
+    [JsonPropertyName("layer_slots")]
+    public int LayerSlots { get; set; }
+
+    /// <summary>The size limit, in MiB, of the guest tmpfs holding an erofs container's writable upper layer; 0 is half the guest's memory.</summary>
+    [JsonPropertyName("layer_upper_mib")]
+    public int LayerUpperMib { get; set; }
+
     /// <summary>Where VM directories live.</summary>
     [JsonPropertyName("shim_base_dir")]
     public string ShimBaseDir { get; set; } = "/var/lib/firecracker-containerd/shim-base";
@@ -145,6 +156,16 @@ public sealed record RuntimeConfig
         if (config.ContainerSlots is < 1 or > 16)
         {
             problems.Add($"container_slots {config.ContainerSlots} is not between 1 and 16");
+        }
+
+        if (config.LayerSlots is < 0 or > 16)
+        {
+            problems.Add($"layer_slots {config.LayerSlots} is not between 0 and 16");
+        }
+
+        if (config.LayerUpperMib < 0)
+        {
+            problems.Add($"layer_upper_mib {config.LayerUpperMib} is negative");
         }
 
         return problems.Count == 0

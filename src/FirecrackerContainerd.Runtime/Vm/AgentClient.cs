@@ -10,10 +10,12 @@ using AgentMetadata = FirecrackerContainerd.Protos.Agent.AgentMetadata;
 using AgentVersion = FirecrackerContainerd.Protos.Agent.AgentVersion;
 using EnsurePodVolumeRequest = FirecrackerContainerd.Protos.Agent.EnsurePodVolumeRequest;
 using MountDriveRequest = FirecrackerContainerd.Protos.Agent.MountDriveRequest;
+using MountOverlayRequest = FirecrackerContainerd.Protos.Agent.MountOverlayRequest;
 using PreparePodRequest = FirecrackerContainerd.Protos.Agent.PreparePodRequest;
 using PutPodFileRequest = FirecrackerContainerd.Protos.Agent.PutPodFileRequest;
 using SetPodNetworkSysctlsRequest = FirecrackerContainerd.Protos.Agent.SetPodNetworkSysctlsRequest;
 using UnmountDriveRequest = FirecrackerContainerd.Protos.Agent.UnmountDriveRequest;
+using UnmountOverlayRequest = FirecrackerContainerd.Protos.Agent.UnmountOverlayRequest;
 
 namespace FirecrackerContainerd.Runtime.Vm;
 
@@ -51,6 +53,13 @@ internal sealed class AgentClient(TtrpcClient client, Func<Task<string>>? explai
 
     public Task UnmountDriveAsync(string driveId, CancellationToken cancellationToken) =>
         Invoke(ServiceNames.DriveMounter, "UnmountDrive", new UnmountDriveRequest { DriveID = driveId }, Empty.Parser, cancellationToken);
+
+    public Task MountOverlayAsync(string destination, IEnumerable<string> lowerDriveIds, uint upperSizeMib, CancellationToken cancellationToken) =>
+        Invoke(ServiceNames.DriveMounter, "MountOverlay",
+            new MountOverlayRequest { DestinationPath = destination, LowerDriveIDs = { lowerDriveIds }, UpperSizeMib = upperSizeMib }, Empty.Parser, cancellationToken);
+
+    public Task UnmountOverlayAsync(string destination, CancellationToken cancellationToken) =>
+        Invoke(ServiceNames.DriveMounter, "UnmountOverlay", new UnmountOverlayRequest { DestinationPath = destination }, Empty.Parser, cancellationToken);
 
     public Task PreparePodAsync(string sandboxId, CancellationToken cancellationToken) =>
         Invoke(ServiceNames.Pod, "PreparePod", new PreparePodRequest { SandboxId = sandboxId }, Empty.Parser, cancellationToken);

@@ -22,6 +22,16 @@ internal interface IGuestAgent : IAsyncDisposable
     /// <summary>Has the agent flush and unmount the drive it mounted.</summary>
     Task UnmountDriveAsync(string driveId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Has the agent mount an overlay at <paramref name="destination"/> over the drives it mounted,
+    /// <paramref name="lowerDriveIds"/> top first, with its writable upper layer on a guest tmpfs of at most
+    /// <paramref name="upperSizeMib"/> MiB (0: tmpfs's default, half the guest's memory).
+    /// </summary>
+    Task MountOverlayAsync(string destination, IEnumerable<string> lowerDriveIds, uint upperSizeMib, CancellationToken cancellationToken);
+
+    /// <summary>Has the agent unmount the overlay at <paramref name="destination"/> and drop its upper layer.</summary>
+    Task UnmountOverlayAsync(string destination, CancellationToken cancellationToken);
+
     /// <summary>Has the agent make the pod's directories and shared memory in the guest (once; later calls do nothing).</summary>
     Task PreparePodAsync(string sandboxId, CancellationToken cancellationToken);
 

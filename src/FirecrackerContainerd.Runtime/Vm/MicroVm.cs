@@ -24,7 +24,15 @@ internal sealed class MicroVm : IAsyncDisposable
 
     /// <summary>How long an agent call cut off by a closed connection waits for the VMM's exit before it says why.</summary>
     private static readonly TimeSpan AgentLossWait = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// The capacity the guest sees on a layer slot (a sparse stub on the host): a read-only drive cannot be resized, so it
+    /// must hold the largest layer file patched in.
+    /// </summary>
+    public const long LayerSlotBytes = 16L << 30;
+
     private readonly bool[] _slotsInUse;
+    private readonly bool[] _layerSlotsInUse;
     private readonly Lock _gate = new();
     private uint _nextPort = WellKnownNames.StdioBaseVsockPort;
     private int _agentDisposed;
@@ -36,8 +44,11 @@ internal sealed class MicroVm : IAsyncDisposable
 
     /// <summary>A VM that is up: its machine runs and its agent answered.</summary>
     internal MicroVm(
-        VmDir dir, IVirtualMachine machine, IGuestAgent agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger, IAsyncDisposable? hostNetwork = null)
+        VmDir dir, IVirtualMachine machine, IGuestAgent agent, int slots, ImmutableArray<VmDriveMount> driveMounts, ILogger logger, IAsyncDisposable? hostNetwork = null,
+        int layerSlots = 0, int layerUpperMib = 0)
     {
+        LayerUpperMib = layerUpperMib;
+        _layerSlotsInUse = new bool[layerSlots];
         _driveMounts = driveMounts;
         _hostNetwork = hostNetwork;
         _logger = logger;
@@ -77,6 +88,19 @@ internal sealed class MicroVm : IAsyncDisposable
             File.Delete(path);
             StubDrive.Create(path, DriveId(slot));
             drives.Add(new Drive(DriveId(slot), path));
+        }
+
+        for (int slot = 0; slot < config.LayerSlots; slot++)
+        {
+            string path = LayerStubPath(dir, slot);
+            File.Delete(path);
+            StubDrive.Create(path, LayerDriveId(slot));
+            using (var stub = new FileStream(path, FileMode.Open, FileAccess.Write))
+            {
+                stub.SetLength(LayerSlotBytes);
+            }
+
+            drives.Add(new Drive(LayerDriveId(slot), path, IsReadOnly: true));
         }
 
         drives.AddRange(devices.DriveMounts.Select(mount => mount.CreateStub(dir)));
@@ -130,7 +154,10 @@ internal sealed class MicroVm : IAsyncDisposable
             await VmDriveMount.MountAllAsync(devices.DriveMounts, machine, agent, cancellationToken).ConfigureAwait(false);
             trace.Phase(subject, "drive mounts", mounts);
             trace.Phase(subject, "boot", begun);
-            return new MicroVm(dir, machine, agent, config.ContainerSlots, devices.DriveMounts, logger, devices.HostNetwork) { Trace = trace };
+            return new MicroVm(dir, machine, agent, config.ContainerSlots, devices.DriveMounts, logger, devices.HostNetwork, config.LayerSlots, config.LayerUpperMib)
+            {
+                Trace = trace,
+            };
         }
         catch
         {
@@ -220,6 +247,51 @@ internal sealed class MicroVm : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Takes <paramref name="count"/> free read-only layer slots at once, or none: too few free gives an error naming
+    /// layer_slots and the count needed.
+    /// </summary>
+    public ImmutableArray<(int Slot, string DriveId)> AcquireLayerSlots(string containerId, int count)
+    {
+        lock (_gate)
+        {
+            int[] free = [.. Enumerable.Range(0, _layerSlotsInUse.Length).Where(slot => !_layerSlotsInUse[slot]).Take(count)];
+            if (free.Length < count)
+            {
+                throw new InvalidOperationException(
+                    $"vm \"{Machine.VmId}\" has {free.Length} free of {_layerSlotsInUse.Length} layer slots (layer_slots); container \"{containerId}\" needs {count}, one per erofs layer");
+            }
+
+            foreach (int slot in free)
+            {
+                _layerSlotsInUse[slot] = true;
+            }
+
+            return [.. free.Select(slot => (slot, LayerDriveId(slot)))];
+        }
+    }
+
+    /// <summary>Gives layer slots back.</summary>
+    public void ReleaseLayerSlots(IEnumerable<int> slots)
+    {
+        lock (_gate)
+        {
+            foreach (int slot in slots)
+            {
+                _layerSlotsInUse[slot] = false;
+            }
+        }
+    }
+
+    /// <summary>The size limit of an erofs container's upper layer in guest memory, in MiB (0: half the guest's memory).</summary>
+    public int LayerUpperMib { get; }
+
+    /// <summary>How many layer slots the VM has (layer_slots when it booted).</summary>
+    public int LayerSlotCount => _layerSlotsInUse.Length;
+
+    /// <summary>The sparse stub layer slot <paramref name="slot"/> was booted with, and is patched back to.</summary>
+    public string LayerStubPath(int slot) => LayerStubPath(Dir, slot);
+
     /// <summary>Three fresh vsock ports (stdin, stdout, stderr), never reused in this VM.</summary>
     public (uint Stdin, uint Stdout, uint Stderr) NextPorts()
     {
@@ -288,6 +360,11 @@ internal sealed class MicroVm : IAsyncDisposable
             File.Delete(ImagePath(slot));
         }
 
+        for (int slot = 0; slot < _layerSlotsInUse.Length; slot++)
+        {
+            File.Delete(LayerStubPath(Dir, slot));
+        }
+
         // Nothing is ever mounted in the VM directory on the host, so removing what the VMM left is safe.
         try
         {
@@ -310,6 +387,11 @@ internal sealed class MicroVm : IAsyncDisposable
             File.Delete(StubPath(dir, slot));
         }
 
+        for (int slot = 0; slot < config.LayerSlots; slot++)
+        {
+            File.Delete(LayerStubPath(dir, slot));
+        }
+
         foreach (VmDriveMount mount in devices.DriveMounts)
         {
             File.Delete(mount.StubPath(dir));
@@ -319,4 +401,8 @@ internal sealed class MicroVm : IAsyncDisposable
     private static string DriveId(int slot) => $"stub{slot}";
 
     private static string StubPath(VmDir dir, int slot) => Path.Combine(dir.RootPath, DriveId(slot));
+
+    private static string LayerDriveId(int slot) => $"layer{slot}";
+
+    private static string LayerStubPath(VmDir dir, int slot) => Path.Combine(dir.RootPath, LayerDriveId(slot));
 }

@@ -151,6 +151,15 @@ public sealed partial class QemuMachine : IVirtualMachine
             throw new FileNotFoundException($"vm \"{VmId}\": drive \"{driveId}\" backing file {hostPath} does not exist", hostPath);
         }
 
+        // QEMU refuses to resize a read-only node, even to its own size: such a drive keeps the capacity its boot file
+        // gave the guest, which must hold the new file (reads past the file's end fail, and a file system never asks).
+        long capacity = _driveSizes.TryGetValue(driveId, out long patched) ? patched : new FileInfo(drive.HostPath).Length;
+        if (drive.IsReadOnly && new FileInfo(hostPath).Length > capacity)
+        {
+            throw new ArgumentException(
+                $"vm \"{VmId}\": read-only drive \"{driveId}\" holds {capacity} bytes, and {hostPath} is larger ({new FileInfo(hostPath).Length} bytes)", nameof(hostPath));
+        }
+
         await _patchLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -191,10 +200,13 @@ public sealed partial class QemuMachine : IVirtualMachine
             Spec = Spec.WithDriveHostPath(driveId, hostPath);
             await Qmp.ExecuteAsync("blockdev-del", w => w.WriteString("node-name", oldFileNode), cancellationToken).ConfigureAwait(false);
 
-            // QEMU refuses to resize a read-only node, even to its own size: a read-only drive's stub must be
-            // made as large as the file that replaces it, and then the guest needs no new capacity.
+            // A read-only drive keeps its capacity (see above).
             long size = new FileInfo(hostPath).Length;
-            if (size != oldSize)
+            if (drive.IsReadOnly)
+            {
+                size = oldSize;
+            }
+            else if (size != oldSize)
             {
                 await Qmp.ExecuteAsync("block_resize", w =>
                 {

@@ -44,6 +44,11 @@ internal sealed class FakeAgent : IGuestAgent
 
     public Task UnmountDriveAsync(string driveId, CancellationToken cancellationToken) => Record($"UnmountDrive {driveId}");
 
+    public Task MountOverlayAsync(string destination, IEnumerable<string> lowerDriveIds, uint upperSizeMib, CancellationToken cancellationToken) =>
+        Record($"MountOverlay {destination} {string.Join(':', lowerDriveIds)} {upperSizeMib}");
+
+    public Task UnmountOverlayAsync(string destination, CancellationToken cancellationToken) => Record($"UnmountOverlay {destination}");
+
     /// <summary>The files put into the guest, by name.</summary>
     public ConcurrentDictionary<string, byte[]> PodFiles { get; } = new();
 
