@@ -70,6 +70,10 @@ public sealed record RuntimeConfig
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
 
+    /// <summary>Whether and how each VM's VMM runs confined (docs/jail.md); off unless <c>jail.enabled</c>.</summary>
+    [JsonPropertyName("jail")]
+    public JailConfig Jail { get; set; } = new();
+
     /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
     public static RuntimeConfig Load(string? path = null)
     {
@@ -118,6 +122,11 @@ public sealed record RuntimeConfig
         if (config.ContainerSlots is < 1 or > 16)
         {
             problems.Add($"container_slots {config.ContainerSlots} is not between 1 and 16");
+        }
+
+        if (config.Jail.Enabled)
+        {
+            problems.AddRange(config.Jail.ToSettings(Environment.ProcessPath).Problems());
         }
 
         return problems.Count == 0

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Text.Json;
 using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Vmm.Jail;
 using FirecrackerContainerd.Vmm.Launch;
 using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vsock;
@@ -23,6 +24,7 @@ public sealed partial class QemuMachine : IVirtualMachine
     private readonly TaskCompletionSource<VmExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private VmmProcess? _qemu;
     private VmmProcess? _vsockDevice;
+    private VmJail? _jail;
     private Task _inProcessDevice = Task.CompletedTask;
     private CancellationTokenSource? _inProcessDeviceStop;
     private readonly List<UnixSocketPath> _socketPaths = [];
@@ -31,6 +33,10 @@ public sealed partial class QemuMachine : IVirtualMachine
     private readonly Dictionary<string, long> _driveSizes = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _patchLock = new(1, 1);
     private int _fileNodeCount;
+    private string? _qemuPath;
+
+    /// <summary>Where QEMU finds its firmware on Debian: its own data directory and the packages its links there point into.</summary>
+    private static readonly string[] QemuFirmwareDirectories = ["/usr/share/qemu", "/usr/share/seabios", "/usr/lib/ipxe/qemu"];
     private int _disposed;
 
     /// <summary>Creates the machine; nothing runs until <see cref="StartAsync"/>.</summary>
@@ -66,6 +72,12 @@ public sealed partial class QemuMachine : IVirtualMachine
     /// <summary>How the guest's instructions run: KVM or TCG.</summary>
     public QemuAccelerator Accelerator => _options.Accelerator;
 
+    /// <summary>The VM's jail while it runs confined; null when jailing is off.</summary>
+    public VmJail? Jail => _jail;
+
+    /// <summary>The vsock device's process id when it runs as its own process.</summary>
+    public int? VsockDevicePid => _vsockDevice?.Pid;
+
     /// <summary>The QMP socket path.</summary>
     public string QmpSocketPath => Path.Combine(_vmDir.RootPath, QemuCommandLine.QmpSocketName);
 
@@ -86,14 +98,21 @@ public sealed partial class QemuMachine : IVirtualMachine
         timeout.CancelAfter(_options.EffectiveStartTimeout);
         try
         {
+            if (_options.Jail is { } jailSettings)
+            {
+                _jail = PrepareJail(jailSettings);
+            }
+
             if (Spec.Vsock is { } vsock)
             {
                 await StartVsockDeviceAsync(vsock, timeout.Token).ConfigureAwait(false);
             }
 
             DeleteIfPresent(QmpSocketPath);
-            var launch = new VmmLaunch(
-                _options.QemuBinary, QemuCommandLine.Arguments(Spec, _options.Accelerator), _vmDir.RootPath, NetworkNamespace: Spec.NetworkNamespace);
+            ImmutableArray<string> arguments = QemuCommandLine.Arguments(Spec, _options.Accelerator);
+            VmmLaunch launch = _jail is null
+                ? new VmmLaunch(_options.QemuBinary, arguments, _vmDir.RootPath, NetworkNamespace: Spec.NetworkNamespace)
+                : _jail.Launch(JailedQemu(arguments), Spec.NetworkNamespace);
             _qemu = await VmmProcess.StartAsync(VmId, launch, _logger, timeout.Token).ConfigureAwait(false);
             _ = ObserveExitAsync(_qemu);
             _qmp = await ConnectQmpAsync(timeout.Token).ConfigureAwait(false);
@@ -149,6 +168,11 @@ public sealed partial class QemuMachine : IVirtualMachine
         if (!File.Exists(hostPath))
         {
             throw new FileNotFoundException($"vm \"{VmId}\": drive \"{driveId}\" backing file {hostPath} does not exist", hostPath);
+        }
+
+        if (_jail is not null)
+        {
+            GiveToJail(_jail, hostPath, driveId);
         }
 
         await _patchLock.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -277,6 +301,8 @@ public sealed partial class QemuMachine : IVirtualMachine
             path.Dispose();
         }
 
+        DisposeJail();
+
         _inProcessDeviceStop?.Dispose();
         _patchLock.Dispose();
 
@@ -298,15 +324,23 @@ public sealed partial class QemuMachine : IVirtualMachine
         string socket = Path.Combine(_vmDir.RootPath, QemuCommandLine.VhostUserVsockSocketName);
         DeleteIfPresent(socket);
         DeleteIfPresent(Path.Combine(_vmDir.RootPath, vsock.UdsPath));
-        if (_options.VsockDeviceBinary is not { } binary)
+        string? binary = _jail is null ? _options.VsockDeviceBinary : _options.Jail?.VsockDeviceBinary;
+        if (binary is null)
         {
             await StartInProcessVsockDeviceAsync(vsock, socket, cancellationToken).ConfigureAwait(false);
             return;
         }
-        var launch = new VmmLaunch(binary, ImmutableArray.Create(
+
+        ImmutableArray<string> arguments = ImmutableArray.Create(
             "--socket", QemuCommandLine.VhostUserVsockSocketName,
             "--uds-path", vsock.UdsPath,
-            "--guest-cid", vsock.GuestCid.ToString(CultureInfo.InvariantCulture)), _vmDir.RootPath);
+            "--guest-cid", vsock.GuestCid.ToString(CultureInfo.InvariantCulture));
+
+        // Jailed, the device runs beside QEMU under the same uid and chroot, in a pid namespace of its own; it needs
+        // nothing but its binary and the VM directory (guest memory arrives as descriptors over the vhost-user socket).
+        VmmLaunch launch = _jail is null
+            ? new VmmLaunch(binary, arguments, _vmDir.RootPath)
+            : _jail.Launch(new JailedProgram(binary, arguments, [], [_vmDir.RootPath], [], [], _vmDir.RootPath), networkNamespace: null);
         _vsockDevice = await VmmProcess.StartAsync(VmId, launch, _logger, cancellationToken).ConfigureAwait(false);
         while (!File.Exists(socket))
         {
@@ -339,6 +373,82 @@ public sealed partial class QemuMachine : IVirtualMachine
             }
 
             await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private VmJail PrepareJail(JailSettings settings)
+    {
+        // Resolved before anything starts: a missing VMM is a configuration error, and the jail binds it by its path.
+        string qemu = ProgramPath.Resolve(_options.QemuBinary, $"vm \"{VmId}\": the VMM");
+        VmJail jail = VmJail.Prepare(settings, VmCgroups.Detect(), VmId, Spec.Machine.MemSizeMib);
+        try
+        {
+            _qemuPath = qemu;
+            jail.Chown(_vmDir.RootPath);
+            foreach (Drive drive in Spec.Drives)
+            {
+                GiveToJail(jail, drive.HostPath, drive.DriveId);
+            }
+
+            LogJailed(_logger, VmId, jail.Uid, jail.RootPath, jail.CgroupPath);
+            return jail;
+        }
+        catch
+        {
+            jail.Dispose();
+            throw;
+        }
+    }
+
+    private JailedProgram JailedQemu(ImmutableArray<string> arguments)
+    {
+        var readOnly = ImmutableArray.CreateBuilder<string>();
+        readOnly.Add(Spec.Boot.KernelImagePath);
+        if (Spec.Boot.InitrdPath is { } initrd)
+        {
+            readOnly.Add(initrd);
+        }
+
+        // QEMU's firmware (the microvm BIOS, option ROMs) and what its links there point at.
+        readOnly.AddRange(QemuFirmwareDirectories.Where(Directory.Exists));
+        var devices = ImmutableArray.CreateBuilder<string>();
+        if (_options.Accelerator == QemuAccelerator.Kvm)
+        {
+            devices.Add("/dev/kvm");
+        }
+
+        if (Spec.NetworkInterfaces.Length > 0)
+        {
+            devices.Add("/dev/net/tun");
+        }
+
+        return new JailedProgram(
+            _qemuPath ?? _options.QemuBinary, arguments, readOnly.ToImmutable(), [_vmDir.RootPath], devices.ToImmutable(),
+            [.. Spec.NetworkInterfaces.Select(nic => nic.HostDevName)], _vmDir.RootPath);
+    }
+
+    // The jail sees the VM directory and nothing else that is writable: a drive must live there, owned by the VM's uid.
+    private void GiveToJail(VmJail jail, string hostPath, string driveId)
+    {
+        string full = Path.GetFullPath(hostPath);
+        if (!full.StartsWith(_vmDir.RootPath.TrimEnd('/') + "/", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException(
+                $"vm \"{VmId}\": drive \"{driveId}\" file {full} is outside the VM directory {_vmDir.RootPath}, which is all a jailed VMM can open");
+        }
+
+        jail.Chown(full);
+    }
+
+    private void DisposeJail()
+    {
+        try
+        {
+            _jail?.Dispose();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogJailCleanupFailed(_logger, VmId, e.Message);
         }
     }
 
@@ -432,6 +542,12 @@ public sealed partial class QemuMachine : IVirtualMachine
         {
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: jailed as uid {Uid} in {Root}, cgroup {Cgroup}")]
+    private static partial void LogJailed(ILogger logger, string vmId, uint uid, string root, string cgroup);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {VmId}: the jail was not cleared: {Error}")]
+    private static partial void LogJailCleanupFailed(ILogger logger, string vmId, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: QEMU started, pid {Pid}, accelerator {Accelerator}")]
     private static partial void LogStarted(ILogger logger, string vmId, int pid, QemuAccelerator accelerator);

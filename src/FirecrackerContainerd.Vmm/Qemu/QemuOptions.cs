@@ -15,11 +15,16 @@ public enum QemuAccelerator
 /// <param name="VsockDeviceBinary">The vhost-user vsock device executable (fc-vhost-vsock) to run beside QEMU, or null to serve the device in this process.</param>
 /// <param name="Accelerator">KVM or TCG.</param>
 /// <param name="StartTimeout">How long the VMM and the device get to create their sockets.</param>
+/// <param name="Jail">
+/// Confines QEMU and the vsock device, each its own process through fc-jail (docs/jail.md); null runs QEMU as this
+/// process's user, unconfined.
+/// </param>
 public sealed record QemuOptions(
     string QemuBinary = QemuOptions.DefaultQemuBinary,
     string? VsockDeviceBinary = null,
     QemuAccelerator Accelerator = QemuAccelerator.Tcg,
-    TimeSpan StartTimeout = default)
+    TimeSpan StartTimeout = default,
+    Jail.JailSettings? Jail = null)
 {
     /// <summary>The QEMU system emulator for x86_64 guests.</summary>
     public const string DefaultQemuBinary = "qemu-system-x86_64";

@@ -7,8 +7,10 @@ namespace FirecrackerContainerd.Vmm.Selection;
 /// <param name="CacheDirectory">Where verdicts about this host are kept across VMs and processes (the KVM boot probe's).</param>
 /// <param name="FirecrackerBinary">The Firecracker program: a name on PATH or a path.</param>
 /// <param name="QemuBinary">The QEMU program: a name on PATH or a path.</param>
+/// <param name="Jail">How QEMU machines are confined (docs/jail.md); null runs them unconfined.</param>
 public sealed record VmmSettings(
     string Vmm,
     string CacheDirectory,
     string FirecrackerBinary = "firecracker",
-    string QemuBinary = QemuOptions.DefaultQemuBinary);
+    string QemuBinary = QemuOptions.DefaultQemuBinary,
+    Jail.JailSettings? Jail = null);
