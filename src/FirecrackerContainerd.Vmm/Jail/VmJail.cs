@@ -148,6 +148,18 @@ public sealed class VmJail : IDisposable
         }
     }
 
+    /// <summary>
+    /// Removes what a shim killed with SIGKILL left of <paramref name="vmId"/>'s jail: its processes died with it (their
+    /// parent-death signal), their mounts with their namespaces and its uid lock with its descriptor; the cgroup and the
+    /// jail directory remain. A cgroup that still holds processes is an error (nothing is killed here).
+    /// </summary>
+    public static void ClearLeftovers(JailSettings settings, VmCgroups cgroups, string vmId)
+    {
+        ArgumentNullException.ThrowIfNull(cgroups);
+        cgroups.Remove(CgroupPathOf(settings, vmId));
+        TryDeleteDirectory(JailDirectory(settings, vmId));
+    }
+
     /// <summary>The jail directory of <paramref name="vmId"/>.</summary>
     public static string JailDirectory(JailSettings settings, string vmId)
     {
