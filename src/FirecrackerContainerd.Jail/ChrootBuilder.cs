@@ -7,11 +7,12 @@ namespace FirecrackerContainerd.Jail;
 /// <remarks>
 /// A symbolic link on the way (<c>/lib64</c>, <c>/lib</c> on a merged-/usr host) is made again inside with the same
 /// target, and its target is exposed too: the dynamic loader and the libraries are then found as on the host.
-/// A path already inside an earlier bind mount is left as it is.
+/// A path inside one already bound is left as it is; a directory bound after a file in it covers that file's bind.
 /// </remarks>
 internal sealed class ChrootBuilder(string root)
 {
     private const int MaxLinks = 16;
+    private readonly List<string> _bound = [];
 
     /// <summary>Mounts a small tmpfs on the root: what is made there lives and dies with the jail's mount namespace.</summary>
     public void MountRoot()
@@ -66,7 +67,8 @@ internal sealed class ChrootBuilder(string root)
                 continue;
             }
 
-            if (Path.Exists(inside))
+            // A directory made earlier on the way to another path is not yet bound; a path in a bound one is there.
+            if (_bound.Any(b => current == b || current.StartsWith(b + "/", StringComparison.Ordinal)))
             {
                 return;
             }
@@ -81,6 +83,7 @@ internal sealed class ChrootBuilder(string root)
             }
 
             Syscalls.Mount(current, inside, null, Syscalls.MS_BIND | Syscalls.MS_REC, null);
+            _bound.Add(current);
             ulong flags = Syscalls.MS_BIND | Syscalls.MS_REMOUNT | Syscalls.MS_NOSUID | (writable ? 0 : Syscalls.MS_RDONLY) | (device ? 0 : Syscalls.MS_NODEV);
             Syscalls.Mount(null, inside, null, flags, null);
         }

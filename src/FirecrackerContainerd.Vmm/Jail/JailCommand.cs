@@ -24,10 +24,11 @@ public sealed record JailedProgram(
 public static class JailCommand
 {
     /// <summary>
-    /// What every dynamically linked program needs besides itself: the loader at the path the x86_64 ABI fixes, and the
-    /// multiarch library directory (as a whole: QEMU's 50-odd libraries and its modules, without tracking each).
+    /// What every dynamically linked program needs besides itself: the multiarch library directory (as a whole: QEMU's
+    /// 50-odd libraries and its modules, without tracking each), then the loader at the path the x86_64 ABI fixes, whose
+    /// links on a merged-/usr host lead into that directory.
     /// </summary>
-    public static readonly ImmutableArray<string> RuntimeLibraries = ["/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu"];
+    public static readonly ImmutableArray<string> RuntimeLibraries = ["/usr/lib/x86_64-linux-gnu", "/lib64/ld-linux-x86-64.so.2"];
 
     /// <summary>The device nodes any jailed program gets.</summary>
     public static readonly ImmutableArray<string> BaseDevices = ["/dev/null", "/dev/zero", "/dev/urandom"];
