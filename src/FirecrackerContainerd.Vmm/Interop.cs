@@ -206,6 +206,10 @@ internal static partial class Interop
     [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int LinkNative(string existing, string newPath);
 
+    /// <summary>sendmsg(2), for the one caller that attaches a descriptor (QMP's add-fd); returns bytes sent or -1 with errno set.</summary>
+    [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
+    internal static unsafe partial nint SendMsg(int fd, Libc.MsgHdr* message, int flags);
+
     [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
     private static partial int UnshareNative(int flags);
 

@@ -135,6 +135,31 @@ public sealed class JailTests(JailedContainerd jailed, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_jailed_VM_runs_a_blockfile_snapshot_container_whose_file_QEMU_gets_as_a_descriptor()
+    {
+        // containerd serves the blockfile snapshotter from 1.7 on; its file stays under containerd's root, outside the jail.
+        if (Containerd.Version.StartsWith("1.6", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        const string id = "jail-blockfile";
+        await Containerd.RequireGuestAsync(_timeout.Token);
+        await Containerd.ImportBusyboxImageAsync(Namespace, "blockfile");
+        Containerd.NoteTaskId(Namespace, id);
+        CommandResult run = await Containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "blockfile", BusyboxImage.Name, id,
+             "sh", "-c", "echo written in a jailed vm > /kept && cat /kept"]);
+
+        Assert.True(run.ExitCode == 0, Containerd.Describe(run));
+        Assert.Equal("written in a jailed vm\n", run.Stdout);
+        Assert.Contains($"create {id}: rootfs is the snapshot's block file", Containerd.ContainerdLog, StringComparison.Ordinal);
+        await Containerd.RemoveContainerAsync(Namespace, id);
+        await Containerd.AssertNothingLeftAsync(Namespace, id, id);
+        await AssertJailClearedAsync(Namespace + "#" + id);
+    }
+
+    [Fact]
     public async Task A_shim_killed_with_SIGKILL_leaves_no_jail_directory_cgroup_or_held_uid()
     {
         const string id = "jail-shimkill";

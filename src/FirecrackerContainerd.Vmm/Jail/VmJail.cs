@@ -153,11 +153,16 @@ public sealed class VmJail : IDisposable
     /// parent-death signal), their mounts with their namespaces and its uid lock with its descriptor; the cgroup and the
     /// jail directory remain. A cgroup that still holds processes is an error (nothing is killed here).
     /// </summary>
+    /// <remarks>
+    /// The directory goes first: it is plain on the host even while a dying process's namespace still has its tmpfs on
+    /// it (the kernel detaches such a mount). The cgroup is given the drain wait, because containerd runs this as
+    /// soon as the shim is gone, while the kernel may still be tearing down QEMU's memory.
+    /// </remarks>
     public static void ClearLeftovers(JailSettings settings, VmCgroups cgroups, string vmId)
     {
         ArgumentNullException.ThrowIfNull(cgroups);
-        cgroups.Remove(CgroupPathOf(settings, vmId));
         TryDeleteDirectory(JailDirectory(settings, vmId));
+        RemoveCgroup(cgroups, CgroupPathOf(settings, vmId));
     }
 
     /// <summary>The jail directory of <paramref name="vmId"/>.</summary>
@@ -175,14 +180,16 @@ public sealed class VmJail : IDisposable
     }
 
     // A reaped process may still be counted for a moment while the kernel finishes its exit.
-    private void RemoveCgroup()
+    private void RemoveCgroup() => RemoveCgroup(_cgroups, CgroupPath);
+
+    private static void RemoveCgroup(VmCgroups cgroups, string path)
     {
         DateTime deadline = DateTime.UtcNow + CgroupDrainWait;
         while (true)
         {
             try
             {
-                _cgroups.Remove(CgroupPath);
+                cgroups.Remove(path);
                 return;
             }
             catch (IOException) when (DateTime.UtcNow < deadline)

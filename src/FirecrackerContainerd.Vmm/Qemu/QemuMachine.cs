@@ -31,6 +31,7 @@ public sealed partial class QemuMachine : IVirtualMachine
     private QmpClient? _qmp;
     private readonly Dictionary<string, string> _driveFileNodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _driveSizes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _nodeFdsets = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _patchLock = new(1, 1);
     private int _fileNodeCount;
     private string? _qemuPath;
@@ -170,7 +171,10 @@ public sealed partial class QemuMachine : IVirtualMachine
             throw new FileNotFoundException($"vm \"{VmId}\": drive \"{driveId}\" backing file {hostPath} does not exist", hostPath);
         }
 
-        if (_jail is not null)
+        // Jailed, QEMU can open only what is in the VM directory; a file elsewhere (the blockfile snapshotter's) is
+        // opened here and handed over as a descriptor in an fdset that QEMU opens as /dev/fdset/N.
+        bool byDescriptor = _jail is not null && !IsInVmDir(hostPath);
+        if (_jail is not null && !byDescriptor)
         {
             GiveToJail(_jail, hostPath, driveId);
         }
@@ -181,13 +185,30 @@ public sealed partial class QemuMachine : IVirtualMachine
             // The command line names each drive's first file node "<id>-file"; every patch adds a fresh one.
             string oldFileNode = _driveFileNodes.GetValueOrDefault(driveId, $"{driveId}-file");
             string newFileNode = $"{driveId}-file{Interlocked.Increment(ref _fileNodeCount)}";
-            await Qmp.ExecuteAsync("blockdev-add", w =>
+            string fileName = hostPath;
+            if (byDescriptor)
             {
-                w.WriteString("driver", "file");
-                w.WriteString("node-name", newFileNode);
-                w.WriteString("filename", hostPath);
-                w.WriteBoolean("read-only", drive.IsReadOnly);
-            }, cancellationToken).ConfigureAwait(false);
+                long fdset = await AddFdAsync(hostPath, drive, cancellationToken).ConfigureAwait(false);
+                _nodeFdsets[newFileNode] = fdset;
+                fileName = "/dev/fdset/" + fdset.ToString(CultureInfo.InvariantCulture);
+            }
+
+            try
+            {
+                await Qmp.ExecuteAsync("blockdev-add", w =>
+                {
+                    w.WriteString("driver", "file");
+                    w.WriteString("node-name", newFileNode);
+                    w.WriteString("filename", fileName);
+                    w.WriteBoolean("read-only", drive.IsReadOnly);
+                }, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await RemoveFdsetAsync(newFileNode).ConfigureAwait(false);
+                throw;
+            }
+
             try
             {
                 await Qmp.ExecuteAsync("blockdev-reopen", w =>
@@ -205,6 +226,7 @@ public sealed partial class QemuMachine : IVirtualMachine
             catch
             {
                 await TryQmpAsync("blockdev-del", w => w.WriteString("node-name", newFileNode)).ConfigureAwait(false);
+                await RemoveFdsetAsync(newFileNode).ConfigureAwait(false);
                 throw;
             }
 
@@ -214,6 +236,7 @@ public sealed partial class QemuMachine : IVirtualMachine
             _driveFileNodes[driveId] = newFileNode;
             Spec = Spec.WithDriveHostPath(driveId, hostPath);
             await Qmp.ExecuteAsync("blockdev-del", w => w.WriteString("node-name", oldFileNode), cancellationToken).ConfigureAwait(false);
+            await RemoveFdsetAsync(oldFileNode).ConfigureAwait(false);
 
             // QEMU refuses to resize a read-only node, even to its own size: a read-only drive's stub must be
             // made as large as the file that replaces it, and then the guest needs no new capacity.
@@ -428,11 +451,33 @@ public sealed partial class QemuMachine : IVirtualMachine
             [.. Spec.NetworkInterfaces.Select(nic => nic.HostDevName)], _vmDir.RootPath);
     }
 
+    private bool IsInVmDir(string hostPath) =>
+        Path.GetFullPath(hostPath).StartsWith(_vmDir.RootPath.TrimEnd('/') + "/", StringComparison.Ordinal);
+
+    // QEMU dups the fdset's descriptor whose access mode matches the node's, so the file is opened as the drive is.
+    private async Task<long> AddFdAsync(string hostPath, Drive drive, CancellationToken cancellationToken)
+    {
+        using var file = File.OpenHandle(hostPath, FileMode.Open, drive.IsReadOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite);
+        JsonElement added = await Qmp.ExecuteWithDescriptorAsync("add-fd", null, file, cancellationToken).ConfigureAwait(false);
+        return added.TryGetProperty("fdset-id", out JsonElement id) && id.TryGetInt64(out long fdset)
+            ? fdset
+            : throw new InvalidDataException($"vm \"{VmId}\": QEMU's add-fd for drive \"{drive.DriveId}\" file {hostPath} returned no fdset-id");
+    }
+
+    // An fdset whose node is gone: QEMU closes its descriptors once no node uses them.
+    private async Task RemoveFdsetAsync(string fileNode)
+    {
+        if (_nodeFdsets.Remove(fileNode, out long fdset))
+        {
+            await TryQmpAsync("remove-fd", w => w.WriteNumber("fdset-id", fdset)).ConfigureAwait(false);
+        }
+    }
+
     // The jail sees the VM directory and nothing else that is writable: a drive must live there, owned by the VM's uid.
     private void GiveToJail(VmJail jail, string hostPath, string driveId)
     {
         string full = Path.GetFullPath(hostPath);
-        if (!full.StartsWith(_vmDir.RootPath.TrimEnd('/') + "/", StringComparison.Ordinal))
+        if (!IsInVmDir(full))
         {
             throw new InvalidOperationException(
                 $"vm \"{VmId}\": drive \"{driveId}\" file {full} is outside the VM directory {_vmDir.RootPath}, which is all a jailed VMM can open");
