@@ -131,6 +131,7 @@ public sealed class CgroupV1(string root) : VmCgroups
     protected override void Limit(string path, CgroupLimits limits)
     {
         Write(Path.Combine(root, "memory", path, "memory.limit_in_bytes"), Number(limits.MemoryBytes));
+        Write(Path.Combine(root, "cpu", path, "cpu.shares"), Number(limits.CpuShares));
         if (limits.CpuQuotaPercent > 0)
         {
             Write(Path.Combine(root, "cpu", path, "cpu.cfs_period_us"), Number(CgroupLimits.CpuPeriodMicroseconds));
@@ -167,6 +168,7 @@ public sealed class CgroupV2(string root) : VmCgroups
         Write(Path.Combine(directory, "cgroup.subtree_control"), "+memory +cpu +pids");
         string cgroup = Path.Combine(root, path);
         Write(Path.Combine(cgroup, "memory.max"), Number(limits.MemoryBytes));
+        Write(Path.Combine(cgroup, "cpu.weight"), Number(limits.CpuWeight));
         Write(Path.Combine(cgroup, "cpu.max"), limits.CpuQuotaPercent > 0
             ? $"{Number(limits.CpuQuotaMicroseconds)} {Number(CgroupLimits.CpuPeriodMicroseconds)}"
             : $"max {Number(CgroupLimits.CpuPeriodMicroseconds)}");

@@ -45,9 +45,9 @@ public sealed class VmJail : IDisposable
     /// <summary>
     /// Checks the settings and programs, clears what a crashed shim left for <paramref name="vmId"/> (jail directory,
     /// cgroup), takes a uid and makes the cgroup with a memory limit of <paramref name="guestMemoryMib"/> plus the
-    /// configured overhead. Every failure comes before any process starts, with a message naming the VM and the path.
+    /// configured overhead, and a CPU weight of <paramref name="vcpus"/> tasks. Every failure comes before any process starts, with a message naming the VM and the path.
     /// </summary>
-    public static VmJail Prepare(JailSettings settings, VmCgroups cgroups, string vmId, int guestMemoryMib)
+    public static VmJail Prepare(JailSettings settings, VmCgroups cgroups, string vmId, int guestMemoryMib, int vcpus = 1)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(cgroups);
@@ -101,7 +101,7 @@ public sealed class VmJail : IDisposable
         try
         {
             long memory = ((long)guestMemoryMib + settings.MemoryOverheadMib) << 20;
-            cgroups.Create(jail.CgroupPath, new CgroupLimits(memory, settings.CpuQuotaPercent, settings.PidsMax));
+            cgroups.Create(jail.CgroupPath, new CgroupLimits(memory, settings.CpuQuotaPercent, settings.PidsMax, vcpus));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -404,7 +404,7 @@ public sealed partial class QemuMachine : IVirtualMachine
         // Resolved before anything starts: a missing VMM is a configuration error, and the jail binds it by its path.
         string qemu = ProgramPath.Resolve(_options.QemuBinary, $"vm \"{VmId}\": the VMM");
         // Named after the VM directory (namespace#id), which is unique on the host where a VM id alone is not.
-        VmJail jail = VmJail.Prepare(settings, VmCgroups.Detect(), Path.GetFileName(_vmDir.RootPath.TrimEnd('/')), Spec.Machine.MemSizeMib);
+        VmJail jail = VmJail.Prepare(settings, VmCgroups.Detect(), Path.GetFileName(_vmDir.RootPath.TrimEnd('/')), Spec.Machine.MemSizeMib, Spec.Machine.VcpuCount);
         try
         {
             _qemuPath = qemu;

@@ -14,12 +14,13 @@ public sealed class VmCgroupsTests : IDisposable
     {
         var cgroups = new CgroupV1(_root.Path);
 
-        cgroups.Create("parent/vm1", new CgroupLimits(768L << 20, 150, 64));
+        cgroups.Create("parent/vm1", new CgroupLimits(768L << 20, 150, 64, Vcpus: 2));
 
         Assert.Equal((768L << 20).ToString(), Read("memory/parent/vm1/memory.limit_in_bytes"));
         Assert.Equal("100000", Read("cpu/parent/vm1/cpu.cfs_period_us"));
         Assert.Equal("150000", Read("cpu/parent/vm1/cpu.cfs_quota_us"));
         Assert.Equal("64", Read("pids/parent/vm1/pids.max"));
+        Assert.Equal("2048", Read("cpu/parent/vm1/cpu.shares"));
         Assert.Equal(
             [_root.Combine("memory/parent/vm1/cgroup.procs"), _root.Combine("cpu/parent/vm1/cgroup.procs"), _root.Combine("pids/parent/vm1/cgroup.procs")],
             cgroups.ProcsFiles("parent/vm1"));
@@ -39,7 +40,7 @@ public sealed class VmCgroupsTests : IDisposable
     {
         var cgroups = new CgroupV2(_root.Path);
 
-        cgroups.Create("a/b/vm1", new CgroupLimits(512L << 20, 50, 0));
+        cgroups.Create("a/b/vm1", new CgroupLimits(512L << 20, 50, 0, Vcpus: 4));
 
         Assert.Equal("+memory +cpu +pids", Read("cgroup.subtree_control"));
         Assert.Equal("+memory +cpu +pids", Read("a/cgroup.subtree_control"));
@@ -47,6 +48,7 @@ public sealed class VmCgroupsTests : IDisposable
         Assert.Equal((512L << 20).ToString(), Read("a/b/vm1/memory.max"));
         Assert.Equal("50000 100000", Read("a/b/vm1/cpu.max"));
         Assert.Equal("max", Read("a/b/vm1/pids.max"));
+        Assert.Equal("400", Read("a/b/vm1/cpu.weight"));
         Assert.Equal([_root.Combine("a/b/vm1/cgroup.procs")], cgroups.ProcsFiles("a/b/vm1"));
     }
 
