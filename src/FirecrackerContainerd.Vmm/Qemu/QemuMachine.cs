@@ -18,6 +18,9 @@ namespace FirecrackerContainerd.Vmm.Qemu;
 /// </summary>
 public sealed partial class QemuMachine : IVirtualMachine
 {
+    /// <summary>Where QEMU finds its firmware on Debian: its own data directory and the packages its links there point into.</summary>
+    private static readonly string[] QemuFirmwareDirectories = ["/usr/share/qemu", "/usr/share/seabios", "/usr/lib/ipxe/qemu"];
+
     private readonly VmDir _vmDir;
     private readonly QemuOptions _options;
     private readonly ILogger _logger;
@@ -35,9 +38,6 @@ public sealed partial class QemuMachine : IVirtualMachine
     private readonly SemaphoreSlim _patchLock = new(1, 1);
     private int _fileNodeCount;
     private string? _qemuPath;
-
-    /// <summary>Where QEMU finds its firmware on Debian: its own data directory and the packages its links there point into.</summary>
-    private static readonly string[] QemuFirmwareDirectories = ["/usr/share/qemu", "/usr/share/seabios", "/usr/lib/ipxe/qemu"];
     private int _disposed;
 
     /// <summary>Creates the machine; nothing runs until <see cref="StartAsync"/>.</summary>
