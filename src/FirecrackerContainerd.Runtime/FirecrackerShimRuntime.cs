@@ -9,6 +9,8 @@ using FirecrackerContainerd.Shim.Addressing;
 using FirecrackerContainerd.Shim.Arguments;
 using FirecrackerContainerd.Shim.Lifecycle;
 
+using FirecrackerContainerd.Vmm.Jail;
+
 namespace FirecrackerContainerd.Runtime;
 
 /// <summary>The aws.firecracker runtime as plugged into the shim plumbing.</summary>
@@ -70,13 +72,28 @@ public sealed class FirecrackerShimRuntime : IShimRuntime
     private static void RemoveVmDirectory(string ns, string vmId)
     {
         VmDir dir;
+        RuntimeConfig config;
         try
         {
-            dir = VmDir.ShimDir(RuntimeConfig.Load().ShimBaseDir, ns, vmId);
+            config = RuntimeConfig.Load();
+            dir = VmDir.ShimDir(config.ShimBaseDir, ns, vmId);
         }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException)
         {
             return; // no configuration or no such directory: nothing of ours to remove
+        }
+
+        if (config.Jail.Enabled)
+        {
+            try
+            {
+                JailSettings jail = config.Jail.ToSettings(Environment.ProcessPath);
+                VmJail.ClearLeftovers(jail, VmCgroups.Detect(), Path.GetFileName(dir.RootPath.TrimEnd('/')));
+            }
+            catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                // The next shim of this VM clears it before it starts, or says why it cannot.
+            }
         }
 
         // Nothing is ever mounted in a VM directory on the host, so a recursive delete removes only our files.

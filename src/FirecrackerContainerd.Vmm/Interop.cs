@@ -188,6 +188,16 @@ internal static partial class Interop
         }
     }
 
+    /// <summary>unshare(CLONE_NEWPID) for the calling thread: the next child it starts is pid 1 of a new pid namespace.</summary>
+    internal static void UnsharePidNamespace()
+    {
+        const int cloneNewPid = 0x20000000;
+        if (UnshareNative(cloneNewPid) != 0)
+        {
+            throw Error("unshare", "CLONE_NEWPID", Marshal.GetLastPInvokeError());
+        }
+    }
+
     /// <summary>The errno text the C library gives, for messages.</summary>
     internal static string ErrnoText(int errno) => Marshal.GetPInvokeErrorMessage(errno);
 
@@ -195,6 +205,13 @@ internal static partial class Interop
 
     [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int LinkNative(string existing, string newPath);
+
+    /// <summary>sendmsg(2), for the one caller that attaches a descriptor (QMP's add-fd); returns bytes sent or -1 with errno set.</summary>
+    [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
+    internal static unsafe partial nint SendMsg(int fd, Libc.MsgHdr* message, int flags);
+
+    [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
+    private static partial int UnshareNative(int flags);
 
     [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int ChownNative(string path, uint uid, uint gid);

@@ -103,6 +103,10 @@ public sealed record RuntimeConfig
     [JsonPropertyName("agent_timeout_seconds")]
     public int AgentTimeoutSeconds { get; set; } = 120;
 
+    /// <summary>Whether and how each VM's VMM runs confined (docs/jail.md); off unless <c>jail.enabled</c>.</summary>
+    [JsonPropertyName("jail")]
+    public JailConfig Jail { get; set; } = new();
+
     /// <summary>Reads the configuration from <paramref name="path"/> (or the environment's, or the default).</summary>
     public static RuntimeConfig Load(string? path = null)
     {
@@ -166,6 +170,11 @@ public sealed record RuntimeConfig
         if (config.LayerUpperMib < 0)
         {
             problems.Add($"layer_upper_mib {config.LayerUpperMib} is negative");
+        }
+
+        if (config.Jail.Enabled)
+        {
+            problems.AddRange(config.Jail.ToSettings(Environment.ProcessPath).Problems());
         }
 
         return problems.Count == 0

@@ -376,7 +376,10 @@ internal sealed class MicroVm : IAsyncDisposable
     }
 
     private static Task<IVirtualMachine> CreateMachineAsync(RuntimeConfig config, MachineSpec spec, VmDir dir, ILogger logger, CancellationToken cancellationToken) =>
-        new VirtualMachineFactory(new VmmSettings(config.Vmm, RuntimeConfig.VmmCacheDirectory, config.FirecrackerBinaryPath, TcgTranslationCacheMib: config.TcgTranslationCacheMib))
+        new VirtualMachineFactory(new VmmSettings(
+                config.Vmm, RuntimeConfig.VmmCacheDirectory, config.FirecrackerBinaryPath,
+                TcgTranslationCacheMib: config.TcgTranslationCacheMib,
+                Jail: config.Jail.Enabled ? config.Jail.ToSettings(Environment.ProcessPath) : null))
             .CreateAsync(spec, dir, logger, cancellationToken);
 
     // A VM that never came up leaves no drives behind (the host files of drive mounts are not the VM's).

@@ -14,12 +14,17 @@ namespace FirecrackerContainerd.Vmm.Launch;
 /// A network namespace file (e.g. <c>/var/run/netns/cni-...</c>) the VMM runs in, where its TAP devices are; null
 /// for the caller's own.
 /// </param>
+/// <param name="NewPidNamespace">
+/// Start the program as pid 1 of a new pid namespace (the jail launcher's case): only the starting thread's children
+/// enter it, so the rest of this process is untouched.
+/// </param>
 public sealed record VmmLaunch(
     string FileName,
     ImmutableArray<string> Arguments,
     string WorkingDirectory,
     string? SetprivPath = VmmLaunch.DefaultSetprivPath,
-    string? NetworkNamespace = null)
+    string? NetworkNamespace = null,
+    bool NewPidNamespace = false)
 {
     /// <summary>Where Debian's util-linux installs setpriv.</summary>
     public const string DefaultSetprivPath = "/usr/bin/setpriv";

@@ -81,7 +81,7 @@ internal sealed partial class VmmProcess : IAsyncDisposable
         var started = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
         var exited = new TaskCompletionSource<VmExit>(TaskCreationOptions.RunContinuationsAsynchronously);
         var ownerReady = new TaskCompletionSource<VmmProcess>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var thread = new Thread(() => OwnChild(vmId, info, launch.NetworkNamespace, started, exited, ownerReady.Task))
+        var thread = new Thread(() => OwnChild(vmId, info, launch, started, exited, ownerReady.Task))
         {
             IsBackground = true,
             Name = "vmm " + vmId,
@@ -153,7 +153,7 @@ internal sealed partial class VmmProcess : IAsyncDisposable
     }
 
     private static void OwnChild(
-        string vmId, ProcessStartInfo info, string? networkNamespace, TaskCompletionSource<Process> started, TaskCompletionSource<VmExit> exited,
+        string vmId, ProcessStartInfo info, VmmLaunch launch, TaskCompletionSource<Process> started, TaskCompletionSource<VmExit> exited,
         Task<VmmProcess> owner)
     {
         Process process;
@@ -161,9 +161,15 @@ internal sealed partial class VmmProcess : IAsyncDisposable
         {
             // .NET forks from the calling thread, and a child starts in its thread's network namespace: this thread,
             // which only ever starts and awaits this child, enters the VMM's namespace and stays there.
-            if (networkNamespace is not null)
+            if (launch.NetworkNamespace is not null)
             {
-                Interop.EnterNetworkNamespace(networkNamespace);
+                Interop.EnterNetworkNamespace(launch.NetworkNamespace);
+            }
+
+            // Likewise for the pid namespace: its children are born into the new one, and this thread starts just one.
+            if (launch.NewPidNamespace)
+            {
+                Interop.UnsharePidNamespace();
             }
 
             process = Process.Start(info) ?? throw new InvalidOperationException("no process was started");

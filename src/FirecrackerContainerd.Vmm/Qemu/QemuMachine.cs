@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Text.Json;
 using FirecrackerContainerd.Core;
+using FirecrackerContainerd.Vmm.Jail;
 using FirecrackerContainerd.Vmm.Launch;
 using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vsock;
@@ -17,20 +18,26 @@ namespace FirecrackerContainerd.Vmm.Qemu;
 /// </summary>
 public sealed partial class QemuMachine : IVirtualMachine
 {
+    /// <summary>Where QEMU finds its firmware on Debian: its own data directory and the packages its links there point into.</summary>
+    private static readonly string[] QemuFirmwareDirectories = ["/usr/share/qemu", "/usr/share/seabios", "/usr/lib/ipxe/qemu"];
+
     private readonly VmDir _vmDir;
     private readonly QemuOptions _options;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource<VmExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private VmmProcess? _qemu;
     private VmmProcess? _vsockDevice;
+    private VmJail? _jail;
     private Task _inProcessDevice = Task.CompletedTask;
     private CancellationTokenSource? _inProcessDeviceStop;
     private readonly List<UnixSocketPath> _socketPaths = [];
     private QmpClient? _qmp;
     private readonly Dictionary<string, string> _driveFileNodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _driveSizes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _nodeFdsets = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _patchLock = new(1, 1);
     private int _fileNodeCount;
+    private string? _qemuPath;
     private int _disposed;
 
     /// <summary>Creates the machine; nothing runs until <see cref="StartAsync"/>.</summary>
@@ -66,6 +73,12 @@ public sealed partial class QemuMachine : IVirtualMachine
     /// <summary>How the guest's instructions run: KVM or TCG.</summary>
     public QemuAccelerator Accelerator => _options.Accelerator;
 
+    /// <summary>The VM's jail while it runs confined; null when jailing is off.</summary>
+    public VmJail? Jail => _jail;
+
+    /// <summary>The vsock device's process id when it runs as its own process.</summary>
+    public int? VsockDevicePid => _vsockDevice?.Pid;
+
     /// <summary>The QMP socket path.</summary>
     public string QmpSocketPath => Path.Combine(_vmDir.RootPath, QemuCommandLine.QmpSocketName);
 
@@ -86,14 +99,21 @@ public sealed partial class QemuMachine : IVirtualMachine
         timeout.CancelAfter(_options.EffectiveStartTimeout);
         try
         {
+            if (_options.Jail is { } jailSettings)
+            {
+                _jail = PrepareJail(jailSettings);
+            }
+
             if (Spec.Vsock is { } vsock)
             {
                 await StartVsockDeviceAsync(vsock, timeout.Token).ConfigureAwait(false);
             }
 
             DeleteIfPresent(QmpSocketPath);
-            var launch = new VmmLaunch(
-                _options.QemuBinary, QemuCommandLine.Arguments(Spec, _options.Accelerator, _options.TcgTranslationCacheMib), _vmDir.RootPath, NetworkNamespace: Spec.NetworkNamespace);
+            ImmutableArray<string> arguments = QemuCommandLine.Arguments(Spec, _options.Accelerator, _options.TcgTranslationCacheMib);
+            VmmLaunch launch = _jail is null
+                ? new VmmLaunch(_options.QemuBinary, arguments, _vmDir.RootPath, NetworkNamespace: Spec.NetworkNamespace)
+                : _jail.Launch(JailedQemu(arguments), Spec.NetworkNamespace);
             _qemu = await VmmProcess.StartAsync(VmId, launch, _logger, timeout.Token).ConfigureAwait(false);
             _ = ObserveExitAsync(_qemu);
             _qmp = await ConnectQmpAsync(timeout.Token).ConfigureAwait(false);
@@ -160,19 +180,44 @@ public sealed partial class QemuMachine : IVirtualMachine
                 $"vm \"{VmId}\": read-only drive \"{driveId}\" holds {capacity} bytes, and {hostPath} is larger ({new FileInfo(hostPath).Length} bytes)", nameof(hostPath));
         }
 
+        // Jailed, QEMU can open only what is in the VM directory; a file elsewhere (the blockfile snapshotter's) is
+        // opened here and handed over as a descriptor in an fdset that QEMU opens as /dev/fdset/N.
+        bool byDescriptor = _jail is not null && !IsInVmDir(hostPath);
+        if (_jail is not null && !byDescriptor)
+        {
+            GiveToJail(_jail, hostPath, driveId);
+        }
+
         await _patchLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             // The command line names each drive's first file node "<id>-file"; every patch adds a fresh one.
             string oldFileNode = _driveFileNodes.GetValueOrDefault(driveId, $"{driveId}-file");
             string newFileNode = $"{driveId}-file{Interlocked.Increment(ref _fileNodeCount)}";
-            await Qmp.ExecuteAsync("blockdev-add", w =>
+            string fileName = hostPath;
+            if (byDescriptor)
             {
-                w.WriteString("driver", "file");
-                w.WriteString("node-name", newFileNode);
-                w.WriteString("filename", hostPath);
-                w.WriteBoolean("read-only", drive.IsReadOnly);
-            }, cancellationToken).ConfigureAwait(false);
+                long fdset = await AddFdAsync(hostPath, drive, cancellationToken).ConfigureAwait(false);
+                _nodeFdsets[newFileNode] = fdset;
+                fileName = "/dev/fdset/" + fdset.ToString(CultureInfo.InvariantCulture);
+            }
+
+            try
+            {
+                await Qmp.ExecuteAsync("blockdev-add", w =>
+                {
+                    w.WriteString("driver", "file");
+                    w.WriteString("node-name", newFileNode);
+                    w.WriteString("filename", fileName);
+                    w.WriteBoolean("read-only", drive.IsReadOnly);
+                }, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await RemoveFdsetAsync(newFileNode).ConfigureAwait(false);
+                throw;
+            }
+
             try
             {
                 await Qmp.ExecuteAsync("blockdev-reopen", w =>
@@ -190,6 +235,7 @@ public sealed partial class QemuMachine : IVirtualMachine
             catch
             {
                 await TryQmpAsync("blockdev-del", w => w.WriteString("node-name", newFileNode)).ConfigureAwait(false);
+                await RemoveFdsetAsync(newFileNode).ConfigureAwait(false);
                 throw;
             }
 
@@ -199,6 +245,7 @@ public sealed partial class QemuMachine : IVirtualMachine
             _driveFileNodes[driveId] = newFileNode;
             Spec = Spec.WithDriveHostPath(driveId, hostPath);
             await Qmp.ExecuteAsync("blockdev-del", w => w.WriteString("node-name", oldFileNode), cancellationToken).ConfigureAwait(false);
+            await RemoveFdsetAsync(oldFileNode).ConfigureAwait(false);
 
             // A read-only drive keeps its capacity (see above).
             long size = new FileInfo(hostPath).Length;
@@ -289,6 +336,8 @@ public sealed partial class QemuMachine : IVirtualMachine
             path.Dispose();
         }
 
+        DisposeJail();
+
         _inProcessDeviceStop?.Dispose();
         _patchLock.Dispose();
 
@@ -310,15 +359,23 @@ public sealed partial class QemuMachine : IVirtualMachine
         string socket = Path.Combine(_vmDir.RootPath, QemuCommandLine.VhostUserVsockSocketName);
         DeleteIfPresent(socket);
         DeleteIfPresent(Path.Combine(_vmDir.RootPath, vsock.UdsPath));
-        if (_options.VsockDeviceBinary is not { } binary)
+        string? binary = _jail is null ? _options.VsockDeviceBinary : _options.Jail?.VsockDeviceBinary;
+        if (binary is null)
         {
             await StartInProcessVsockDeviceAsync(vsock, socket, cancellationToken).ConfigureAwait(false);
             return;
         }
-        var launch = new VmmLaunch(binary, ImmutableArray.Create(
+
+        ImmutableArray<string> arguments = ImmutableArray.Create(
             "--socket", QemuCommandLine.VhostUserVsockSocketName,
             "--uds-path", vsock.UdsPath,
-            "--guest-cid", vsock.GuestCid.ToString(CultureInfo.InvariantCulture)), _vmDir.RootPath);
+            "--guest-cid", vsock.GuestCid.ToString(CultureInfo.InvariantCulture));
+
+        // Jailed, the device runs beside QEMU under the same uid and chroot, in a pid namespace of its own; it needs
+        // nothing but its binary and the VM directory (guest memory arrives as descriptors over the vhost-user socket).
+        VmmLaunch launch = _jail is null
+            ? new VmmLaunch(binary, arguments, _vmDir.RootPath)
+            : _jail.Launch(new JailedProgram(binary, arguments, [], [_vmDir.RootPath], [], [], _vmDir.RootPath), networkNamespace: null);
         _vsockDevice = await VmmProcess.StartAsync(VmId, launch, _logger, cancellationToken).ConfigureAwait(false);
         while (!File.Exists(socket))
         {
@@ -351,6 +408,111 @@ public sealed partial class QemuMachine : IVirtualMachine
             }
 
             await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private VmJail PrepareJail(JailSettings settings)
+    {
+        // Resolved before anything starts: a missing VMM is a configuration error, and the jail binds it by its path.
+        string qemu = ProgramPath.Resolve(_options.QemuBinary, $"vm \"{VmId}\": the VMM");
+        // Named after the VM directory (namespace#id), which is unique on the host where a VM id alone is not.
+        VmJail jail = VmJail.Prepare(settings, VmCgroups.Detect(), Path.GetFileName(_vmDir.RootPath.TrimEnd('/')), Spec.Machine.MemSizeMib, Spec.Machine.VcpuCount);
+        try
+        {
+            _qemuPath = qemu;
+            jail.Chown(_vmDir.RootPath);
+            // A read-only drive outside the VM directory (the guest's root drive, shared by every VM) is bound into the
+            // jail read-only, as the kernel is; the VM's own drives become the VM's user's.
+            foreach (Drive drive in Spec.Drives.Where(d => !IsSharedReadOnly(d)))
+            {
+                GiveToJail(jail, drive.HostPath, drive.DriveId);
+            }
+
+            LogJailed(_logger, VmId, jail.Uid, jail.RootPath, jail.CgroupPath);
+            return jail;
+        }
+        catch
+        {
+            jail.Dispose();
+            throw;
+        }
+    }
+
+    private JailedProgram JailedQemu(ImmutableArray<string> arguments)
+    {
+        var readOnly = ImmutableArray.CreateBuilder<string>();
+        readOnly.Add(Spec.Boot.KernelImagePath);
+        if (Spec.Boot.InitrdPath is { } initrd)
+        {
+            readOnly.Add(initrd);
+        }
+
+        readOnly.AddRange(Spec.Drives.Where(IsSharedReadOnly).Select(d => Path.GetFullPath(d.HostPath)));
+
+        // QEMU's firmware (the microvm BIOS, option ROMs) and what its links there point at.
+        readOnly.AddRange(QemuFirmwareDirectories.Where(Directory.Exists));
+        var devices = ImmutableArray.CreateBuilder<string>();
+        if (_options.Accelerator == QemuAccelerator.Kvm)
+        {
+            devices.Add("/dev/kvm");
+        }
+
+        if (Spec.NetworkInterfaces.Length > 0)
+        {
+            devices.Add("/dev/net/tun");
+        }
+
+        return new JailedProgram(
+            _qemuPath ?? _options.QemuBinary, arguments, readOnly.ToImmutable(), [_vmDir.RootPath], devices.ToImmutable(),
+            [.. Spec.NetworkInterfaces.Select(nic => nic.HostDevName)], _vmDir.RootPath);
+    }
+
+    private bool IsSharedReadOnly(Drive drive) => drive.IsReadOnly && !IsInVmDir(drive.HostPath);
+
+    private bool IsInVmDir(string hostPath) =>
+        Path.GetFullPath(hostPath).StartsWith(_vmDir.RootPath.TrimEnd('/') + "/", StringComparison.Ordinal);
+
+    // QEMU dups the fdset's descriptor whose access mode matches the node's, so the file is opened as the drive is.
+    private async Task<long> AddFdAsync(string hostPath, Drive drive, CancellationToken cancellationToken)
+    {
+        using var file = File.OpenHandle(hostPath, FileMode.Open, drive.IsReadOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite);
+        JsonElement added = await Qmp.ExecuteWithDescriptorAsync("add-fd", null, file, cancellationToken).ConfigureAwait(false);
+        return added.TryGetProperty("fdset-id", out JsonElement id) && id.TryGetInt64(out long fdset)
+            ? fdset
+            : throw new InvalidDataException($"vm \"{VmId}\": QEMU's add-fd for drive \"{drive.DriveId}\" file {hostPath} returned no fdset-id");
+    }
+
+    // An fdset whose node is gone: QEMU closes its descriptors once no node uses them.
+    private async Task RemoveFdsetAsync(string fileNode)
+    {
+        if (_nodeFdsets.Remove(fileNode, out long fdset))
+        {
+            await TryQmpAsync("remove-fd", w => w.WriteNumber("fdset-id", fdset)).ConfigureAwait(false);
+        }
+    }
+
+    // The jail sees the VM directory and nothing else that is writable: a drive must live there, owned by the VM's uid.
+    private void GiveToJail(VmJail jail, string hostPath, string driveId)
+    {
+        string full = Path.GetFullPath(hostPath);
+        if (!IsInVmDir(full))
+        {
+            throw new InvalidOperationException(
+                $"vm \"{VmId}\": drive \"{driveId}\" file {full} is outside the VM directory {_vmDir.RootPath}, which is all a jailed VMM can open");
+        }
+
+        jail.Chown(full);
+    }
+
+    private void DisposeJail()
+    {
+        try
+        {
+            _jail?.Dispose();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogJailCleanupFailed(_logger, VmId, e.Message);
         }
     }
 
@@ -444,6 +606,12 @@ public sealed partial class QemuMachine : IVirtualMachine
         {
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: jailed as uid {Uid} in {Root}, cgroup {Cgroup}")]
+    private static partial void LogJailed(ILogger logger, string vmId, uint uid, string root, string cgroup);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {VmId}: the jail was not cleared: {Error}")]
+    private static partial void LogJailCleanupFailed(ILogger logger, string vmId, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: QEMU started, pid {Pid}, accelerator {Accelerator}")]
     private static partial void LogStarted(ILogger logger, string vmId, int pid, QemuAccelerator accelerator);

@@ -20,12 +20,17 @@ public enum QemuAccelerator
 /// QEMU fills the cache as the guest runs new code and flushes it whole when it is full, so a smaller cache bounds
 /// QEMU's memory outside guest RAM at the price of translating again after a flush.
 /// </param>
+/// <param name="Jail">
+/// Confines QEMU and the vsock device, each its own process through fc-jail (docs/jail.md); null runs QEMU as this
+/// process's user, unconfined.
+/// </param>
 public sealed record QemuOptions(
     string QemuBinary = QemuOptions.DefaultQemuBinary,
     string? VsockDeviceBinary = null,
     QemuAccelerator Accelerator = QemuAccelerator.Tcg,
     TimeSpan StartTimeout = default,
-    int TcgTranslationCacheMib = 0)
+    int TcgTranslationCacheMib = 0,
+    Jail.JailSettings? Jail = null)
 {
     /// <summary>The QEMU system emulator for x86_64 guests.</summary>
     public const string DefaultQemuBinary = "qemu-system-x86_64";

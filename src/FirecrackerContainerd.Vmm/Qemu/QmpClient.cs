@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -70,8 +71,23 @@ public sealed class QmpClient : IAsyncDisposable
     }
 
     /// <summary>Runs <paramref name="command"/> and returns its "return" value; a QMP error becomes <see cref="QmpException"/>.</summary>
-    public async Task<JsonElement> ExecuteAsync(
-        string command, Action<Utf8JsonWriter>? writeArguments, CancellationToken cancellationToken)
+    public Task<JsonElement> ExecuteAsync(
+        string command, Action<Utf8JsonWriter>? writeArguments, CancellationToken cancellationToken) =>
+        ExecuteAsync(command, writeArguments, descriptor: null, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="command"/> with the open file <paramref name="descriptor"/> attached (SCM_RIGHTS), as QMP's
+    /// <c>add-fd</c> and <c>getfd</c> expect: QEMU gets its own copy; the caller still owns and closes its descriptor.
+    /// </summary>
+    public Task<JsonElement> ExecuteWithDescriptorAsync(
+        string command, Action<Utf8JsonWriter>? writeArguments, SafeHandle descriptor, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(descriptor);
+        return ExecuteAsync(command, writeArguments, descriptor, cancellationToken);
+    }
+
+    private async Task<JsonElement> ExecuteAsync(
+        string command, Action<Utf8JsonWriter>? writeArguments, SafeHandle? descriptor, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(command);
         long id = Interlocked.Increment(ref _nextId);
@@ -88,7 +104,8 @@ public sealed class QmpClient : IAsyncDisposable
             await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                await _stream.WriteAsync(line, cancellationToken).ConfigureAwait(false);
+                int sent = descriptor is null ? 0 : SendWithDescriptor(line, descriptor);
+                await _stream.WriteAsync(line.AsMemory(sent), cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
             {
@@ -143,6 +160,55 @@ public sealed class QmpClient : IAsyncDisposable
         await _stream.DisposeAsync().ConfigureAwait(false);
         _closing.Dispose();
         _writeLock.Dispose();
+    }
+
+    // One sendmsg carries the descriptor with the line's first bytes; the rest of the line follows as plain bytes.
+    private unsafe int SendWithDescriptor(byte[] line, SafeHandle descriptor)
+    {
+        const int controlSize = 24; // CMSG_SPACE(sizeof(int)): a 16-byte cmsghdr and the int, padded to 8
+        const int controlLength = 20; // CMSG_LEN(sizeof(int))
+        byte* control = stackalloc byte[controlSize];
+        new Span<byte>(control, controlSize).Clear();
+        *(nuint*)control = controlLength;
+        *(int*)(control + 8) = Native.Libc.SOL_SOCKET;
+        *(int*)(control + 12) = Native.Libc.SCM_RIGHTS;
+        bool added = false;
+        descriptor.DangerousAddRef(ref added);
+        try
+        {
+            *(int*)(control + 16) = (int)descriptor.DangerousGetHandle();
+            fixed (byte* data = line)
+            {
+                var iov = new Native.Libc.IoVec { Base = data, Length = (nuint)line.Length };
+                var message = new Native.Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = controlSize };
+                while (true)
+                {
+                    nint n = Interop.SendMsg((int)_socket.Handle, &message, 0);
+                    if (n >= 0)
+                    {
+                        return (int)n;
+                    }
+
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno == Native.Libc.EAGAIN)
+                    {
+                        // The socket is non-blocking and full; QEMU reads its monitor promptly.
+                        Thread.Sleep(1);
+                    }
+                    else if (errno != Native.Libc.EINTR)
+                    {
+                        throw new IOException($"sendmsg with a descriptor on QMP socket {_path}: {Interop.ErrnoText(errno)}");
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                descriptor.DangerousRelease();
+            }
+        }
     }
 
     private async Task HandshakeAsync(CancellationToken cancellationToken)

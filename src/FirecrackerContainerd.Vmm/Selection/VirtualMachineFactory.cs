@@ -56,7 +56,7 @@ public sealed partial class VirtualMachineFactory
             ? await _kvmBoot.DecideAsync(spec.Boot.KernelImagePath, initrd, cancellationToken).ConfigureAwait(false)
             : new AcceleratorVerdict(QemuAccelerator.Tcg, "without an initrd there is no /init to prove KVM with: using TCG", FromCache: false);
         LogAccelerator(logger, spec.VmId, verdict.Accelerator, verdict.FromCache ? "cached" : "measured", verdict.Reason);
-        return new QemuMachine(spec, vmDir, new QemuOptions(_settings.QemuBinary, Accelerator: verdict.Accelerator, TcgTranslationCacheMib: _settings.TcgTranslationCacheMib), logger);
+        return new QemuMachine(spec, vmDir, new QemuOptions(_settings.QemuBinary, Accelerator: verdict.Accelerator, TcgTranslationCacheMib: _settings.TcgTranslationCacheMib, Jail: _settings.Jail), logger);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: QEMU accelerator {Accelerator} ({Source}): {Reason}")]

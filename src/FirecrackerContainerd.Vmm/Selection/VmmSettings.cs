@@ -8,9 +8,11 @@ namespace FirecrackerContainerd.Vmm.Selection;
 /// <param name="FirecrackerBinary">The Firecracker program: a name on PATH or a path.</param>
 /// <param name="QemuBinary">The QEMU program: a name on PATH or a path.</param>
 /// <param name="TcgTranslationCacheMib">QEMU's TCG translated-code cache in MiB, 0 for QEMU's default (see <see cref="QemuOptions"/>).</param>
+/// <param name="Jail">How QEMU machines are confined (docs/jail.md); null runs them unconfined.</param>
 public sealed record VmmSettings(
     string Vmm,
     string CacheDirectory,
     string FirecrackerBinary = "firecracker",
     string QemuBinary = QemuOptions.DefaultQemuBinary,
-    int TcgTranslationCacheMib = 0);
+    int TcgTranslationCacheMib = 0,
+    Jail.JailSettings? Jail = null);

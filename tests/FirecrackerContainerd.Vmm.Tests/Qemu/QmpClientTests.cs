@@ -54,6 +54,40 @@ public sealed class QmpClientTests : IDisposable
     }
 
     [Fact]
+    public async Task A_descriptor_sent_with_add_fd_lands_in_an_fdset_that_a_file_node_opens()
+    {
+        string socket = Path.Combine(_dir, "qmp.sock");
+        string image = Path.Combine(_dir, "drive.img");
+        File.WriteAllBytes(image, new byte[1 << 20]);
+        using Process qemu = StartEmptyQemu(socket);
+        try
+        {
+            await using QmpClient qmp = await ConnectWhenReadyAsync(socket);
+            using var file = File.OpenHandle(image, FileMode.Open, FileAccess.ReadWrite);
+
+            System.Text.Json.JsonElement added = await qmp.ExecuteWithDescriptorAsync("add-fd", null, file, _timeout.Token);
+            long fdset = added.GetProperty("fdset-id").GetInt64();
+            await qmp.ExecuteAsync("blockdev-add", w =>
+            {
+                w.WriteString("driver", "file");
+                w.WriteString("node-name", "f1");
+                w.WriteString("filename", $"/dev/fdset/{fdset}");
+            }, _timeout.Token);
+
+            System.Text.Json.JsonElement nodes = await qmp.ExecuteAsync("query-named-block-nodes", _timeout.Token);
+            Assert.Contains(nodes.EnumerateArray(), n => n.GetProperty("node-name").GetString() == "f1");
+            System.Text.Json.JsonElement fdsets = await qmp.ExecuteAsync("query-fdsets", _timeout.Token);
+            Assert.Single(Assert.Single(fdsets.EnumerateArray(), f => f.GetProperty("fdset-id").GetInt64() == fdset).GetProperty("fds").EnumerateArray());
+            await qmp.ExecuteAsync("blockdev-del", w => w.WriteString("node-name", "f1"), _timeout.Token);
+            await qmp.ExecuteAsync("remove-fd", w => w.WriteNumber("fdset-id", fdset), _timeout.Token);
+        }
+        finally
+        {
+            KillQuietly(qemu);
+        }
+    }
+
+    [Fact]
     public async Task An_unknown_command_fails_with_qemus_error_class_and_text()
     {
         string socket = Path.Combine(_dir, "qmp.sock");

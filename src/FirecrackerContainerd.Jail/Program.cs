@@ -1,0 +1,61 @@
+using FirecrackerContainerd.Jail;
+
+// fc-jail: confines one program (a VMM, or the vhost-user vsock device beside it) and execs it. Started as root, as pid
+// 1 of a new pid namespace and in the VM's network namespace; everything else about the jail is on its command line.
+// The steps are in the order that keeps each one possible: mounts while root, the cgroup before the chroot hides /sys,
+// the capability bounding set before the uid change takes the right to drop it, the parent-death signal after
+// the uid change (which clears it).
+try
+{
+    JailArguments jail = JailArguments.Parse(args);
+    Syscalls.Unshare(Syscalls.CLONE_NEWNS | Syscalls.CLONE_NEWIPC | Syscalls.CLONE_NEWUTS);
+    Syscalls.Mount(null, "/", null, Syscalls.MS_REC | Syscalls.MS_PRIVATE, null);
+    var chroot = new ChrootBuilder(jail.Root);
+    chroot.MountRoot();
+    foreach (string path in jail.ReadOnly)
+    {
+        chroot.Expose(path, writable: false);
+    }
+
+    foreach (string path in jail.ReadWrite)
+    {
+        chroot.Expose(path, writable: true);
+    }
+
+    foreach (string path in jail.Devices)
+    {
+        chroot.Expose(path, writable: true, device: true);
+    }
+
+    foreach (string procs in jail.CgroupProcs)
+    {
+        // "0" is the writer itself, whatever pid namespace it is in.
+        File.WriteAllText(procs, "0");
+    }
+
+    foreach (string tap in jail.Taps)
+    {
+        Syscalls.ChownTap(tap, jail.Uid, jail.Gid);
+    }
+
+    Syscalls.SetHostname(jail.Hostname);
+    Syscalls.Chroot(jail.Root);
+    Syscalls.Chdir(jail.WorkingDirectory);
+    Syscalls.DropBoundingSet();
+    Syscalls.BecomeUser(jail.Uid, jail.Gid);
+    Syscalls.SetNoNewPrivileges();
+    Syscalls.SetParentDeathSignal(Syscalls.SIGKILL);
+    Syscalls.InstallSeccomp(SeccompFilter.Build());
+    Syscalls.Exec(jail.Program, [jail.Program, .. jail.ProgramArguments]);
+    return 127;
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"fc-jail: {e.Message}\n{JailArguments.Usage}");
+    return 2;
+}
+catch (Exception e) when (e is JailException or IOException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"fc-jail: {e.Message}");
+    return 126;
+}

@@ -1,0 +1,347 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Xunit.Abstractions;
+
+namespace FirecrackerContainerd.IntegrationTests;
+
+/// <summary>A private containerd whose runtime configuration turns the jail on (docs/jail.md), with fc-jail and fc-vhost-vsock as published.</summary>
+public sealed class JailedContainerd : IAsyncLifetime
+{
+    public const int UidStart = 910_000;
+
+    public ContainerdFixture Containerd { get; } = new();
+
+    /// <summary>The chroot base of these tests' VMs (one of their own, so no other run's locks or jails mix in).</summary>
+    public string ChrootBase => Path.Combine(Containerd.Directory, "jail");
+
+    public string CgroupParent { get; } = "fc-test-jail-" + Guid.NewGuid().ToString("N")[..8];
+
+    public string Launcher { get; private set; } = string.Empty;
+
+    public string VsockDevice { get; private set; } = string.Empty;
+
+    private string _baseConfig = string.Empty;
+
+    public async Task InitializeAsync()
+    {
+        await Containerd.InitializeAsync();
+        using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(20));
+        await Containerd.RequireGuestAsync(bound.Token);
+        Launcher = await NativeBinary.RequireAsync("Jail", "jail", "fc-jail", [], bound.Token);
+        VsockDevice = await NativeBinary.RequireAsync("VsockDevice", "vsock", "fc-vhost-vsock", ["Vsock"], bound.Token);
+        _baseConfig = await File.ReadAllTextAsync(Containerd.RuntimeConfigPath, bound.Token);
+        WriteConfig(_ => { });
+    }
+
+    /// <summary>Writes the runtime configuration with the jail on, after <paramref name="change"/> edits its jail section.</summary>
+    public void WriteConfig(Action<JsonObject> change)
+    {
+        var config = JsonNode.Parse(_baseConfig)!.AsObject();
+        var jail = new JsonObject
+        {
+            ["enabled"] = true,
+            ["uid_range"] = new JsonObject { ["start"] = UidStart, ["count"] = 8 },
+            ["chroot_base"] = ChrootBase,
+            ["cgroup_parent"] = CgroupParent,
+            ["launcher_path"] = Launcher,
+            ["vsock_device_path"] = VsockDevice,
+        };
+        change(jail);
+        config["jail"] = jail;
+        File.WriteAllText(Containerd.RuntimeConfigPath, config.ToJsonString());
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Containerd.DisposeAsync();
+        foreach (string controller in new[] { "memory", "cpu", "pids" })
+        {
+            string parent = Path.Combine("/sys/fs/cgroup", controller, CgroupParent);
+            if (Directory.Exists(parent))
+            {
+                Directory.Delete(parent);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The jail through real containerd and QEMU: QEMU and the vsock device run as the VM's own unprivileged uid, in their
+/// own pid, mount, ipc and uts namespaces, chrooted, in the VM's cgroup, with no capabilities, no_new_privs and seccomp;
+/// containers still run; a killed shim leaves nothing; a bad configuration fails before any VM starts.
+/// </summary>
+[Trait("Category", "Jail")]
+public sealed class JailTests(JailedContainerd jailed, ITestOutputHelper output) : IClassFixture<JailedContainerd>, IAsyncLifetime, IDisposable
+{
+    private const string Namespace = "fcjail";
+    private const string VmIdAnnotation = "aws.firecracker.vm.id";
+    private static readonly TimeSpan StateChange = TimeSpan.FromSeconds(60);
+    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(5));
+    private ContainerdFixture Containerd => jailed.Containerd;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        jailed.WriteConfig(_ => { });
+        await Containerd.RemoveLeftoversAsync();
+    }
+
+    public void Dispose() => _timeout.Dispose();
+
+    [Fact]
+    public async Task A_jailed_VM_runs_QEMU_and_the_vsock_device_unprivileged_and_confined_and_its_containers_still_work()
+    {
+        const string id = "jail-run";
+        const string second = "jail-run-2";
+        string jailId = Namespace + "#" + id;
+        await RunDetachedAsync(id, null, "sleep", "600");
+        try
+        {
+            string vmDir = Path.Combine(Containerd.ShimBaseDirectory, jailId);
+            int qemu = Assert.Single(ProcessRunner.FindProcesses("qemu-system-x86_64", vmDir));
+            string root = Path.Combine(jailed.ChrootBase, jailId, "root");
+            int device = Assert.Single(JailedProcesses(root), pid => ExeName(pid) == "fc-vhost-vsock");
+            foreach (int pid in new[] { qemu, device })
+            {
+                AssertConfined(pid, root, jailId);
+            }
+
+            // The limit is guest RAM (512 MiB) plus the default overhead (256 MiB).
+            string memory = Path.Combine("/sys/fs/cgroup/memory", jailed.CgroupParent, jailId);
+            Assert.Equal((512L + 256) << 20, long.Parse(File.ReadAllText(Path.Combine(memory, "memory.limit_in_bytes")).Trim()));
+
+            CommandResult exec = await Containerd.CtrWithInputAsync(Namespace, null, ["task", "exec", "--exec-id", "e1", id, "echo", "exec in a jailed vm"]);
+            Assert.True(exec.ExitCode == 0, Containerd.Describe(exec));
+            Assert.Equal("exec in a jailed vm\n", exec.Stdout);
+
+            Containerd.NoteTaskId(Namespace, second);
+            CommandResult run = await Containerd.CtrWithInputAsync(Namespace, null,
+                ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"{VmIdAnnotation}={id}",
+                 BusyboxImage.Name, second, "sh", "-c", "echo second container; cat /proc/sys/kernel/hostname >/dev/null"]);
+            Assert.True(run.ExitCode == 0, Containerd.Describe(run));
+            Assert.Equal("second container\n", run.Stdout);
+
+            await KillAndRemoveAsync(id);
+        }
+        finally
+        {
+            await Containerd.RemoveContainerAsync(Namespace, second);
+            await Containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await Containerd.AssertNothingLeftAsync(Namespace, id, id, second);
+        await AssertJailClearedAsync(jailId);
+    }
+
+    [Fact]
+    public async Task A_jailed_VM_runs_a_blockfile_snapshot_container_whose_file_QEMU_gets_as_a_descriptor()
+    {
+        // containerd serves the blockfile snapshotter from 1.7 on; its file stays under containerd's root, outside the jail.
+        if (Containerd.Version.StartsWith("1.6", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        const string id = "jail-blockfile";
+        await Containerd.RequireGuestAsync(_timeout.Token);
+        await Containerd.ImportBusyboxImageAsync(Namespace, "blockfile");
+        Containerd.NoteTaskId(Namespace, id);
+        CommandResult run = await Containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "blockfile", BusyboxImage.Name, id,
+             "sh", "-c", "echo written in a jailed vm > /kept && cat /kept"]);
+
+        Assert.True(run.ExitCode == 0, Containerd.Describe(run));
+        Assert.Equal("written in a jailed vm\n", run.Stdout);
+        Assert.Contains($"create {id}: rootfs is the snapshot's block file", Containerd.ContainerdLog, StringComparison.Ordinal);
+        await Containerd.RemoveContainerAsync(Namespace, id);
+        await Containerd.AssertNothingLeftAsync(Namespace, id, id);
+        await AssertJailClearedAsync(Namespace + "#" + id);
+    }
+
+    [Fact]
+    public async Task A_shim_killed_with_SIGKILL_leaves_no_jail_directory_cgroup_or_held_uid()
+    {
+        const string id = "jail-shimkill";
+        string jailId = Namespace + "#" + id;
+        await RunDetachedAsync(id, null, "sleep", "600");
+        try
+        {
+            int shim = Assert.Single(Containerd.ShimProcesses(id));
+            Assert.Equal(0, Interop.Kill(shim, 9));
+            Assert.True(await Containerd.TaskReachesAsync(Namespace, id, s => s is null or "STOPPED", StateChange),
+                $"containerd never saw the task stop\n{Containerd.ShimLog()}");
+        }
+        finally
+        {
+            await Containerd.RemoveContainerAsync(Namespace, id);
+        }
+
+        await Containerd.AssertNothingLeftAsync(Namespace, id, id);
+        await AssertJailClearedAsync(jailId);
+    }
+
+    [Theory]
+    [InlineData("count0", "jail.uid_range.count is 0")]
+    [InlineData("launcher", "/nonexistent/fc-jail, which does not exist")]
+    [InlineData("chroot", "cannot make the jail directory")]
+    public async Task A_bad_jail_configuration_fails_the_run_with_a_clear_message_before_any_VM_starts(string fault, string message)
+    {
+        string id = "jail-bad-" + fault;
+        jailed.WriteConfig(jail =>
+        {
+            switch (fault)
+            {
+                case "count0":
+                    jail["uid_range"] = new JsonObject { ["start"] = JailedContainerd.UidStart, ["count"] = 0 };
+                    break;
+                case "launcher":
+                    jail["launcher_path"] = "/nonexistent/fc-jail";
+                    break;
+                default:
+                    // A path below a regular file can never be made.
+                    jail["chroot_base"] = "/proc/version/jail";
+                    break;
+            }
+        });
+        await Containerd.RequireGuestAsync(_timeout.Token);
+        await Containerd.ImportBusyboxImageAsync(Namespace);
+        Containerd.NoteTaskId(Namespace, id);
+        CommandResult run = await Containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", BusyboxImage.Name, id, "true"]);
+        await Containerd.RemoveContainerAsync(Namespace, id);
+
+        Assert.True(run.ExitCode != 0, Containerd.Describe(run));
+        Assert.Contains(message, run.Stderr + Containerd.ShimLog(), StringComparison.Ordinal);
+        Assert.Empty(ProcessRunner.FindProcesses("qemu-system-x86_64", Path.Combine(Containerd.ShimBaseDirectory, Namespace + "#" + id)));
+        await Containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    [Fact]
+    public async Task An_exhausted_uid_range_fails_the_next_VM_with_a_message_naming_the_range()
+    {
+        const string id = "jail-full";
+        string locks = Path.Combine(jailed.ChrootBase, "uids");
+        Directory.CreateDirectory(locks);
+
+        // Another holder (this test) takes the only uid of the range.
+        jailed.WriteConfig(jail => jail["uid_range"] = new JsonObject { ["start"] = JailedContainerd.UidStart, ["count"] = 1 });
+        using (var held = new FirecrackerContainerd.Vmm.Jail.UidAllocator(locks, JailedContainerd.UidStart, 1).Acquire("the test"))
+        {
+            await Containerd.RequireGuestAsync(_timeout.Token);
+            await Containerd.ImportBusyboxImageAsync(Namespace);
+            Containerd.NoteTaskId(Namespace, id);
+            CommandResult run = await Containerd.CtrWithInputAsync(Namespace, null,
+                ["run", "--rm", "--runtime", "aws.firecracker", "--snapshotter", "native", BusyboxImage.Name, id, "true"]);
+            await Containerd.RemoveContainerAsync(Namespace, id);
+            Assert.True(run.ExitCode != 0, Containerd.Describe(run));
+            Assert.Contains($"every uid of the jail range {JailedContainerd.UidStart}..{JailedContainerd.UidStart}", run.Stderr + Containerd.ShimLog(), StringComparison.Ordinal);
+        }
+
+        await Containerd.AssertNothingLeftAsync(Namespace, id, id);
+    }
+
+    private void AssertConfined(int pid, string root, string jailId)
+    {
+        Dictionary<string, string> status = File.ReadAllLines($"/proc/{pid}/status")
+            .Select(line => line.Split(':', 2)).Where(kv => kv.Length == 2).ToDictionary(kv => kv[0], kv => kv[1].Trim());
+        string what = $"{ExeName(pid)} pid {pid}:\n{string.Join('\n', status.Select(kv => $"{kv.Key}: {kv.Value}"))}";
+        uint uid = uint.Parse(status["Uid"].Split('\t')[0]);
+        Assert.True(uid >= JailedContainerd.UidStart && uid < JailedContainerd.UidStart + 8, what);
+        Assert.Equal(Enumerable.Repeat(uid.ToString(), 4), status["Uid"].Split('\t'));
+        Assert.Equal(Enumerable.Repeat(uid.ToString(), 4), status["Gid"].Split('\t'));
+        Assert.True(status["Seccomp"] == "2", what);
+        Assert.True(status["NoNewPrivs"] == "1", what);
+        Assert.True(status["CapEff"] == "0000000000000000", what);
+        Assert.True(status["CapBnd"] == "0000000000000000", what);
+        Assert.Equal(root, new DirectoryInfo($"/proc/{pid}/root").LinkTarget);
+        foreach (string ns in new[] { "pid", "mnt", "ipc", "uts" })
+        {
+            Assert.NotEqual(new FileInfo($"/proc/self/ns/{ns}").LinkTarget, new FileInfo($"/proc/{pid}/ns/{ns}").LinkTarget);
+        }
+
+        Assert.Contains($":memory:/{jailed.CgroupParent}/{jailId}", File.ReadAllText($"/proc/{pid}/cgroup"), StringComparison.Ordinal);
+        Assert.False(File.Exists($"/proc/{pid}/root/etc/passwd"), $"{what}\nthe host's /etc is visible in the jail");
+        Assert.False(Directory.Exists($"/proc/{pid}/root/etc"), $"{what}\n/etc exists in the jail");
+        output.WriteLine($"{ExeName(pid)} pid {pid}: uid {uid}, root {root}, seccomp {status["Seccomp"]}");
+    }
+
+    private async Task AssertJailClearedAsync(string jailId)
+    {
+        string directory = Path.Combine(jailed.ChrootBase, jailId);
+        Assert.True(await Eventually.HoldsAsync(() => !Directory.Exists(directory)), $"the jail directory {directory} was left\n{Containerd.ShimLog()}");
+        foreach (string controller in new[] { "memory", "cpu", "pids" })
+        {
+            string cgroup = Path.Combine("/sys/fs/cgroup", controller, jailed.CgroupParent, jailId);
+            Assert.True(await Eventually.HoldsAsync(() => !Directory.Exists(cgroup)), $"the cgroup {cgroup} was left\n{Containerd.ShimLog()}");
+        }
+
+        // Every uid of the range is free again: a second allocator takes each one.
+        var allocator = new FirecrackerContainerd.Vmm.Jail.UidAllocator(Path.Combine(jailed.ChrootBase, "uids"), JailedContainerd.UidStart, 8);
+        var leases = new List<FirecrackerContainerd.Vmm.Jail.UidLease>();
+        try
+        {
+            for (int i = 0; i < 8; i++)
+            {
+                leases.Add(allocator.Acquire("the test"));
+            }
+        }
+        finally
+        {
+            leases.ForEach(lease => lease.Dispose());
+        }
+    }
+
+    private static IEnumerable<int> JailedProcesses(string root) =>
+        Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(name => name!.All(char.IsAsciiDigit)).Select(name => int.Parse(name!))
+            .Where(pid =>
+            {
+                try
+                {
+                    return new DirectoryInfo($"/proc/{pid}/root").LinkTarget == root;
+                }
+                catch (IOException)
+                {
+                    return false;
+                }
+                catch (UnauthorizedAccessException)
+                {
+                    return false;
+                }
+            });
+
+    private static string? ExeName(int pid)
+    {
+        try
+        {
+            return Path.GetFileName(new FileInfo($"/proc/{pid}/exe").LinkTarget);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private async Task RunDetachedAsync(string id, string? vmId, params string[] command)
+    {
+        Containerd.NoteTaskId(Namespace, id);
+        await Containerd.RequireGuestAsync(_timeout.Token);
+        await Containerd.ImportBusyboxImageAsync(Namespace);
+        string[] annotation = vmId is null ? [] : ["--annotation", $"{VmIdAnnotation}={vmId}"];
+        var clock = Stopwatch.StartNew();
+        CommandResult run = await Containerd.CtrWithInputAsync(Namespace, null,
+            ["run", "-d", "--runtime", "aws.firecracker", "--snapshotter", "native", .. annotation, BusyboxImage.Name, id, .. command]);
+        output.WriteLine($"ctr run -d {id}: exit {run.ExitCode} after {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(run.ExitCode == 0, Containerd.Describe(run));
+        Assert.True(await Containerd.TaskReachesAsync(Namespace, id, "RUNNING", StateChange), $"{id} never ran\n{Containerd.ShimLog()}");
+    }
+
+    private async Task KillAndRemoveAsync(string id)
+    {
+        CommandResult kill = await Containerd.CtrAsync(Namespace, "task", "kill", "--signal", "SIGKILL", id);
+        Assert.True(kill.ExitCode == 0, Containerd.Describe(kill));
+        Assert.True(await Containerd.TaskReachesAsync(Namespace, id, "STOPPED", StateChange), $"{id} never stopped\n{Containerd.ShimLog()}");
+        CommandResult rm = await Containerd.CtrAsync(Namespace, "task", "rm", id);
+        Assert.True(rm.ExitCode == 0, Containerd.Describe(rm));
+    }
+}
