@@ -56,9 +56,15 @@ public sealed class JailedContainerd : IAsyncLifetime
         await Containerd.DisposeAsync();
         foreach (string controller in new[] { "memory", "cpu", "pids" })
         {
+            // A failed test may have left a VM's cgroup (empty once its shim is gone): rmdir, children first.
             string parent = Path.Combine("/sys/fs/cgroup", controller, CgroupParent);
             if (Directory.Exists(parent))
             {
+                foreach (string vm in Directory.EnumerateDirectories(parent))
+                {
+                    Directory.Delete(vm);
+                }
+
                 Directory.Delete(parent);
             }
         }
