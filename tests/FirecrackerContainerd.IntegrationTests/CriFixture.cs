@@ -238,14 +238,20 @@ public sealed class CriFixture : IAsyncLifetime
         {
             try
             {
-                await RemoveAllPodsAsync();
+                // No CRI channel yet when the set-up failed before it (an image import, say): there are no pods either.
+                if (_channel is not null)
+                {
+                    await RemoveAllPodsAsync();
+                }
             }
             catch (Grpc.Core.RpcException)
             {
                 // containerd no longer answers: what it started is killed below.
             }
-
-            await _containerd.StopAsync();
+            finally
+            {
+                await _containerd.StopAsync();
+            }
         }
 
         _channel?.Dispose();
