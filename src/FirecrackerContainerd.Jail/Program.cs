@@ -1,4 +1,5 @@
 using FirecrackerContainerd.Jail;
+using FirecrackerContainerd.Native;
 
 // fc-jail: confines one program (a VMM, or the vhost-user vsock device beside it) and execs it. Started as root, as pid
 // 1 of a new pid namespace and in the VM's network namespace; everything else about the jail is on its command line.
@@ -8,7 +9,7 @@ using FirecrackerContainerd.Jail;
 try
 {
     JailArguments jail = JailArguments.Parse(args);
-    Syscalls.Unshare(Syscalls.CLONE_NEWNS | Syscalls.CLONE_NEWIPC | Syscalls.CLONE_NEWUTS);
+    Syscalls.Unshare(Libc.CLONE_NEWNS | Libc.CLONE_NEWIPC | Libc.CLONE_NEWUTS);
     Syscalls.Mount(null, "/", null, Syscalls.MS_REC | Syscalls.MS_PRIVATE, null);
     var chroot = new ChrootBuilder(jail.Root);
     chroot.MountRoot();

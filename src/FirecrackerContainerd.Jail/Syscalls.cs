@@ -6,10 +6,6 @@ namespace FirecrackerContainerd.Jail;
 /// <summary>The system calls only the jail makes; each failure becomes a <see cref="JailException"/> naming the call and its object.</summary>
 internal static unsafe partial class Syscalls
 {
-    internal const int CLONE_NEWNS = 0x00020000;
-    internal const int CLONE_NEWUTS = 0x04000000;
-    internal const int CLONE_NEWIPC = 0x08000000;
-
     internal const ulong MS_RDONLY = 0x1;
     internal const ulong MS_NOSUID = 0x2;
     internal const ulong MS_NODEV = 0x4;
@@ -34,10 +30,10 @@ internal static unsafe partial class Syscalls
     private const short IFF_TAP = 0x0002;
     private const short IFF_NO_PI = 0x1000;
 
-    internal static void Unshare(int flags) => Check(UnshareNative(flags), "unshare", $"flags 0x{flags:x}");
+    internal static void Unshare(int flags) => Check(Libc.Unshare(flags), "unshare", $"flags 0x{flags:x}");
 
     internal static void Mount(string? source, string target, string? type, ulong flags, string? data) =>
-        Check(MountNative(source, target, type, flags, data), "mount", $"{source ?? type ?? "(none)"} on {target}");
+        Check(Libc.Mount(source, target, type, flags, data), "mount", $"{source ?? type ?? "(none)"} on {target}");
 
     internal static void Chroot(string path) => Check(ChrootNative(path), "chroot", path);
 
@@ -161,12 +157,6 @@ internal static unsafe partial class Syscalls
         public ushort Length;
         public SeccompFilter.Instruction* Filter;
     }
-
-    [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
-    private static partial int UnshareNative(int flags);
-
-    [LibraryImport("libc", EntryPoint = "mount", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int MountNative(string? source, string target, string? type, ulong flags, string? data);
 
     [LibraryImport("libc", EntryPoint = "chroot", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int ChrootNative(string path);

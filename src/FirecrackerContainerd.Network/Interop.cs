@@ -20,7 +20,6 @@ internal static partial class Interop
     internal const int NETLINK_EXT_ACK = 11;
     internal const int MSG_TRUNC = 0x20;
 
-    internal const int CLONE_NEWNET = 0x40000000;
     internal const ulong MS_BIND = 0x1000;
     internal const int MNT_DETACH = 0x2;
 
@@ -29,9 +28,6 @@ internal static partial class Interop
     internal const int EEXIST = 17;
     internal const int ENODEV = 19;
     internal const int EINVAL = 22;
-
-    [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
-    internal static partial int Unshare(int flags);
 
     [LibraryImport("libc", EntryPoint = "getsockname", SetLastError = true)]
     internal static unsafe partial int GetSockName(int fd, void* address, uint* addressLength);

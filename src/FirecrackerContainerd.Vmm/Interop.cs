@@ -191,8 +191,7 @@ internal static partial class Interop
     /// <summary>unshare(CLONE_NEWPID) for the calling thread: the next child it starts is pid 1 of a new pid namespace.</summary>
     internal static void UnsharePidNamespace()
     {
-        const int cloneNewPid = 0x20000000;
-        if (UnshareNative(cloneNewPid) != 0)
+        if (Libc.Unshare(Libc.CLONE_NEWPID) != 0)
         {
             throw Error("unshare", "CLONE_NEWPID", Marshal.GetLastPInvokeError());
         }
@@ -209,9 +208,6 @@ internal static partial class Interop
     /// <summary>sendmsg(2), for the one caller that attaches a descriptor (QMP's add-fd); returns bytes sent or -1 with errno set.</summary>
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     internal static unsafe partial nint SendMsg(int fd, Libc.MsgHdr* message, int flags);
-
-    [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
-    private static partial int UnshareNative(int flags);
 
     [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int ChownNative(string path, uint uid, uint gid);

@@ -25,6 +25,11 @@ internal static unsafe partial class Libc
     internal const int MSG_CTRUNC = 0x8;
     internal const int MSG_DONTWAIT = 0x40;
     internal const int MSG_CMSG_CLOEXEC = 0x40000000;
+    internal const int CLONE_NEWNS = 0x00020000;
+    internal const int CLONE_NEWUTS = 0x04000000;
+    internal const int CLONE_NEWIPC = 0x08000000;
+    internal const int CLONE_NEWPID = 0x20000000;
+    internal const int CLONE_NEWNET = 0x40000000;
 
     /// <summary>struct pollfd.</summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -85,6 +90,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     internal static partial int Ioctl(int fd, nuint request, void* argument);
+
+    [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
+    internal static partial int Unshare(int flags);
 
     [LibraryImport("libc", EntryPoint = "mount", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     internal static partial int Mount(string? source, string target, string? fileSystemType, ulong flags, string? data);

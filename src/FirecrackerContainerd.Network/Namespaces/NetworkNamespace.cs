@@ -110,7 +110,7 @@ public static class NetworkNamespace
         try
         {
             original = OpenNamespace("/proc/thread-self/ns/net");
-            if (Interop.Unshare(Interop.CLONE_NEWNET) != 0)
+            if (Libc.Unshare(Libc.CLONE_NEWNET) != 0)
             {
                 throw new IOException($"unshare a network namespace for {path}: {Interop.ErrnoText(Interop.LastErrno)}");
             }
@@ -207,7 +207,7 @@ public static class NetworkNamespace
 
     private static void Enter(int fd, string path)
     {
-        if (Libc.SetNs(fd, Interop.CLONE_NEWNET) != 0)
+        if (Libc.SetNs(fd, Libc.CLONE_NEWNET) != 0)
         {
             int errno = Interop.LastErrno;
             string why = errno == Interop.EINVAL ? "not a network namespace" : Interop.ErrnoText(errno);
