@@ -79,13 +79,12 @@ public sealed record RootfsBlockFile
 
     private static void CheckFile(string path)
     {
-        if (path.Length == 0 || path[0] != '/' || path.Split('/').Any(part => part is "." or ".."))
+        if (path.Length == 0 || path[0] != '/' || RootfsPath.HasDotSegment(path))
         {
             throw new InvalidRootfsException($"rootfs: block file \"{path}\" is not an absolute path without . or .. components");
         }
 
-        var file = new FileInfo(path);
-        if (!file.Exists || file.LinkTarget is not null)
+        if (!RootfsPath.IsRegularFile(path))
         {
             throw new InvalidRootfsException($"rootfs: block file {path} is not a regular file");
         }

@@ -136,7 +136,7 @@ public sealed record RootfsErofsLayers
             throw new InvalidRootfsException($"rootfs: {what} \"{path}\" is not an absolute path");
         }
 
-        if (path.Split('/').Any(part => part is "." or "..") || path.Any(char.IsControl))
+        if (RootfsPath.HasDotSegment(path) || path.Any(char.IsControl))
         {
             throw new InvalidRootfsException($"rootfs: {what} \"{path}\" contains . or .. components or control characters");
         }
@@ -144,8 +144,7 @@ public sealed record RootfsErofsLayers
 
     private static void CheckLayerFile(string file, string what)
     {
-        var info = new FileInfo(file);
-        if (!info.Exists || info.LinkTarget is not null)
+        if (!RootfsPath.IsRegularFile(file))
         {
             throw new InvalidRootfsException($"rootfs: {what}: layer file {file} is missing or not a regular file");
         }

@@ -147,7 +147,7 @@ public sealed record RootfsSource
             throw new InvalidRootfsException($"rootfs: {what} \"{path}\" contains a comma, colon, backslash or control character");
         }
 
-        if (path.Split('/').Any(part => part is "." or ".."))
+        if (RootfsPath.HasDotSegment(path))
         {
             throw new InvalidRootfsException($"rootfs: {what} \"{path}\" contains . or .. components");
         }
