@@ -74,6 +74,25 @@ internal static unsafe partial class Syscalls
         }
     }
 
+    /// <summary>
+    /// Makes at <paramref name="path"/> a character device node like host <paramref name="hostPath"/> (same numbers and
+    /// mode), owned by <paramref name="uid"/>:<paramref name="gid"/>: a bind would keep the host's owner, and a host may
+    /// keep <c>/dev/net/tun</c> or <c>/dev/kvm</c> root-only.
+    /// </summary>
+    internal static void MakeDeviceLike(string hostPath, string path, uint uid, uint gid)
+    {
+        Stat status;
+        Check(StatNative(hostPath, &status), "stat", hostPath);
+        const uint S_IFMT = 0xF000, S_IFCHR = 0x2000;
+        if ((status.Mode & S_IFMT) != S_IFCHR)
+        {
+            throw new JailException("mknod", $"{path}: {hostPath} is not a character device", EINVAL);
+        }
+
+        Check(MknodNative(path, status.Mode & (S_IFMT | 0x1FF), status.Rdev), "mknod", path);
+        Check(ChownNative(path, uid, gid), "chown", path);
+    }
+
     internal static void SetNoNewPrivileges() => Check(PrctlNative(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)", "1");
 
     internal static void SetParentDeathSignal(int signal) =>
@@ -157,6 +176,30 @@ internal static unsafe partial class Syscalls
         public ushort Length;
         public SeccompFilter.Instruction* Filter;
     }
+
+    // struct stat on x86_64 (asm/stat.h): what precedes st_rdev and st_rdev itself; the rest is room.
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Stat
+    {
+        public ulong Dev;
+        public ulong Ino;
+        public ulong Nlink;
+        public uint Mode;
+        public uint Uid;
+        public uint Gid;
+        public uint Pad;
+        public ulong Rdev;
+        public fixed byte Rest[96];
+    }
+
+    [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int StatNative(string path, Stat* status);
+
+    [LibraryImport("libc", EntryPoint = "mknod", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int MknodNative(string path, uint mode, ulong device);
+
+    [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int ChownNative(string path, uint uid, uint gid);
 
     [LibraryImport("libc", EntryPoint = "chroot", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int ChrootNative(string path);

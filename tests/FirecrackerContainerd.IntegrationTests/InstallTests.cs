@@ -251,7 +251,7 @@ internal sealed record InstallLayout(string Root)
 
     /// <summary>
     /// Writes the operator's configuration (scripts/lib/containerd-config --cri for the version under test, without
-    /// the handler the install adds), the staging directory (links to the native shim, control daemon and fcctl as scripts/lib/publish lays them out, and
+    /// the handler the install adds), the staging directory (links to the native shim, control daemon, fcctl, fc-jail and fc-vhost-vsock as scripts/lib/publish lays them out, and
     /// to <paramref name="agent"/>) and the busybox image.
     /// </summary>
     public async Task PrepareAsync(string agent)
@@ -274,7 +274,8 @@ internal sealed record InstallLayout(string Root)
         foreach (string binary in new[]
                  {
                      await NativeBinary.ShimAsync(CancellationToken.None), await NativeBinary.ControlAsync(CancellationToken.None),
-                     await NativeBinary.FcctlAsync(CancellationToken.None),
+                     await NativeBinary.FcctlAsync(CancellationToken.None), await NativeBinary.JailLauncherAsync(CancellationToken.None),
+                     await NativeBinary.VsockDeviceAsync(CancellationToken.None),
                  })
         {
             File.CreateSymbolicLink(Path.Combine(Staging, Path.GetFileName(Path.GetDirectoryName(binary))!), Path.GetDirectoryName(binary)!);

@@ -27,8 +27,8 @@ public sealed class JailedContainerd : IAsyncLifetime
         await Containerd.InitializeAsync();
         using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(20));
         await Containerd.RequireGuestAsync(bound.Token);
-        Launcher = await NativeBinary.RequireAsync("Jail", "jail", "fc-jail", [], bound.Token);
-        VsockDevice = await NativeBinary.RequireAsync("VsockDevice", "vsock", "fc-vhost-vsock", ["Vsock"], bound.Token);
+        Launcher = await NativeBinary.JailLauncherAsync(bound.Token);
+        VsockDevice = await NativeBinary.VsockDeviceAsync(bound.Token);
         _baseConfig = await File.ReadAllTextAsync(Containerd.RuntimeConfigPath, bound.Token);
         WriteConfig(_ => { });
     }

@@ -12,8 +12,21 @@ internal static class NativeBinary
     private static readonly SemaphoreSlim PublishLock = new(1, 1);
 
     /// <summary>The shim (<c>containerd-shim-aws-firecracker</c>), published into <c>artifacts/shim</c>.</summary>
-    public static Task<string> ShimAsync(CancellationToken cancellationToken) =>
-        RequireAsync("Runtime", "shim", "containerd-shim-aws-firecracker", ["Shim", "Vmm", "Vsock", "Network", "Ttrpc", "Protos", "Core"], cancellationToken);
+    /// <remarks>The jail's programs are published with it, into <c>artifacts/jail</c> and <c>artifacts/vsock</c>, where the shim looks for them by default.</remarks>
+    public static async Task<string> ShimAsync(CancellationToken cancellationToken)
+    {
+        await JailLauncherAsync(cancellationToken);
+        await VsockDeviceAsync(cancellationToken);
+        return await RequireAsync("Runtime", "shim", "containerd-shim-aws-firecracker", ["Shim", "Vmm", "Vsock", "Network", "Ttrpc", "Protos", "Core"], cancellationToken);
+    }
+
+    /// <summary>The jail launcher (<c>fc-jail</c>), published into <c>artifacts/jail</c>.</summary>
+    public static Task<string> JailLauncherAsync(CancellationToken cancellationToken) =>
+        RequireAsync("Jail", "jail", "fc-jail", [], cancellationToken);
+
+    /// <summary>The vsock device (<c>fc-vhost-vsock</c>), published into <c>artifacts/vsock</c>.</summary>
+    public static Task<string> VsockDeviceAsync(CancellationToken cancellationToken) =>
+        RequireAsync("VsockDevice", "vsock", "fc-vhost-vsock", ["Vsock"], cancellationToken);
 
     /// <summary>The control daemon (<c>firecracker-control</c>), published into <c>artifacts/control</c>.</summary>
     public static Task<string> ControlAsync(CancellationToken cancellationToken) =>

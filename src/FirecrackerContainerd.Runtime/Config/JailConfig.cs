@@ -6,9 +6,9 @@ namespace FirecrackerContainerd.Runtime.Config;
 /// <summary>The runtime configuration's <c>jail</c> section: whether and how each VM's VMM is confined (docs/jail.md).</summary>
 public sealed record JailConfig
 {
-    /// <summary>Off in this first cut: the suites run unjailed until every one passes jailed.</summary>
+    /// <summary>On unless the configuration turns it off: every VM's VMM and vsock device run jailed.</summary>
     [JsonPropertyName("enabled")]
-    public bool Enabled { get; set; }
+    public bool Enabled { get; set; } = true;
 
     /// <summary>The uids (and gids) VMs take one each of.</summary>
     [JsonPropertyName("uid_range")]

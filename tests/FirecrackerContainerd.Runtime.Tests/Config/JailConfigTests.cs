@@ -10,11 +10,11 @@ public sealed class JailConfigTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Fact]
-    public void The_jail_is_off_by_default_with_the_documented_defaults()
+    public void The_jail_is_on_by_default_with_the_documented_defaults()
     {
         RuntimeConfig config = RuntimeConfig.Load(Write("""{"kernel_image_path": "/k", "initrd_path": "/i"}"""));
 
-        Assert.False(config.Jail.Enabled);
+        Assert.True(config.Jail.Enabled);
         Assert.Equal("/run/firecracker-containerd/jail", config.Jail.ChrootBase);
         Assert.Equal("firecracker-containerd", config.Jail.CgroupParent);
         Assert.Equal(256, config.Jail.MemoryOverheadMib);
@@ -34,7 +34,7 @@ public sealed class JailConfigTests : IDisposable
     [Fact]
     public void A_disabled_jail_is_not_validated()
     {
-        RuntimeConfig config = RuntimeConfig.Load(Write("""{"kernel_image_path": "/k", "initrd_path": "/i", "jail": {"uid_range": {"count": 0}}}"""));
+        RuntimeConfig config = RuntimeConfig.Load(Write("""{"kernel_image_path": "/k", "initrd_path": "/i", "jail": {"enabled": false, "uid_range": {"count": 0}}}"""));
 
         Assert.Equal(0u, config.Jail.UidRange.Count);
     }
