@@ -146,7 +146,7 @@ internal sealed record CreateVmPlan(RuntimeConfig Config, VmDevices Devices, Cni
     {
         string? unsupported =
             request.RootDrive is not null ? "RootDrive (the guest's root is the initramfs of the runtime configuration)"
-            : request.JailerConfig is not null ? "JailerConfig (the VMM runs without a jailer)"
+            : request.JailerConfig is not null ? "JailerConfig (the runtime configuration's jail section confines every VM; a VM's own uid, cgroup, cpuset or network namespace cannot be asked for)"
             : request.LogFifoPath.Length > 0 ? "LogFifoPath (the VMM's console goes to the shim's log)"
             : request.MetricsFifoPath.Length > 0 ? "MetricsFifoPath (the QEMU driver has no metrics stream)"
             : request.MachineCfg is { CPUTemplate.Length: > 0 } ? "MachineCfg.CPUTemplate (CPU templates are not supported)"
