@@ -522,8 +522,7 @@ public sealed partial class QemuMachine : IVirtualMachine
         {
             if (_exited.Task.IsCompleted)
             {
-                VmExit exit = await _exited.Task.ConfigureAwait(false);
-                throw new IOException($"vm \"{VmId}\": QEMU exited with status {exit.ExitCode} before its QMP socket answered");
+                throw ExitedBeforeQmp(await _exited.Task.ConfigureAwait(false));
             }
 
             if (File.Exists(QmpSocketPath))
@@ -536,10 +535,33 @@ public sealed partial class QemuMachine : IVirtualMachine
                 {
                     // Bound but not yet listening; try again.
                 }
+                catch (IOException e)
+                {
+                    // QEMU listens on its QMP socket before it opens its devices: one it cannot open (a tap, a drive)
+                    // ends it while the greeting is read. Its exit, not the reset connection, says why.
+                    VmExit? exit = await WaitForExitAsync(QmpExitGrace, cancellationToken).ConfigureAwait(false);
+                    throw exit is null ? e : ExitedBeforeQmp(exit);
+                }
             }
 
             await Task.Delay(20, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    private static readonly TimeSpan QmpExitGrace = TimeSpan.FromSeconds(2);
+
+    private async Task<VmExit?> WaitForExitAsync(TimeSpan grace, CancellationToken cancellationToken)
+    {
+        Task done = await Task.WhenAny(_exited.Task, Task.Delay(grace, cancellationToken)).ConfigureAwait(false);
+        return done == _exited.Task ? await _exited.Task.ConfigureAwait(false) : null;
+    }
+
+    // QEMU's last words name what it could not do; they are quoted, not parsed (the guest's console shares the stream).
+    private IOException ExitedBeforeQmp(VmExit exit)
+    {
+        string said = string.Join(" | ", RecentOutput().TakeLast(3));
+        return new IOException(
+            $"vm \"{VmId}\": QEMU exited with status {exit.ExitCode} before its QMP socket answered" + (said.Length > 0 ? $"; its last output: {said}" : string.Empty));
     }
 
     private async Task ObserveExitAsync(VmmProcess qemu)
