@@ -87,6 +87,38 @@ public sealed class QemuMachineTests : IDisposable
         Assert.Contains("no-kernel", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Start_fails_naming_the_exit_and_qemus_words_when_qemu_cannot_open_a_network_device()
+    {
+        // A TUN (layer 3) device where QEMU wants a TAP: QEMU listens on QMP, then fails to attach and exits.
+        string tun = $"fcqt{Environment.ProcessId % 100000}";
+        await RunIpAsync("tuntap", "add", "dev", tun, "mode", "tun");
+        try
+        {
+            string kernel = Path.Combine(_dir, "kernel");
+            await File.WriteAllBytesAsync(kernel, new byte[4096], _timeout.Token);
+            var spec = new MachineSpec("vm4", new BootSource(kernel), new MachineConfig(1, 128), ImmutableArray<Drive>.Empty,
+                NetworkInterfaces: [new NetworkInterface("eth0", tun)]);
+            await using var machine = new QemuMachine(spec, new VmDir(Path.Combine(_dir, "ns#vm4")), new QemuOptions(), new ConsoleLog());
+
+            var e = await Assert.ThrowsAsync<IOException>(() => machine.StartAsync(_timeout.Token));
+
+            Assert.Contains("QEMU exited with status 1 before its QMP socket answered", e.Message, StringComparison.Ordinal);
+            Assert.Contains(tun, e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await RunIpAsync("link", "del", tun);
+        }
+    }
+
+    private static async Task RunIpAsync(params string[] args)
+    {
+        using var ip = System.Diagnostics.Process.Start("ip", args);
+        await ip.WaitForExitAsync();
+        Assert.True(ip.ExitCode == 0, $"ip {string.Join(' ', args)} failed with {ip.ExitCode}");
+    }
+
     private static bool IsListening(string path)
     {
         using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
