@@ -19,14 +19,15 @@ public sealed class UnixSocketPath : IDisposable
 
     private const int O_PATH = 0x200000;
     private const int O_DIRECTORY = 0x10000;
+    private const int O_NOFOLLOW = 0x20000;
 
-    private int _directoryFd;
+    private int _fd;
 
-    private UnixSocketPath(string socketPath, string connectPath, int directoryFd)
+    private UnixSocketPath(string socketPath, string connectPath, int fd)
     {
         SocketPath = socketPath;
         ConnectPath = connectPath;
-        _directoryFd = directoryFd;
+        _fd = fd;
     }
 
     /// <summary>The socket's full path.</summary>
@@ -68,13 +69,50 @@ public sealed class UnixSocketPath : IDisposable
         return new UnixSocketPath(full, viaFd, fd);
     }
 
+    /// <summary>
+    /// A path to the socket at <paramref name="socketPath"/> that nobody can redirect: the socket is opened without
+    /// following a symbolic link at its last component, checked to be a socket, and reached through
+    /// <c>/proc/self/fd/&lt;n&gt;</c>. For sockets in a directory an unprivileged (jailed) process owns: it could put a
+    /// link to another host socket there, and the shim, which is root, would connect to that instead.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">Nothing is at <paramref name="socketPath"/> yet.</exception>
+    /// <exception cref="IOException">What is there is not a socket (a symbolic link, say).</exception>
+    public static UnixSocketPath ForExistingSocket(string socketPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(socketPath);
+        var full = Path.GetFullPath(socketPath);
+        int fd = Interop.Open(full, O_PATH | O_NOFOLLOW);
+        if (fd < 0)
+        {
+            throw -fd == Libc.ENOENT
+                ? new FileNotFoundException($"unix socket {full} does not exist", full)
+                : new UnixIOException(-fd, $"open {full}: {Interop.ErrnoText(-fd)}");
+        }
+
+        try
+        {
+            int type = Libc.FileType(fd, string.Empty, Libc.AT_EMPTY_PATH);
+            if (type != Libc.S_IFSOCK)
+            {
+                throw new IOException($"{full} is not a unix socket but {(type == Libc.S_IFLNK ? "a symbolic link" : $"a file of type 0x{type:x}")}: refusing to connect to it");
+            }
+        }
+        catch
+        {
+            _ = Libc.Close(fd);
+            throw;
+        }
+
+        return new UnixSocketPath(full, "/proc/self/fd/" + fd.ToString(CultureInfo.InvariantCulture), fd);
+    }
+
     /// <summary>True when <paramref name="path"/> fits in sockaddr_un.</summary>
     public static bool Fits(string path) => Encoding.UTF8.GetByteCount(path) <= MaxPathBytes;
 
-    /// <summary>Closes the directory descriptor, if one was needed.</summary>
+    /// <summary>Closes the descriptor, if one was needed.</summary>
     public void Dispose()
     {
-        int fd = Interlocked.Exchange(ref _directoryFd, -1);
+        int fd = Interlocked.Exchange(ref _fd, -1);
         if (fd >= 0)
         {
             _ = Libc.Close(fd);

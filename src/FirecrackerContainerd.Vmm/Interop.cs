@@ -52,11 +52,12 @@ internal static partial class Interop
         LinkNative(existing, newPath) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
     /// <summary>chown(2), naming the path on failure.</summary>
+    /// <summary>lchown(2): a symbolic link at <paramref name="path"/> is changed itself, never what it points at.</summary>
     internal static void Chown(string path, uint uid, uint gid)
     {
-        if (ChownNative(path, uid, gid) != 0)
+        if (LchownNative(path, uid, gid) != 0)
         {
-            throw Error("chown", path, Marshal.GetLastPInvokeError());
+            throw Error("lchown", path, Marshal.GetLastPInvokeError());
         }
     }
 
@@ -209,6 +210,6 @@ internal static partial class Interop
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     internal static unsafe partial nint SendMsg(int fd, Libc.MsgHdr* message, int flags);
 
-    [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int ChownNative(string path, uint uid, uint gid);
+    [LibraryImport("libc", EntryPoint = "lchown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int LchownNative(string path, uint uid, uint gid);
 }

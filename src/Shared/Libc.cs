@@ -61,6 +61,37 @@ internal static unsafe partial class Libc
         public int Flags;
     }
 
+    internal const int AT_FDCWD = -100;
+    internal const int AT_EMPTY_PATH = 0x1000;
+    internal const int AT_SYMLINK_NOFOLLOW = 0x100;
+    internal const int S_IFMT = 0xF000;
+    internal const int S_IFSOCK = 0xC000;
+    internal const int S_IFLNK = 0xA000;
+    private const uint STATX_TYPE = 1;
+
+    /// <summary>struct statx is 256 bytes; its u16 stx_mode is at byte 28 on every architecture.</summary>
+    private const int StatxBytes = 256;
+    private const int StatxModeOffset = 28;
+
+    /// <summary>
+    /// The S_IFMT bits of <paramref name="path"/> relative to <paramref name="directoryFd"/> (<see cref="AT_FDCWD"/>, or
+    /// with an empty path and <see cref="AT_EMPTY_PATH"/> the descriptor itself, O_PATH included), from statx(2).
+    /// </summary>
+    /// <exception cref="ErrnoException">statx failed.</exception>
+    internal static int FileType(int directoryFd, string path, int flags)
+    {
+        byte* buffer = stackalloc byte[StatxBytes];
+        if (Statx(directoryFd, path, flags, STATX_TYPE, buffer) != 0)
+        {
+            throw Error("statx", path.Length > 0 ? path : $"descriptor {directoryFd}");
+        }
+
+        return *(ushort*)(buffer + StatxModeOffset) & S_IFMT;
+    }
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Statx(int directoryFd, string path, int flags, uint mask, byte* buffer);
+
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     internal static partial int Close(int fd);
 

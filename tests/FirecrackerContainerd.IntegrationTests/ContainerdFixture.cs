@@ -307,6 +307,15 @@ public sealed class ContainerdFixture : IAsyncLifetime
         Assert.Empty(MountsBelow(ShimBaseDirectory));
         Assert.Empty(MountsBelow(ShimTempDirectory));
         Assert.Empty(System.IO.Directory.EnumerateDirectories(ShimTempDirectory, "fc-rootfs-*"));
+
+        // The VM ran jailed (the runtime configuration's default): its jail directory and cgroups go with it.
+        string vmName = ns + "#" + vmId;
+        string jail = Path.Combine(FirecrackerContainerd.Vmm.Jail.JailSettings.DefaultChrootBase, vmName);
+        Assert.True(await Eventually.HoldsAsync(() => !System.IO.Directory.Exists(jail)), $"the jail directory {jail} was left\n{ShimLog()}");
+        string[] cgroups = [.. new[] { "memory", "cpu", "pids", string.Empty }
+            .Select(controller => Path.Combine("/sys/fs/cgroup", controller, FirecrackerContainerd.Vmm.Jail.JailSettings.DefaultCgroupParent, vmName))];
+        Assert.True(await Eventually.HoldsAsync(() => !cgroups.Any(System.IO.Directory.Exists)),
+            $"the VM's cgroup was left: {string.Join(", ", cgroups.Where(System.IO.Directory.Exists))}\n{ShimLog()}");
     }
 
     /// <summary>containerd's log lines about our runtime, and its warnings and errors.</summary>

@@ -113,6 +113,13 @@ public sealed class JailTests(JailedContainerd jailed, ITestOutputHelper output)
                 AssertConfined(pid, root, jailId);
             }
 
+            // The VM directory stays root's and unlistable to the VM's uid, which owns only the directory of its sockets:
+            // nothing it does can turn a file the shim writes or chowns into a link elsewhere.
+            uint vmUid = uint.Parse(ProcStatus(qemu)["Uid"].Split('\t')[0]);
+            Assert.Equal((0u, "711"), await OwnerAndModeAsync(vmDir));
+            Assert.Equal((vmUid, "700"), await OwnerAndModeAsync(Path.Combine(vmDir, "vmm")));
+            Assert.True(File.Exists(Path.Combine(vmDir, "vmm", "firecracker.vsock")), "the hybrid vsock socket is not in the VM's socket directory");
+
             // The limit is guest RAM (512 MiB) plus the default overhead (256 MiB).
             string memory = Path.Combine("/sys/fs/cgroup/memory", jailed.CgroupParent, jailId);
             Assert.Equal((512L + 256) << 20, long.Parse(File.ReadAllText(Path.Combine(memory, "memory.limit_in_bytes")).Trim()));
@@ -247,10 +254,21 @@ public sealed class JailTests(JailedContainerd jailed, ITestOutputHelper output)
         await Containerd.AssertNothingLeftAsync(Namespace, id, id);
     }
 
+    private static Dictionary<string, string> ProcStatus(int pid) =>
+        File.ReadAllLines($"/proc/{pid}/status")
+            .Select(line => line.Split(':', 2)).Where(kv => kv.Length == 2).ToDictionary(kv => kv[0], kv => kv[1].Trim());
+
+    private static async Task<(uint Uid, string Mode)> OwnerAndModeAsync(string path)
+    {
+        CommandResult stat = await ProcessRunner.RunAsync("stat", ["-c", "%u %a", path], TimeSpan.FromSeconds(30));
+        Assert.True(stat.ExitCode == 0, $"stat {path}: {stat.Output}");
+        string[] parts = stat.Stdout.Trim().Split(' ');
+        return (uint.Parse(parts[0]), parts[1]);
+    }
+
     private void AssertConfined(int pid, string root, string jailId)
     {
-        Dictionary<string, string> status = File.ReadAllLines($"/proc/{pid}/status")
-            .Select(line => line.Split(':', 2)).Where(kv => kv.Length == 2).ToDictionary(kv => kv[0], kv => kv[1].Trim());
+        Dictionary<string, string> status = ProcStatus(pid);
         string what = $"{ExeName(pid)} pid {pid}:\n{string.Join('\n', status.Select(kv => $"{kv.Key}: {kv.Value}"))}";
         uint uid = uint.Parse(status["Uid"].Split('\t')[0]);
         Assert.True(uid >= JailedContainerd.UidStart && uid < JailedContainerd.UidStart + 8, what);

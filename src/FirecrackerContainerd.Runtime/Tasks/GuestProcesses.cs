@@ -37,7 +37,7 @@ internal static class GuestProcesses
             Terminal = request.Terminal,
             Options = Any.Pack(extra),
         }, cancellationToken).ConfigureAwait(false);
-        HostStdio io = await HostStdio.ConnectAsync(vm.Dir.FirecrackerVSockPath, ports, request.Stdin, request.Stdout, request.Stderr, cancellationToken)
+        HostStdio io = await HostStdio.ConnectAsync(vm.VsockPath, ports, request.Stdin, request.Stdout, request.Stderr, cancellationToken)
             .ConfigureAwait(false);
         return new ProcessRecord(request.Id, request.Id, io, pid, (request.Stdin, request.Stdout, request.Stderr, request.Terminal));
     }
@@ -54,7 +54,7 @@ internal static class GuestProcesses
             Terminal = request.Terminal,
             Spec = Any.Pack(extra),
         }, cancellationToken).ConfigureAwait(false);
-        HostStdio io = await HostStdio.ConnectAsync(vm.Dir.FirecrackerVSockPath, ports, request.Stdin, request.Stdout, request.Stderr, cancellationToken)
+        HostStdio io = await HostStdio.ConnectAsync(vm.VsockPath, ports, request.Stdin, request.Stdout, request.Stderr, cancellationToken)
             .ConfigureAwait(false);
         return new ProcessRecord(request.Id, request.ExecId, io, 0, (request.Stdin, request.Stdout, request.Stderr, request.Terminal));
     }

@@ -62,6 +62,9 @@ internal sealed class MicroVm : IAsyncDisposable
 
     public IVirtualMachine Machine { get; }
 
+    /// <summary>The hybrid vsock socket on the host: where the machine says (a jailed VMM's lies in the jail's own directory).</summary>
+    public string VsockPath => VsockPathOf(Machine, Dir);
+
     /// <summary>
     /// The connection to the guest agent. It outlives a pause: the vsock device keeps the VM's connections while
     /// QEMU has its rings stopped.
@@ -140,7 +143,7 @@ internal sealed class MicroVm : IAsyncDisposable
             trace.Phase(subject, "VMM started", begun);
             long machineUp = PhaseTrace.Now();
             var dial = new HybridVsockDialOptions(TimeSpan.FromSeconds(config.AgentTimeoutSeconds), TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(5));
-            Task<Socket> connect = HybridVsockDialer.DialAsync(dir.FirecrackerVSockPath, WellKnownNames.AgentVsockPort, dial, cancellationToken);
+            Task<Socket> connect = HybridVsockDialer.DialAsync(VsockPathOf(machine, dir), WellKnownNames.AgentVsockPort, dial, cancellationToken);
             if (await Task.WhenAny(connect, machine.Exited).ConfigureAwait(false) != connect)
             {
                 VmExit exit = await machine.Exited.ConfigureAwait(false);
@@ -374,6 +377,8 @@ internal sealed class MicroVm : IAsyncDisposable
         {
         }
     }
+
+    private static string VsockPathOf(IVirtualMachine machine, VmDir dir) => machine.VsockHostPath ?? dir.FirecrackerVSockPath;
 
     private static Task<IVirtualMachine> CreateMachineAsync(RuntimeConfig config, MachineSpec spec, VmDir dir, ILogger logger, CancellationToken cancellationToken) =>
         new VirtualMachineFactory(new VmmSettings(

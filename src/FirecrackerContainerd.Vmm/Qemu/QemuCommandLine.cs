@@ -60,7 +60,8 @@ internal static class QemuCommandLine
     /// <param name="spec">The machine.</param>
     /// <param name="accelerator">KVM or TCG.</param>
     /// <param name="tcgTranslationCacheMib">TCG's translated-code cache in MiB (<c>tb-size</c>), 0 for QEMU's default.</param>
-    public static ImmutableArray<string> Arguments(MachineSpec spec, QemuAccelerator accelerator, int tcgTranslationCacheMib = 0)
+    /// <param name="socketDirectory">Where QEMU makes its QMP socket and finds the vhost-user one, relative to its working directory; empty for the working directory itself.</param>
+    public static ImmutableArray<string> Arguments(MachineSpec spec, QemuAccelerator accelerator, int tcgTranslationCacheMib = 0, string socketDirectory = "")
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentOutOfRangeException.ThrowIfNegative(tcgTranslationCacheMib);
@@ -78,7 +79,7 @@ internal static class QemuCommandLine
             // vhost-user devices refuse legacy virtio; the guest drivers speak modern virtio-mmio.
             "-global", "virtio-mmio.force-legacy=false",
             "-serial", "stdio",
-            "-qmp", $"unix:{QmpSocketName},server=on,wait=off",
+            "-qmp", $"unix:{Path.Join(socketDirectory, QmpSocketName)},server=on,wait=off",
             "-sandbox", Sandbox,
             "-kernel", spec.Boot.KernelImagePath);
         if (spec.Boot.InitrdPath is { } initrd)
@@ -102,7 +103,7 @@ internal static class QemuCommandLine
         if (spec.Vsock is not null)
         {
             argv.AddRange(
-                "-chardev", $"socket,id=vsock,path={VhostUserVsockSocketName}",
+                "-chardev", $"socket,id=vsock,path={Path.Join(socketDirectory, VhostUserVsockSocketName)}",
                 "-device", "vhost-user-vsock-device,chardev=vsock");
         }
 

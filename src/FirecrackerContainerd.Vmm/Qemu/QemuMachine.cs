@@ -65,7 +65,7 @@ public sealed partial class QemuMachine : IVirtualMachine
     public IReadOnlyList<string> RecentOutput() => _qemu?.RecentOutput() ?? [];
 
     /// <inheritdoc/>
-    public string? VsockHostPath => Spec.Vsock is { } vsock ? Path.Combine(_vmDir.RootPath, vsock.UdsPath) : null;
+    public string? VsockHostPath => Spec.Vsock is { } vsock ? InVmDir(InSocketDirectory(vsock.UdsPath)) : null;
 
     /// <summary>The QEMU process id, once started.</summary>
     public int? Pid => _qemu?.Pid;
@@ -80,7 +80,17 @@ public sealed partial class QemuMachine : IVirtualMachine
     public int? VsockDevicePid => _vsockDevice?.Pid;
 
     /// <summary>The QMP socket path.</summary>
-    public string QmpSocketPath => Path.Combine(_vmDir.RootPath, QemuCommandLine.QmpSocketName);
+    public string QmpSocketPath => InVmDir(InSocketDirectory(QemuCommandLine.QmpSocketName));
+
+    /// <summary>
+    /// Where a jailed QEMU and vsock device make their sockets: the one directory their user owns. The VM directory
+    /// itself stays root's, so that nothing they do can swap a file the shim writes, formats or chowns there for a
+    /// link elsewhere; the shim connects into this one only to a socket (<see cref="UnixSocketPath.ForExistingSocket"/>).
+    /// </summary>
+    public const string JailedSocketDirectory = "vmm";
+
+    // Relative to the VM directory, QEMU's and the device's working directory.
+    private string SocketDirectory => _options.Jail is null ? string.Empty : JailedSocketDirectory;
 
     /// <inheritdoc/>
     public string ControlSocketPath => QmpSocketPath;
@@ -110,7 +120,7 @@ public sealed partial class QemuMachine : IVirtualMachine
             }
 
             DeleteIfPresent(QmpSocketPath);
-            ImmutableArray<string> arguments = QemuCommandLine.Arguments(Spec, _options.Accelerator, _options.TcgTranslationCacheMib);
+            ImmutableArray<string> arguments = QemuCommandLine.Arguments(Spec, _options.Accelerator, _options.TcgTranslationCacheMib, SocketDirectory);
             VmmLaunch launch = _jail is null
                 ? new VmmLaunch(_options.QemuBinary, arguments, _vmDir.RootPath, NetworkNamespace: Spec.NetworkNamespace)
                 : _jail.Launch(JailedQemu(arguments), Spec.NetworkNamespace);
@@ -342,10 +352,10 @@ public sealed partial class QemuMachine : IVirtualMachine
         _patchLock.Dispose();
 
         DeleteIfPresent(QmpSocketPath);
-        DeleteIfPresent(Path.Combine(_vmDir.RootPath, QemuCommandLine.VhostUserVsockSocketName));
+        DeleteIfPresent(InVmDir(InSocketDirectory(QemuCommandLine.VhostUserVsockSocketName)));
         if (Spec.Vsock is { } vsock)
         {
-            DeleteIfPresent(Path.Combine(_vmDir.RootPath, vsock.UdsPath));
+            DeleteIfPresent(InVmDir(InSocketDirectory(vsock.UdsPath)));
         }
     }
 
@@ -356,9 +366,9 @@ public sealed partial class QemuMachine : IVirtualMachine
 
     private async Task StartVsockDeviceAsync(VsockDevice vsock, CancellationToken cancellationToken)
     {
-        string socket = Path.Combine(_vmDir.RootPath, QemuCommandLine.VhostUserVsockSocketName);
+        string socket = InVmDir(InSocketDirectory(QemuCommandLine.VhostUserVsockSocketName));
         DeleteIfPresent(socket);
-        DeleteIfPresent(Path.Combine(_vmDir.RootPath, vsock.UdsPath));
+        DeleteIfPresent(InVmDir(InSocketDirectory(vsock.UdsPath)));
         string? binary = _jail is null ? _options.VsockDeviceBinary : _options.Jail?.VsockDeviceBinary;
         if (binary is null)
         {
@@ -367,8 +377,8 @@ public sealed partial class QemuMachine : IVirtualMachine
         }
 
         ImmutableArray<string> arguments = ImmutableArray.Create(
-            "--socket", QemuCommandLine.VhostUserVsockSocketName,
-            "--uds-path", vsock.UdsPath,
+            "--socket", InSocketDirectory(QemuCommandLine.VhostUserVsockSocketName),
+            "--uds-path", InSocketDirectory(vsock.UdsPath),
             "--guest-cid", vsock.GuestCid.ToString(CultureInfo.InvariantCulture));
 
         // Jailed, the device runs beside QEMU under the same uid and chroot, in a pid namespace of its own; it needs
@@ -411,6 +421,10 @@ public sealed partial class QemuMachine : IVirtualMachine
         }
     }
 
+    private string InSocketDirectory(string name) => Path.Join(SocketDirectory, name);
+
+    private string InVmDir(string relative) => Path.Combine(_vmDir.RootPath, relative);
+
     private VmJail PrepareJail(JailSettings settings)
     {
         // Resolved before anything starts: a missing VMM is a configuration error, and the jail binds it by its path.
@@ -420,7 +434,16 @@ public sealed partial class QemuMachine : IVirtualMachine
         try
         {
             _qemuPath = qemu;
-            jail.Chown(_vmDir.RootPath);
+            // The VM directory stays root's (searchable, not listable); the jailed processes own only their socket directory.
+            File.SetUnixFileMode(_vmDir.RootPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            string sockets = InVmDir(JailedSocketDirectory);
+            if (Directory.Exists(sockets))
+            {
+                Directory.Delete(sockets, recursive: true);
+            }
+
+            Directory.CreateDirectory(sockets, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            jail.Chown(sockets);
             // A read-only drive outside the VM directory (the guest's root drive, shared by every VM) is bound into the
             // jail read-only, as the kernel is; the VM's own drives become the VM's user's.
             foreach (Drive drive in Spec.Drives.Where(d => !IsSharedReadOnly(d)))
@@ -531,9 +554,9 @@ public sealed partial class QemuMachine : IVirtualMachine
                 {
                     return await QmpClient.ConnectAsync(QmpSocketPath, cancellationToken).ConfigureAwait(false);
                 }
-                catch (SocketException)
+                catch (Exception e) when (e is SocketException or FileNotFoundException)
                 {
-                    // Bound but not yet listening; try again.
+                    // Bound but not yet listening, or gone between the check and the open; try again.
                 }
                 catch (IOException e)
                 {

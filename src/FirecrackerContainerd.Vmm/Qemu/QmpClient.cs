@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using FirecrackerContainerd.Core;
 
 namespace FirecrackerContainerd.Vmm.Qemu;
 
@@ -49,7 +50,9 @@ public sealed class QmpClient : IAsyncDisposable
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
+            // QEMU makes the socket; jailed, in a directory QEMU's own user owns: a link put there is not followed.
+            using UnixSocketPath target = UnixSocketPath.ForExistingSocket(path);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(target.ConnectPath), cancellationToken).ConfigureAwait(false);
         }
         catch
         {

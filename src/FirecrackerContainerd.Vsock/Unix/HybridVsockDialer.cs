@@ -29,7 +29,6 @@ public static class HybridVsockDialer
         ArgumentException.ThrowIfNullOrEmpty(udsPath);
         options ??= HybridVsockDialOptions.Default;
         DateTime deadline = DateTime.UtcNow + options.Timeout;
-        using UnixSocketPath path = UnixSocketPath.For(udsPath);
         string lastError = "no attempt was made";
         int attempts = 0;
         while (true)
@@ -40,7 +39,12 @@ public static class HybridVsockDialer
             {
                 using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 attempt.CancelAfter(options.AckTimeout);
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path.ConnectPath), attempt.Token).ConfigureAwait(false);
+                // The socket's directory may belong to the jailed device: what is there is connected to only if it is a socket.
+                using (UnixSocketPath path = UnixSocketPath.ForExistingSocket(udsPath))
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path.ConnectPath), attempt.Token).ConfigureAwait(false);
+                }
+
                 await socket.SendAsync(ConnectRequest.Format(port), SocketFlags.None, attempt.Token).ConfigureAwait(false);
                 string ack = await ConnectAcknowledgement.ReadLineAsync(socket, attempt.Token).ConfigureAwait(false);
                 if (ConnectAcknowledgement.TryParse(ack, out _))

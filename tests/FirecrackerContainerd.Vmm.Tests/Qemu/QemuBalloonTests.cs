@@ -183,8 +183,9 @@ public sealed class QemuBalloonTests : IDisposable
             {
                 return await QmpClient.ConnectAsync(socket, _timeout.Token);
             }
-            catch (SocketException)
+            catch (Exception e) when (e is SocketException or FileNotFoundException)
             {
+                // Not yet created, or not yet listening.
                 await Task.Delay(20, _timeout.Token);
             }
         }

@@ -32,6 +32,18 @@ public class QemuCommandLineTests
         Assert.Contains("vhost-user-vsock-device,chardev=vsock", argv);
     }
 
+    [Fact]
+    public void The_qmp_and_vhost_user_sockets_lie_in_the_socket_directory_when_one_is_given()
+    {
+        Assert.Equal("unix:qmp.sock,server=on,wait=off", After(QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg), "-qmp"));
+        Assert.Equal("socket,id=vsock,path=vhost-vsock.sock", After(QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg), "-chardev"));
+
+        ImmutableArray<string> jailed = QemuCommandLine.Arguments(Spec, QemuAccelerator.Tcg, socketDirectory: QemuMachine.JailedSocketDirectory);
+
+        Assert.Equal("unix:vmm/qmp.sock,server=on,wait=off", After(jailed, "-qmp"));
+        Assert.Equal("socket,id=vsock,path=vmm/vhost-vsock.sock", After(jailed, "-chardev"));
+    }
+
     [Theory]
     [InlineData(QemuAccelerator.Tcg)]
     [InlineData(QemuAccelerator.Kvm)]
