@@ -151,7 +151,7 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     {
         ArgumentException.ThrowIfNullOrEmpty(hostPath);
         var updated = Spec.WithDriveHostPath(driveId, hostPath);
-        if (_jail is not { } jail)
+        if (_options.Jail is null)
         {
             await Api().PatchDriveAsync(new ApiPartialDrive(driveId, hostPath), cancellationToken).ConfigureAwait(false);
             Volatile.Write(ref _spec, updated);
@@ -159,6 +159,7 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
         }
 
         // The new file goes in under a name of its own by the jail's policy; the old one goes once Firecracker has switched.
+        FirecrackerJail jail = _jail ?? throw new InvalidOperationException($"vm \"{VmId}\" has no running Firecracker (its jail is gone)");
         bool readOnly = updated.Drives.Single(d => d.DriveId == driveId).IsReadOnly;
         string staged = jail.Layout.StageDrive(driveId, hostPath, readOnly);
         try

@@ -108,7 +108,7 @@ internal sealed class FirecrackerJail : IDisposable
 
     /// <summary>The launch of the jailer that starts Firecracker with <paramref name="firecrackerArguments"/>.</summary>
     public VmmLaunch Launch(IEnumerable<string> firecrackerArguments) =>
-        JailerCommand.Build(Options, Layout.JailerIdValue, _execFile, firecrackerArguments);
+        JailerCommand.Build(Options, Layout.Id, _execFile, firecrackerArguments);
 
     /// <summary>Unmounts and removes the jail tree, removes the cgroup and releases the uid; call once Firecracker is gone.</summary>
     public void Dispose()
@@ -121,7 +121,7 @@ internal sealed class FirecrackerJail : IDisposable
         try
         {
             Layout.Dispose();
-            RemoveCgroup(_cgroups, CgroupPath, Layout.JailerIdValue);
+            RemoveCgroup(_cgroups, CgroupPath, Layout.Id);
         }
         finally
         {

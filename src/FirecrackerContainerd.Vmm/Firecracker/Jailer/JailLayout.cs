@@ -32,7 +32,7 @@ internal sealed class JailLayout : IDisposable
     public JailLayout(string chrootBaseDir, string execFileName, string jailerId, uint uid, uint gid, DriveExposePolicy policy)
     {
         JailerId.Validate(jailerId);
-        JailerIdValue = jailerId;
+        Id = jailerId;
         Uid = uid;
         Gid = gid;
         Policy = policy;
@@ -41,7 +41,7 @@ internal sealed class JailLayout : IDisposable
     }
 
     /// <summary>The jailer id the tree is named after.</summary>
-    public string JailerIdValue { get; }
+    public string Id { get; }
 
     /// <summary>Owner of everything Firecracker opens or creates here.</summary>
     public uint Uid { get; }
@@ -104,7 +104,7 @@ internal sealed class JailLayout : IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Clear(Directory);
-            throw new IOException($"jailer id {JailerIdValue}: cannot make the jail {RootDir}: {e.Message}", e);
+            throw new IOException($"jailer id {Id}: cannot make the jail {RootDir}: {e.Message}", e);
         }
     }
 
@@ -113,7 +113,7 @@ internal sealed class JailLayout : IDisposable
     {
         if (name.Contains('/', StringComparison.Ordinal) || name is "" or "." or "..")
         {
-            throw new ArgumentException($"jail file name \"{name}\" for jailer id {JailerIdValue} must be a plain file name", nameof(name));
+            throw new ArgumentException($"jail file name \"{name}\" for jailer id {Id} must be a plain file name", nameof(name));
         }
 
         string source = Path.GetFullPath(hostPath);
@@ -131,7 +131,7 @@ internal sealed class JailLayout : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new IOException($"jailer id {JailerIdValue}: {Policy.ToString().ToLowerInvariant()} {source} into the jail as {target}: {e.Message}", e);
+            throw new IOException($"jailer id {Id}: {Policy.ToString().ToLowerInvariant()} {source} into the jail as {target}: {e.Message}", e);
         }
 
         return "/" + name;
