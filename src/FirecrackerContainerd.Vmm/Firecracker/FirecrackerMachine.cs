@@ -26,9 +26,9 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     private readonly string _vmDirPath;
     private readonly string? _jailerId;
     private readonly string? _execFile;
-    private FirecrackerJail? _jail;
     private readonly TaskCompletionSource<VmExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
+    private FirecrackerJail? _jail;
     private MachineSpec _spec;
     private VmmProcess? _process;
     private FirecrackerApiClient? _api;
