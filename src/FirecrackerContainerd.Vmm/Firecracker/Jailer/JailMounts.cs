@@ -5,7 +5,7 @@ using FirecrackerContainerd.Native;
 namespace FirecrackerContainerd.Vmm.Firecracker.Jailer;
 
 /// <summary>The bind mounts of the <see cref="DriveExposePolicy.Bind"/> policy, and finding and removing every mount under a jail.</summary>
-internal static class JailMounts
+internal static partial class JailMounts
 {
     private const ulong MS_RDONLY = 0x1;
     private const ulong MS_NOSUID = 0x2;
@@ -78,7 +78,8 @@ internal static class JailMounts
     /// <summary>The mount points at or below <paramref name="directory"/>, as <paramref name="mountInfo"/> lists them.</summary>
     public static IReadOnlyList<string> Under(string directory, string mountInfo = "/proc/self/mountinfo")
     {
-        string prefix = directory.TrimEnd('/');
+        // mountinfo names mount points with every link resolved (a base under /var/run is listed under /run).
+        string prefix = Canonical(directory).TrimEnd('/');
         var found = new List<string>();
         foreach (string line in File.ReadLines(mountInfo))
         {
@@ -96,6 +97,31 @@ internal static class JailMounts
 
         return found;
     }
+
+    // realpath(3) of an existing path; a missing one has no mounts below it and stays as it is.
+    private static string Canonical(string path)
+    {
+        nint resolved = RealPath(path, 0);
+        if (resolved == 0)
+        {
+            return path;
+        }
+
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved) ?? path;
+        }
+        finally
+        {
+            Free(resolved);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint RealPath(string path, nint resolved);
+
+    [LibraryImport("libc", EntryPoint = "free")]
+    private static partial void Free(nint pointer);
 
     // The kernel writes space, tab, newline and backslash in a mount point as \ and three octal digits.
     private static string Unescape(string field)

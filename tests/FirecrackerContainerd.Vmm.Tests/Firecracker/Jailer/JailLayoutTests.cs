@@ -176,6 +176,23 @@ public sealed class JailLayoutTests : IDisposable
     }
 
     [Fact]
+    public void Mounts_under_a_linked_jail_base_are_found_and_removed()
+    {
+        string real = Directory.CreateDirectory(_dir.Combine("real-base")).FullName;
+        string linked = _dir.Combine("linked-base");
+        Directory.CreateSymbolicLink(linked, real);
+        var layout = new JailLayout(linked, "firecracker", "vm1-0123456789abcdef", Uid, Uid, DriveExposePolicy.Bind);
+        layout.Create();
+        layout.StageFile(WriteFile("image", "x"), "drive_stub0", readOnly: true);
+
+        Assert.NotEmpty(JailMounts.Under(layout.Directory));
+        layout.Dispose();
+
+        Assert.Empty(JailMounts.Under(_dir.Path));
+        Assert.False(Directory.Exists(Path.Combine(real, "firecracker", "vm1-0123456789abcdef")));
+    }
+
+    [Fact]
     public void Paths_cannot_escape_the_jail()
     {
         var layout = Layout(DriveExposePolicy.Copy);
