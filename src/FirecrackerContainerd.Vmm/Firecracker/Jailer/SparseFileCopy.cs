@@ -28,7 +28,8 @@ internal static partial class SparseFileCopy
                 break; // only a hole remains
             }
 
-            long hole = Math.Min(Seek(from, data, SEEK_HOLE, source) is var h && h >= 0 ? h : length, length);
+            long hole = Seek(from, data, SEEK_HOLE, source);
+            hole = hole < 0 ? length : Math.Min(hole, length);
             for (long at = data; at < hole;)
             {
                 int read = RandomAccess.Read(from, buffer.AsSpan(0, (int)Math.Min(buffer.Length, hole - at)), at);
