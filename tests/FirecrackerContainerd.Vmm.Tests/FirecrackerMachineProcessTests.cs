@@ -2,7 +2,10 @@ using System.Diagnostics;
 using System.Text.Json;
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Vmm.Firecracker;
+using FirecrackerContainerd.Vmm.Firecracker.Jailer;
+using FirecrackerContainerd.Vmm.Jail;
 using FirecrackerContainerd.Vmm.Machine;
+using FirecrackerContainerd.Vmm.Tests.Firecracker.Jailer;
 
 namespace FirecrackerContainerd.Vmm.Tests;
 
@@ -100,17 +103,20 @@ public class FirecrackerMachineProcessTests
     }
 
     [Fact]
-    public async Task Jailed_start_stages_files_into_the_chroot_and_talks_to_the_socket_inside_it()
+    public async Task Jailed_start_runs_the_jailer_with_a_valid_command_line_and_talks_to_the_socket_inside_the_jail()
     {
         using var dir = new TempDir();
         using var cts = new CancellationTokenSource(Patience);
         var record = dir.Combine("requests.jsonl");
+        var argv = dir.Combine("jailer-argv");
         var firecracker = FakeFirecrackerBinary.Write(dir, record);
-        // Stands in for the jailer: no chroot or privilege drop, but the same arguments and the same
-        // working directory (the jail root) for the Firecracker it execs.
+        // Stands in for the jailer: no chroot or privilege drop, but it records its arguments and its pid (1 in the pid
+        // namespace the launch asks for), and execs Firecracker in the jail root as the jailer does.
         var jailer = dir.Combine("jailer");
-        File.WriteAllText(jailer, """
+        File.WriteAllText(jailer, $$"""
             #!/bin/sh
+            printf '%s\n' "$@" > '{{argv}}'
+            echo "pid $$" >> '{{argv}}.pid'
             while [ $# -gt 0 ]; do
               case "$1" in
                 --id) id=$2; shift 2;;
@@ -120,30 +126,77 @@ public class FirecrackerMachineProcessTests
                 *) shift 2;;
               esac
             done
-            cd "$base/$(basename "$exe")/$id/root" && exec "$exe" "$@"
+            cd "$base/$(basename "$exe")/$id/root" && exec "$exe" --id="$id" "$@"
             """.ReplaceLineEndings("\n"));
         File.SetUnixFileMode(jailer, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var options = Options(firecracker) with
-        {
-            Jailer = new Firecracker.Jailer.JailerOptions(Uid: 0, Gid: 0, ChrootBaseDir: dir.Combine("jail"), JailerBinary: jailer),
-        };
+        var settings = new JailSettings(903_000, 4, dir.Combine("base"), "firecracker-containerd", 64, 0, 512, "/unused", "/unused") { JailerBinary = jailer };
+        var options = Options(firecracker) with { Jail = settings, Cgroups = new CgroupV1(dir.Combine("cgroup")) };
+        var vmDir = new VmDir(dir.Combine("default#vm8"));
         var spec = TestSpecs.Full(dir, "vm8");
-        await using var machine = new FirecrackerMachine(spec, new VmDir(dir.Combine("unused")), options, new ListLogger());
+        await using var machine = new FirecrackerMachine(spec, vmDir, options, new ListLogger());
 
         await machine.StartAsync(cts.Token);
+        var root = dir.Combine("base", "firecracker", machine.JailerIdentity!, "root");
+        var uid = machine.JailUid;
+        var owners = new[] { "kernel", "initrd", "drive_root", "drive_stub0", "drive_stub1", "fc-logs.fifo", "fc-metrics.fifo", "." }
+            .Select(name => JailLayoutTests.Owner(Path.Combine(root, name))).Distinct().ToArray();
         var image = dir.File("container.ext4", 8192);
         await machine.PatchDriveAsync("stub1", image, cts.Token);
+        var patched = new FileInfo(Path.Combine(root, "drive_stub1-1")).Length;
+        var oldStubGone = !File.Exists(Path.Combine(root, "drive_stub1"));
         var exit = await machine.StopAsync(TimeSpan.FromSeconds(30), cts.Token);
 
-        var root = dir.Combine("jail", "firecracker", "vm8", "root");
+        var args = File.ReadAllLines(argv);
         Assert.True(exit.IsClean);
+        Assert.Empty(JailerContract.Violations(args));
+        Assert.Equal(["pid 1"], File.ReadAllLines(argv + ".pid"));
+        Assert.Equal(903_000u, uid);
+        Assert.Equal(["903000:903000"], owners);
+        Assert.Equal(JailerId.For("default#vm8"), machine.JailerIdentity);
+        Assert.Equal(Path.Combine(root, "firecracker.sock"), machine.ControlSocketPath);
         Assert.Equal(Path.Combine(root, "firecracker.vsock"), machine.VsockHostPath);
-        Assert.Equal(8192, new FileInfo(Path.Combine(root, "drive_stub1")).Length);
-        Assert.Equal("/kernel", FakeFirecrackerBinary.Body(record, "PUT", "/boot-source").GetProperty("kernel_image_path").GetString());
-        Assert.Equal("/drive_root", FakeFirecrackerBinary.Body(record, "PUT", "/drives/root").GetProperty("path_on_host").GetString());
-        Assert.Equal("/drive_stub1", FakeFirecrackerBinary.Body(record, "PATCH", "/drives/stub1").GetProperty("path_on_host").GetString());
-        Assert.Equal("fc-logs.fifo", FakeFirecrackerBinary.Body(record, "PUT", "/logger").GetProperty("log_path").GetString());
+        Assert.Equal(8192, patched);
+        Assert.True(oldStubGone, "the replaced drive file should be gone once Firecracker switched");
+        // Every path Firecracker was given lies inside the jail root.
+        foreach (var path in new[]
+                 {
+                     FakeFirecrackerBinary.Body(record, "PUT", "/boot-source").GetProperty("kernel_image_path").GetString()!,
+                     FakeFirecrackerBinary.Body(record, "PUT", "/boot-source").GetProperty("initrd_path").GetString()!,
+                     FakeFirecrackerBinary.Body(record, "PUT", "/drives/root").GetProperty("path_on_host").GetString()!,
+                     FakeFirecrackerBinary.Body(record, "PATCH", "/drives/stub1").GetProperty("path_on_host").GetString()!,
+                     FakeFirecrackerBinary.Body(record, "PUT", "/vsock").GetProperty("uds_path").GetString()!,
+                     FakeFirecrackerBinary.Body(record, "PUT", "/logger").GetProperty("log_path").GetString()!,
+                     FakeFirecrackerBinary.Body(record, "PUT", "/metrics").GetProperty("metrics_path").GetString()!,
+                 })
+        {
+            Assert.StartsWith(root + "/", Path.GetFullPath(path.TrimStart('/'), root), StringComparison.Ordinal);
+        }
+
+        Assert.Equal("/drive_stub1-1", FakeFirecrackerBinary.Body(record, "PATCH", "/drives/stub1").GetProperty("path_on_host").GetString());
         Assert.Empty(FakeFirecrackerBinary.ReadRecord(record).Violations);
+        // A Firecracker that is gone leaves no jail directory and no held uid.
+        Assert.False(Directory.Exists(dir.Combine("base", "firecracker", machine.JailerIdentity!)));
+        Assert.Null(machine.JailUid);
+        using var lease = new UidAllocator(dir.Combine("base", "uids"), 903_000, 1).Acquire("check");
+        Assert.Equal(903_000u, lease.Uid);
+    }
+
+    [Fact]
+    public async Task A_jailed_start_without_its_jailer_fails_before_anything_starts()
+    {
+        using var dir = new TempDir();
+        var settings = new JailSettings(903_100, 1, dir.Combine("base"), "firecracker-containerd", 64, 0, 512, "/unused", "/unused")
+        {
+            JailerBinary = dir.Combine("no-jailer"),
+        };
+        var options = Options(FakeFirecrackerBinary.Write(dir, dir.Combine("r"))) with { Jail = settings, Cgroups = new CgroupV1(dir.Combine("cgroup")) };
+        await using var machine = new FirecrackerMachine(TestSpecs.Minimal(dir), new VmDir(dir.Combine("default#vm1")), options, new ListLogger());
+
+        var e = await Assert.ThrowsAsync<FileNotFoundException>(() => machine.StartAsync(default));
+
+        Assert.Contains("jail.jailer_path", e.Message, StringComparison.Ordinal);
+        Assert.Null(machine.Pid);
+        Assert.False(Directory.Exists(dir.Combine("base", "firecracker")));
     }
 
     [Fact]

@@ -1,5 +1,7 @@
 using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Vmm.Firecracker;
+using FirecrackerContainerd.Vmm.Firecracker.Jailer;
+using FirecrackerContainerd.Vmm.Jail;
 using FirecrackerContainerd.Vmm.Machine;
 using FirecrackerContainerd.Vmm.Qemu;
 using FirecrackerContainerd.Vmm.Selection;
@@ -27,6 +29,19 @@ public sealed class VirtualMachineFactoryTests : IDisposable
         Assert.IsType<FirecrackerMachine>(machine);
         Assert.Equal(_dir.Combine("ns#vm1", WellKnownNames.FirecrackerSockName), machine.ControlSocketPath);
         Assert.False(File.Exists(QemuRuns));
+    }
+
+    [Fact]
+    public async Task Firecracker_with_jail_settings_is_built_to_start_through_its_jailer()
+    {
+        var jail = new JailSettings(904_000, 4, _dir.Combine("jail"), "firecracker-containerd", 64, 0, 512, "/unused", "/unused") { JailerBinary = Program("jailer") };
+        var factory = new VirtualMachineFactory(Settings("auto", firecracker: Program("firecracker")) with { Jail = jail }, new FixedKvm(works: true));
+
+        await using IVirtualMachine machine = await factory.CreateAsync(TestSpecs.Minimal(_dir), VmDirectory(), new ListLogger(), default);
+
+        var firecracker = Assert.IsType<FirecrackerMachine>(machine);
+        Assert.Equal(JailerId.For("ns#vm1"), firecracker.JailerIdentity);
+        Assert.Equal(_dir.Combine("jail", "firecracker", firecracker.JailerIdentity!, "root", WellKnownNames.FirecrackerSockName), machine.ControlSocketPath);
     }
 
     [Fact]

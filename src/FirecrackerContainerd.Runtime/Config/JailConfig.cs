@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using FirecrackerContainerd.Vmm.Firecracker.Jailer;
 using FirecrackerContainerd.Vmm.Jail;
 
 namespace FirecrackerContainerd.Runtime.Config;
@@ -42,6 +43,15 @@ public sealed record JailConfig
     [JsonPropertyName("vsock_device_path")]
     public string VsockDevicePath { get; set; } = string.Empty;
 
+    /// <summary>Firecracker's jailer, used when Firecracker is the VMM; empty for <c>jailer</c> on PATH.</summary>
+    [JsonPropertyName("jailer_path")]
+    public string JailerPath { get; set; } = string.Empty;
+
+    /// <summary>How a jailed Firecracker's kernel, initrd and drives reach its chroot: <c>copy</c> (upstream's default) or <c>bind</c>.</summary>
+    [JsonPropertyName("drive_expose_policy")]
+    [JsonConverter(typeof(JsonStringEnumConverter<DriveExposePolicy>))]
+    public DriveExposePolicy DriveExposePolicy { get; set; } = DriveExposePolicy.Copy;
+
     /// <summary>The VMM layer's settings; programs not configured are looked for beside <paramref name="shimPath"/>.</summary>
     public JailSettings ToSettings(string? shimPath)
     {
@@ -49,7 +59,11 @@ public sealed record JailConfig
         return new JailSettings(
             UidRange.Start, UidRange.Count, ChrootBase, CgroupParent, MemoryOverheadMib, CpuQuotaPercent, PidsMax,
             LauncherPath.Length > 0 ? LauncherPath : Path.Combine(published, "jail", "fc-jail"),
-            VsockDevicePath.Length > 0 ? VsockDevicePath : Path.Combine(published, "vsock", "fc-vhost-vsock"));
+            VsockDevicePath.Length > 0 ? VsockDevicePath : Path.Combine(published, "vsock", "fc-vhost-vsock"))
+        {
+            JailerBinary = JailerPath.Length > 0 ? JailerPath : "jailer",
+            DriveExposePolicy = DriveExposePolicy,
+        };
     }
 }
 

@@ -3,6 +3,7 @@ using FirecrackerContainerd.Core;
 using FirecrackerContainerd.Vmm.Firecracker.Api;
 using FirecrackerContainerd.Vmm.Firecracker.Jailer;
 using FirecrackerContainerd.Vmm.Firecracker.Telemetry;
+using FirecrackerContainerd.Vmm.Jail;
 using FirecrackerContainerd.Vmm.Launch;
 using FirecrackerContainerd.Vmm.Machine;
 using Microsoft.Extensions.Logging;
@@ -22,9 +23,12 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     private readonly FirecrackerOptions _options;
     private readonly ILogger _logger;
     private readonly string _workDir;
-    private readonly JailLayout? _jail;
+    private readonly string _vmDirPath;
+    private readonly string? _jailerId;
+    private readonly string? _execFile;
     private readonly TaskCompletionSource<VmExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
+    private FirecrackerJail? _jail;
     private MachineSpec _spec;
     private VmmProcess? _process;
     private FirecrackerApiClient? _api;
@@ -42,14 +46,17 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
         _spec = spec;
         _options = options;
         _logger = logger;
-        if (options.Jailer is { } jailer)
+        _vmDirPath = Path.GetFullPath(vmDir.RootPath);
+        if (options.Jail is { } jail)
         {
-            _jail = new JailLayout(jailer, spec.VmId, ResolveBinary(options.FirecrackerBinary));
-            _workDir = _jail.RootDir;
+            // Named after the VM directory (namespace#id), which is unique on the host where a VM id alone is not.
+            _jailerId = JailerId.For(Path.GetFileName(_vmDirPath.TrimEnd('/')));
+            _execFile = ExecFile(options.FirecrackerBinary);
+            _workDir = Path.Combine(JailLayout.JailDirectoryOf(jail.ChrootBase, Path.GetFileName(_execFile), _jailerId), "root");
         }
         else
         {
-            _workDir = Path.GetFullPath(vmDir.RootPath);
+            _workDir = _vmDirPath;
         }
     }
 
@@ -62,6 +69,12 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     /// <summary>The metrics reader, once started (its latest sample and counters).</summary>
     public FirecrackerMetricsReader? Metrics => _metrics;
 
+    /// <summary>The jailer id, when Firecracker runs jailed (<see cref="JailerId.For"/> of the VM directory's name).</summary>
+    public string? JailerIdentity => _jailerId;
+
+    /// <summary>The uid the jailed Firecracker runs as, while its jail exists.</summary>
+    public uint? JailUid => _jail?.Uid;
+
     /// <summary>The Firecracker process id, once started.</summary>
     public int? Pid => _process?.Pid;
 
@@ -73,7 +86,7 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
 
     /// <inheritdoc/>
     public string? VsockHostPath => _spec.Vsock is { } v
-        ? _jail?.HostPath(v.UdsPath) ?? Path.GetFullPath(v.UdsPath, _workDir)
+        ? _jailerId is null ? Path.GetFullPath(v.UdsPath, _workDir) : JailLayout.HostPathIn(_workDir, v.UdsPath)
         : null;
 
     /// <inheritdoc/>
@@ -88,14 +101,8 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     /// <inheritdoc/>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        await LaunchAsync(async api =>
+        await LaunchAsync(stageFiles: true, async (api, spec) =>
         {
-            var spec = Spec;
-            if (_jail is not null)
-            {
-                spec = _jail.StageSpec(spec);
-            }
-
             await ConfigureAsync(api, spec, cancellationToken).ConfigureAwait(false);
             await api.PutActionAsync(ActionType.InstanceStart, cancellationToken).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
@@ -106,7 +113,7 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     public async Task RestoreAsync(SnapshotLoad snapshot, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
-        await LaunchAsync(async api =>
+        await LaunchAsync(stageFiles: false, async (api, _) =>
         {
             var load = new ApiSnapshotLoadParams(
                 snapshot.SnapshotPath,
@@ -144,8 +151,28 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     {
         ArgumentException.ThrowIfNullOrEmpty(hostPath);
         var updated = Spec.WithDriveHostPath(driveId, hostPath);
-        var pathForVmm = _jail is null ? hostPath : _jail.StageFile(hostPath, JailLayout.DriveName(driveId));
-        await Api().PatchDriveAsync(new ApiPartialDrive(driveId, pathForVmm), cancellationToken).ConfigureAwait(false);
+        if (_options.Jail is null)
+        {
+            await Api().PatchDriveAsync(new ApiPartialDrive(driveId, hostPath), cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _spec, updated);
+            return;
+        }
+
+        // The new file goes in under a name of its own by the jail's policy; the old one goes once Firecracker has switched.
+        FirecrackerJail jail = _jail ?? throw new InvalidOperationException($"vm \"{VmId}\" has no running Firecracker (its jail is gone)");
+        bool readOnly = updated.Drives.Single(d => d.DriveId == driveId).IsReadOnly;
+        string staged = jail.Layout.StageDrive(driveId, hostPath, readOnly);
+        try
+        {
+            await Api().PatchDriveAsync(new ApiPartialDrive(driveId, staged), cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            jail.Layout.Discard(staged);
+            throw;
+        }
+
+        jail.Layout.CommitDrive(driveId, staged);
         Volatile.Write(ref _spec, updated);
     }
 
@@ -276,6 +303,7 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
             await _metrics.DisposeAsync().ConfigureAwait(false);
         }
 
+        ReleaseJail();
         _lifecycle.Dispose();
     }
 
@@ -284,18 +312,25 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
             ? value
             : throw new ArgumentException($"MMDS data must be a JSON object, not {value.ValueKind}", nameof(value));
 
-    /// <summary>The binary's absolute path, found as exec finds it: the jailer needs an absolute --exec-file.</summary>
-    internal static string ResolveBinary(string binary)
+    /// <summary>
+    /// The jailer's <c>--exec-file</c>: the binary found as exec finds it, absolute, links resolved. The jailer
+    /// canonicalizes it and names the jail's directory after the resolved file, so we must see the same name.
+    /// </summary>
+    internal static string ExecFile(string binary)
     {
-        // A name found nowhere stays a name: the jail's hard link then fails naming it.
-        string found = ExecutableLookup.Find(binary) ?? binary;
-        return found.Contains('/', StringComparison.Ordinal) ? Path.GetFullPath(found) : found;
+        // A name found nowhere stays a path here; the jail's preparation then fails naming it.
+        string found = Path.GetFullPath(ExecutableLookup.Find(binary) ?? binary);
+        return File.Exists(found) && File.ResolveLinkTarget(found, returnFinalTarget: true) is { } target ? target.FullName : found;
     }
 
     private FirecrackerApiClient Api() =>
         _api ?? throw new InvalidOperationException($"vm \"{VmId}\" has no running Firecracker (start it first)");
 
-    private async Task LaunchAsync(Func<FirecrackerApiClient, Task> configure, CancellationToken cancellationToken)
+    /// <summary>Prepares the jail, spawns Firecracker, waits for its API and sets up logs and metrics, then runs <paramref name="configure"/>.</summary>
+    /// <param name="stageFiles">Put the kernel, initrd and drives into the jail before the jailer starts (a boot needs them, a restore does not).</param>
+    /// <param name="configure">Configures the VM through the API, given the spec with the paths Firecracker sees.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    private async Task LaunchAsync(bool stageFiles, Func<FirecrackerApiClient, MachineSpec, Task> configure, CancellationToken cancellationToken)
     {
         await _lifecycle.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -306,8 +341,25 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
             }
 
             MachineSpecValidator.ThrowIfInvalid(Spec, checkHostFiles: true);
-            PrepareWorkDir();
-            _process = await VmmProcess.StartAsync(VmId, BuildLaunch(), _logger, cancellationToken).ConfigureAwait(false);
+            MachineSpec spec = Spec;
+            try
+            {
+                PrepareJail();
+                if (stageFiles && _jail is not null)
+                {
+                    // Before the jailer copies the mount namespace: a bound file is then in it from the start.
+                    spec = _jail.Layout.StageSpec(spec);
+                }
+
+                PrepareWorkDir();
+                _process = await VmmProcess.StartAsync(VmId, BuildLaunch(), _logger, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                ReleaseJail();
+                throw;
+            }
+
             _ = ObserveExitAsync(_process);
             try
             {
@@ -317,7 +369,7 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
                     new ApiLogger(WellKnownNames.FirecrackerLogFifoName, _options.LogLevel, ShowLevel: true, ShowLogOrigin: false),
                     cancellationToken).ConfigureAwait(false);
                 await _api.PutMetricsAsync(new ApiMetrics(WellKnownNames.FirecrackerMetricsFifoName), cancellationToken).ConfigureAwait(false);
-                await configure(_api).ConfigureAwait(false);
+                await configure(_api, spec).ConfigureAwait(false);
                 _booted = true;
             }
             catch
@@ -335,9 +387,9 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
 
     private VmmLaunch BuildLaunch()
     {
-        if (_options.Jailer is { } jailer)
+        if (_jail is not null)
         {
-            return JailerCommand.Build(jailer, VmId, ResolveBinary(_options.FirecrackerBinary), FirecrackerArguments(), _options.SetprivPath);
+            return _jail.Launch(FirecrackerArguments());
         }
 
         return new VmmLaunch(_options.FirecrackerBinary, [.. FirecrackerArguments()], _workDir, _options.SetprivPath, Spec.NetworkNamespace);
@@ -346,7 +398,6 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
     /// <summary>Removes a stale API socket and vsock socket (Firecracker refuses to bind over them) and starts the FIFO readers.</summary>
     private void PrepareWorkDir()
     {
-        _jail?.Create();
         Directory.CreateDirectory(_workDir);
         DeleteStaleSocket(ApiSocketPath);
         if (VsockHostPath is { } vsock)
@@ -356,10 +407,44 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
 
         var logFifo = Path.Combine(_workDir, WellKnownNames.FirecrackerLogFifoName);
         var metricsFifo = Path.Combine(_workDir, WellKnownNames.FirecrackerMetricsFifoName);
-        _jail?.CreateFifo(WellKnownNames.FirecrackerLogFifoName);
-        _jail?.CreateFifo(WellKnownNames.FirecrackerMetricsFifoName);
+        if (_jail is not null)
+        {
+            _jail.Layout.CreateFifo(WellKnownNames.FirecrackerLogFifoName);
+            _jail.Layout.CreateFifo(WellKnownNames.FirecrackerMetricsFifoName);
+        }
+
         _logs = FirecrackerLogForwarder.Start(logFifo, VmId, _logger);
         _metrics = FirecrackerMetricsReader.Start(metricsFifo, VmId, _logger);
+    }
+
+    /// <summary>Takes the jail from the settings: a uid, a clean jail tree; throws before anything starts on a bad configuration.</summary>
+    private void PrepareJail()
+    {
+        if (_options.Jail is not { } settings)
+        {
+            return;
+        }
+
+        _jail = FirecrackerJail.Prepare(settings, _options.Cgroups ?? VmCgroups.Detect(), _jailerId!, _execFile!, Spec);
+        LogJailed(_logger, VmId, _jail.Uid, _jail.Layout.RootDir, _jail.CgroupPath, settings.DriveExposePolicy);
+    }
+
+    private void ReleaseJail()
+    {
+        var jail = Interlocked.Exchange(ref _jail, null);
+        if (jail is null)
+        {
+            return;
+        }
+
+        try
+        {
+            jail.Dispose();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogJailCleanupFailed(_logger, VmId, e.Message);
+        }
     }
 
     private static void DeleteStaleSocket(string path)
@@ -476,8 +561,16 @@ public sealed partial class FirecrackerMachine : IVirtualMachine
         }
 
         DeleteStaleSocket(ApiSocketPath);
+        // A Firecracker that is gone needs no jail: its tree, mounts, cgroup and uid go now, not at dispose.
+        ReleaseJail();
         _exited.TrySetResult(exit);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: firecracker jailed as uid {Uid} in {Root}, cgroup {Cgroup}, drives by {Policy}")]
+    private static partial void LogJailed(ILogger logger, string vmId, uint uid, string root, string cgroup, DriveExposePolicy policy);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "vm {VmId}: the firecracker jail was not cleared: {Error}")]
+    private static partial void LogJailCleanupFailed(ILogger logger, string vmId, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "vm {VmId}: firecracker pid {Pid} booted the guest")]
     private static partial void LogBooted(ILogger logger, string vmId, int pid);

@@ -1,5 +1,5 @@
 using FirecrackerContainerd.Vmm.Firecracker.Api;
-using FirecrackerContainerd.Vmm.Firecracker.Jailer;
+using FirecrackerContainerd.Vmm.Jail;
 using FirecrackerContainerd.Vmm.Launch;
 
 namespace FirecrackerContainerd.Vmm.Firecracker;
@@ -22,6 +22,12 @@ public sealed record FirecrackerOptions
     /// <summary>Level Firecracker logs at into <c>fc-logs.fifo</c>.</summary>
     public FirecrackerLogLevel LogLevel { get; init; } = FirecrackerLogLevel.Info;
 
-    /// <summary>Run Firecracker inside the jailer, or null to run it directly.</summary>
-    public JailerOptions? Jailer { get; init; }
+    /// <summary>
+    /// Run Firecracker through its jailer, confined as these settings say (a uid from their range, their chroot base,
+    /// cgroup parent and limits, their jailer and drive expose policy; docs/jail.md), or null to run it directly as root.
+    /// </summary>
+    public JailSettings? Jail { get; init; }
+
+    /// <summary>The host's cgroup hierarchy for the jail; null detects it (<see cref="VmCgroups.Detect"/>) when the VM starts.</summary>
+    public VmCgroups? Cgroups { get; init; }
 }

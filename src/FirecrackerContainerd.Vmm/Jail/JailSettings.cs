@@ -33,6 +33,12 @@ public sealed record JailSettings(
     /// </summary>
     public const int DefaultMemoryOverheadMib = 256;
 
+    /// <summary>Firecracker's jailer (<c>jail.jailer_path</c>): a path, or a name looked up on PATH; used when Firecracker is the VMM.</summary>
+    public string JailerBinary { get; init; } = "jailer";
+
+    /// <summary>How a jailed Firecracker's kernel, initrd and drives reach its chroot (<c>jail.drive_expose_policy</c>).</summary>
+    public Firecracker.Jailer.DriveExposePolicy DriveExposePolicy { get; init; } = Firecracker.Jailer.DriveExposePolicy.Copy;
+
     /// <summary>What is wrong with these settings, one phrase each; empty when they can be used.</summary>
     public IReadOnlyList<string> Problems()
     {

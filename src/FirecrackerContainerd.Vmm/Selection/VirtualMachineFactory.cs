@@ -48,7 +48,8 @@ public sealed partial class VirtualMachineFactory
             .SelectAsync(_settings.Vmm, _settings.FirecrackerBinary, cancellationToken).ConfigureAwait(false);
         if (choice.Kind == VmmKind.Firecracker)
         {
-            return new FirecrackerMachine(spec, vmDir, new FirecrackerOptions { FirecrackerBinary = _settings.FirecrackerBinary }, logger);
+            // With jail settings Firecracker starts through its jailer, confined as QEMU would be (docs/jail.md).
+            return new FirecrackerMachine(spec, vmDir, new FirecrackerOptions { FirecrackerBinary = _settings.FirecrackerBinary, Jail = _settings.Jail }, logger);
         }
 
         // The probe boots the machine's own kernel and initramfs, so the verdict holds for exactly what will run.

@@ -1,4 +1,5 @@
 using FirecrackerContainerd.Runtime.Config;
+using FirecrackerContainerd.Vmm.Firecracker.Jailer;
 using FirecrackerContainerd.Vmm.Jail;
 
 namespace FirecrackerContainerd.Runtime.Tests.Config;
@@ -46,6 +47,37 @@ public sealed class JailConfigTests : IDisposable
 
         Assert.Equal("/opt/fc/jail/fc-jail", settings.LauncherBinary);
         Assert.Equal("/opt/fc/vsock/fc-vhost-vsock", settings.VsockDeviceBinary);
+    }
+
+    [Fact]
+    public void Firecrackers_jailer_and_drive_expose_policy_default_to_jailer_on_path_and_copy()
+    {
+        JailSettings settings = RuntimeConfig.Load(Write("""{"kernel_image_path": "/k", "initrd_path": "/i"}""")).Jail.ToSettings("/opt/fc/shim/shim");
+
+        Assert.Equal("jailer", settings.JailerBinary);
+        Assert.Equal(DriveExposePolicy.Copy, settings.DriveExposePolicy);
+    }
+
+    [Fact]
+    public void Firecrackers_jailer_and_drive_expose_policy_are_read_from_the_jail_section()
+    {
+        string path = Write("""{"kernel_image_path": "/k", "initrd_path": "/i", "jail": {"jailer_path": "/opt/fc/jailer", "drive_expose_policy": "bind"}}""");
+
+        JailSettings settings = RuntimeConfig.Load(path).Jail.ToSettings("/opt/fc/shim/shim");
+
+        Assert.Equal("/opt/fc/jailer", settings.JailerBinary);
+        Assert.Equal(DriveExposePolicy.Bind, settings.DriveExposePolicy);
+    }
+
+    [Fact]
+    public void An_unknown_drive_expose_policy_is_refused_naming_the_key()
+    {
+        string path = Write("""{"kernel_image_path": "/k", "initrd_path": "/i", "jail": {"drive_expose_policy": "link"}}""");
+
+        var e = Assert.Throws<InvalidOperationException>(() => RuntimeConfig.Load(path));
+
+        Assert.Contains("drive_expose_policy", e.Message, StringComparison.Ordinal);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
     }
 
     private string Write(string json)

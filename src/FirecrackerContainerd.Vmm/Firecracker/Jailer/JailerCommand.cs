@@ -1,35 +1,37 @@
 using System.Collections.Immutable;
-using System.Text.RegularExpressions;
+using System.Globalization;
 using FirecrackerContainerd.Vmm.Launch;
 
 namespace FirecrackerContainerd.Vmm.Firecracker.Jailer;
 
-/// <summary>Builds the jailer command line that starts Firecracker in its chroot.</summary>
-public static partial class JailerCommand
+/// <summary>Builds the jailer command line that starts Firecracker in its chroot (Firecracker's docs/jailer.md).</summary>
+/// <remarks>
+/// The jailer's own <c>--new-pid-ns</c> is not passed: with it the jailer forks Firecracker into the new namespace and
+/// exits at once, leaving Firecracker a child of init that we could neither await nor read an exit status from. The
+/// launch asks <see cref="VmmProcess"/> for the pid namespace instead: the jailer starts as pid 1 of a new one and
+/// execs Firecracker in place, so Firecracker is that pid 1, our child, awaited and killed by its pid. No setpriv: the
+/// jailer's switch of uid and gid clears a parent-death signal anyway.
+/// </remarks>
+public static class JailerCommand
 {
-    /// <summary>The jailer accepts ids of letters, digits and '-' up to 64 characters.</summary>
-    public const int MaxIdLength = 64;
-
     /// <summary>Returns the launch of <c>jailer --id ... --exec-file ... -- &lt;firecracker args&gt;</c>.</summary>
-    /// <param name="options">Jail settings.</param>
-    /// <param name="vmId">The machine id, passed as the jailer id.</param>
-    /// <param name="firecrackerBinary">Absolute path of the Firecracker binary (the jailer copies it into the jail).</param>
+    /// <param name="options">This VM's jailer arguments.</param>
+    /// <param name="jailerId">The jailer id (<see cref="JailerId.For"/>).</param>
+    /// <param name="firecrackerBinary">Absolute path of the Firecracker binary, links resolved: its file name is the jail's directory.</param>
     /// <param name="firecrackerArguments">Arguments for Firecracker itself, paths as seen inside the jail.</param>
-    /// <param name="setprivPath">setpriv for the parent-death signal, or null.</param>
-    public static VmmLaunch Build(
-        JailerOptions options, string vmId, string firecrackerBinary, IEnumerable<string> firecrackerArguments, string? setprivPath)
+    public static VmmLaunch Build(JailerOptions options, string jailerId, string firecrackerBinary, IEnumerable<string> firecrackerArguments)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ValidateId(vmId);
+        JailerId.Validate(jailerId);
         if (!Path.IsPathFullyQualified(firecrackerBinary))
         {
-            throw new ArgumentException($"jailer for vm \"{vmId}\": --exec-file must be an absolute path, not \"{firecrackerBinary}\"", nameof(firecrackerBinary));
+            throw new ArgumentException($"jailer id {jailerId}: --exec-file must be an absolute path, not \"{firecrackerBinary}\"", nameof(firecrackerBinary));
         }
 
         var args = ImmutableArray.CreateBuilder<string>();
-        args.AddRange("--id", vmId, "--exec-file", firecrackerBinary,
-            "--uid", options.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--gid", options.Gid.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        args.AddRange("--id", jailerId, "--exec-file", firecrackerBinary,
+            "--uid", options.Uid.ToString(CultureInfo.InvariantCulture),
+            "--gid", options.Gid.ToString(CultureInfo.InvariantCulture),
             "--chroot-base-dir", options.ChrootBaseDir);
         if (options.NetNsPath is not null)
         {
@@ -38,7 +40,7 @@ public static partial class JailerCommand
 
         if (options.CgroupVersion is { } version)
         {
-            args.AddRange("--cgroup-version", version.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            args.AddRange("--cgroup-version", version.ToString(CultureInfo.InvariantCulture));
         }
 
         if (options.ParentCgroup is not null)
@@ -48,29 +50,25 @@ public static partial class JailerCommand
 
         foreach (var cgroup in options.Cgroups)
         {
-            if (!cgroup.Contains('=', StringComparison.Ordinal))
-            {
-                throw new ArgumentException($"jailer for vm \"{vmId}\": cgroup setting \"{cgroup}\" is not of the form file=value", nameof(options));
-            }
+            args.AddRange("--cgroup", RequireSetting(cgroup, "cgroup setting", jailerId));
+        }
 
-            args.AddRange("--cgroup", cgroup);
+        foreach (var limit in options.ResourceLimits)
+        {
+            args.AddRange("--resource-limit", RequireSetting(limit, "resource limit", jailerId));
         }
 
         args.Add("--");
         args.AddRange(firecrackerArguments);
-        return new VmmLaunch(options.JailerBinary, args.ToImmutable(), options.ChrootBaseDir, setprivPath);
+        return new VmmLaunch(options.JailerBinary, args.ToImmutable(), options.ChrootBaseDir, SetprivPath: null, NewPidNamespace: true);
     }
 
-    /// <summary>Throws when <paramref name="vmId"/> is not a valid jailer id.</summary>
-    public static void ValidateId(string vmId)
+    // The jailer splits on '=' and wants exactly two parts, the second not empty.
+    private static string RequireSetting(string setting, string what, string jailerId)
     {
-        if (string.IsNullOrEmpty(vmId) || vmId.Length > MaxIdLength || !JailerIdPattern().IsMatch(vmId))
-        {
-            throw new ArgumentException(
-                $"vm id \"{vmId}\" cannot be a jailer id: it must be 1..{MaxIdLength} letters, digits or '-'", nameof(vmId));
-        }
+        string[] parts = setting.Split('=');
+        return parts.Length == 2 && parts[0].Length > 0 && parts[1].Length > 0
+            ? setting
+            : throw new ArgumentException($"jailer id {jailerId}: {what} \"{setting}\" is not of the form name=value", nameof(setting));
     }
-
-    [GeneratedRegex(@"^[A-Za-z0-9-]+\z")]
-    private static partial Regex JailerIdPattern();
 }
