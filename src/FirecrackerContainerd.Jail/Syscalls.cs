@@ -115,6 +115,22 @@ internal static unsafe partial class Syscalls
         }
     }
 
+    /// <summary>Makes descriptor <paramref name="fd"/> /dev/null (read-only), so the program never holds the pipe it was.</summary>
+    internal static void ReplaceWithNull(int fd)
+    {
+        int nul = Libc.Open("/dev/null", Libc.O_RDONLY | Libc.O_CLOEXEC);
+        Check(nul < 0 ? -1 : 0, "open", "/dev/null");
+        try
+        {
+            // dup2 clears close-on-exec on the copy: the program gets /dev/null where the pipe was.
+            Check(Dup2Native(nul, fd) < 0 ? -1 : 0, "dup2", $"/dev/null onto descriptor {fd}");
+        }
+        finally
+        {
+            _ = Libc.Close(nul);
+        }
+    }
+
     /// <summary>Replaces this process with <paramref name="program"/>, with an empty environment; returns only by throwing.</summary>
     internal static void Exec(string program, IReadOnlyList<string> argv)
     {
@@ -178,6 +194,9 @@ internal static unsafe partial class Syscalls
 
     [LibraryImport("libc", EntryPoint = "prctl", SetLastError = true)]
     private static partial int PrctlNative(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+
+    [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
+    private static partial int Dup2Native(int oldFd, int newFd);
 
     [LibraryImport("libc", EntryPoint = "execve", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int ExecveNative(string path, nint* argv, nint* environment);

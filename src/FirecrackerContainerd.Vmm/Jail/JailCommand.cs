@@ -66,7 +66,8 @@ public static class JailCommand
             argv.AddRange("--tap", tap);
         }
 
-        argv.AddRange("--chdir", program.WorkingDirectory, "--", program.Program);
+        // Standard input is the pipe whose write end the shim holds (VmmLaunch.HoldStandardInput).
+        argv.AddRange("--chdir", program.WorkingDirectory, "--parent-fd", "0", "--", program.Program);
         argv.AddRange(program.Arguments);
         return argv.ToImmutable();
     }
