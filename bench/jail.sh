@@ -9,12 +9,16 @@
 #             mode (jailed: the fc-vhost-vsock process; unjailed: the device inside the shim);
 #   memory:   PSS of the shim, QEMU and (jailed) fc-vhost-vsock of those two VMs, guest RAM excluded (bench/proc-memory.sh),
 #             the median of five samples a second apart.
+# JAIL_BENCH_HOGS=N (default 0) runs N busy loops in this script's cgroup while the VMs start: the CPU contention under
+# which a cgroup's weight shows (a VM's cgroup competes with its parent's siblings as one entity).
 # Prints medians (min-max), the median of the paired differences (on - off) and the ratio on / off, with the load average.
 # The containerd is the one in $FC_CONTAINERD_BIN (scripts/lib/private-containerd). Run as root; leaves nothing running.
 set -euo pipefail
+trap 'echo "bench/jail.sh: a command failed at line $LINENO" >&2' ERR
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 runs="${JAIL_BENCH_RUNS:-7}"
+hogs="${JAIL_BENCH_HOGS:-0}"
 mib="${JAIL_BENCH_MIB:-128}"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
@@ -22,7 +26,9 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 . scripts/lib/private-containerd
 # shellcheck source=proc-memory.sh
 . bench/proc-memory.sh
-trap fc_containerd_stop EXIT
+hog_pids=()
+stop_hogs() { [ "${#hog_pids[@]}" = 0 ] || kill "${hog_pids[@]}" 2>/dev/null || true; hog_pids=(); }
+trap 'stop_hogs; fc_containerd_stop' EXIT
 trap 'exit 130' INT TERM HUP
 fc_build_artifacts "$repo"
 dir=/var/lib/firecracker-containerd/jail-bench
@@ -74,7 +80,11 @@ vm_start() {
     echo "VM start, jail $mode ($id): $ms ms (load $(load))" >&2
 }
 
-printf '\n\033[1m== %s\033[0m\n' "VM start, jail off and on alternating ($runs pairs after a warm-up of each)" >&2
+printf '\n\033[1m== %s\033[0m\n' "VM start, jail off and on alternating ($runs pairs after a warm-up of each, $hogs busy loops beside)" >&2
+for _ in $(seq 1 "$hogs"); do
+    ( while :; do :; done ) &
+    hog_pids+=($!)
+done
 : > "$results/ids.txt"
 for mode in off on; do
     vm_start "$mode" "jb-warm-$mode"
@@ -88,17 +98,36 @@ for i in $(seq 1 "$runs"); do
     done
 done
 
+stop_hogs
+
 # The phase trace of the timed VMs: "trace vm <id>: <phase> <ms> ms" in containerd's log, one file per mode and phase,
 # in the order of the pairs.
 phase_file() { echo "$results/phase-$1-$(tr ' /' '__' <<<"$2").txt"; }
 phases=("VMM started" "VMM started to agent answering" "guest kernel to /init (guest clock)" "guest /init to agent serving (guest clock)" "boot")
+# Where "VMM started" goes, from the shim's own log times: the VMM chosen ("QEMU accelerator" line) to QEMU's launch
+# ("started VMM pid N: ... qemu-system...", after the jail's preparation and, jailed, the device process's start and its
+# socket), and from that launch to QEMU answering on QMP ("QEMU started").
+launch_phases=("VMM chosen to QEMU launched" "QEMU launched to QMP answering")
+messages="$results/messages.txt"
+awk '{ t = $0; sub(/^time="/, "", t); sub(/".*/, "", t); m = $0; if (!sub(/.* msg="/, "", m)) next; sub(/" [a-z_]+=.*$/, "", m)
+       split(substr(t, 12), c, ":"); printf "%.3f %s\n", (c[1] * 3600 + c[2] * 60 + c[3]) * 1000, m }' "$dir/containerd.log" > "$messages"
 for i in $(seq 1 "$runs"); do
     for mode in off on; do
         id="jb-start-$i-$mode"
         for phase in "${phases[@]}"; do
-            sed -n 's/.*msg="\(.*\)".*/\1/p' "$dir/containerd.log" |
-                awk -v want="trace vm $id: $phase " 'index($0, want) == 1 && $NF == "ms" { print $(NF - 1); exit }' >> "$(phase_file "$mode" "$phase")"
+            awk -v want="trace vm $id: $phase " '{ msg = substr($0, index($0, " ") + 1) }
+                index(msg, want) == 1 && substr(msg, length(want) + 1) ~ /^[0-9.]+ ms$/ && !done { print $(NF - 1); done = 1 }' \
+                "$messages" >> "$(phase_file "$mode" "$phase")"
         done
+        awk -v vm="vm $id: " '
+            index($0, vm) == 0 { next }
+            { msg = substr($0, index($0, " ") + 1) }
+            index(msg, vm "QEMU accelerator") == 1 && !chosen { chosen = $1 }
+            index(msg, vm "started VMM pid") == 1 && msg ~ /-- [^ ]*qemu-system|setpriv .*qemu-system/ && !launched { launched = $1 }
+            index(msg, vm "QEMU started") == 1 && !up { up = $1 }
+            END { if (chosen && launched && up) printf "%.1f %.1f\n", launched - chosen, up - launched }' "$messages" > "$results/launch-$id.txt"
+        cut -d' ' -f1 "$results/launch-$id.txt" >> "$(phase_file "$mode" "${launch_phases[0]}")"
+        cut -d' ' -f2 "$results/launch-$id.txt" >> "$(phase_file "$mode" "${launch_phases[1]}")"
     done
 done
 
@@ -135,12 +164,12 @@ for i in $(seq 1 "$runs"); do
 done
 
 # The processes of VM jb-sleep-MODE: its shim (its command line names the id) and the shim's children by name.
-shim_of() { pgrep -f -- "containerd-shim-aws-firecracker .*-id jb-sleep-$1( |\$)" | head -n 1; }
+shim_of() { { pgrep -f -- "containerd-shim-aws-firecracker .*-id jb-sleep-$1( |\$)" || true; } | head -n 1; }
 child_of() { # SHIM NAME-PREFIX
     local pid
     for pid in $(ps -o pid= --ppid "$1"); do
-        [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$2"* ]] && echo "$pid"
-    done | head -n 1
+        if [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$2"* ]]; then echo "$pid"; return 0; fi
+    done
 }
 : > "$results/memory.txt"
 for mode in off on; do
@@ -159,7 +188,7 @@ mem() { cut -d' ' -f"$2" "$results/mem-$1.txt" | median; }
 
 echo
 echo "containerd $fc_containerd_version ($fc_containerd_bin), QEMU ${FC_VM_VCPUS:-2} vCPUs ${FC_VM_MEM_MIB:-512} MiB, $runs pairs"
-echo "load average (1 min) during the timed runs: $(stats "$loads")"
+echo "load average (1 min) during the timed runs: $(stats "$loads"); busy loops beside the VM starts: $hogs"
 printf '%-46s %24s %24s %14s %8s\n' "" "jail off" "jail on" "paired diff" "on/off"
 row() { # LABEL OFF-FILE ON-FILE
     local p; p="$(paired "$2" "$3")"
@@ -168,6 +197,11 @@ row() { # LABEL OFF-FILE ON-FILE
 row "VM start, ctr run ... true (ms)" "$results/start-off.txt" "$results/start-on.txt"
 for phase in "${phases[@]}"; do
     row "  trace: $phase (ms)" "$(phase_file off "$phase")" "$(phase_file on "$phase")"
+    if [ "$phase" = "VMM started" ]; then
+        for launch in "${launch_phases[@]}"; do
+            row "    log: $launch (ms)" "$(phase_file off "$launch")" "$(phase_file on "$launch")"
+        done
+    fi
 done
 row "vsock, container stdout (MiB/s)" "$results/vsock-off.txt" "$results/vsock-on.txt"
 echo "memory per VM, PSS in MiB, guest RAM excluded (median of 5 samples)"
