@@ -21,10 +21,27 @@ internal sealed class ChrootBuilder(string root)
         Syscalls.Mount("tmpfs", root, "tmpfs", Syscalls.MS_NOSUID, "mode=0755,size=1m");
     }
 
-    /// <summary>Binds host <paramref name="path"/> at the same path inside; read-only unless <paramref name="writable"/>.</summary>
-    public void Expose(string path, bool writable, bool device = false) => Expose(path, writable, device, 0);
+    /// <summary>
+    /// Makes device node <paramref name="path"/> inside as the host has it (type, number, permission bits), owned by the
+    /// jail's <paramref name="uid"/>: a host node may be root's alone (e.g. <c>/dev/net/tun</c> or <c>/dev/kvm</c> at
+    /// 0600), which a bind would leave out of the unprivileged program's reach.
+    /// </summary>
+    public void MakeDevice(string path, uint uid, uint gid)
+    {
+        if (new FileInfo(path).LinkTarget is not null)
+        {
+            throw new IOException($"make device {path}: it is a symbolic link on the host");
+        }
 
-    private void Expose(string path, bool writable, bool device, int depth)
+        string inside = root + path;
+        Directory.CreateDirectory(Path.GetDirectoryName(inside) ?? root);
+        Syscalls.MakeDeviceLike(path, inside, uid, gid);
+    }
+
+    /// <summary>Binds host <paramref name="path"/> at the same path inside; read-only unless <paramref name="writable"/>.</summary>
+    public void Expose(string path, bool writable) => Expose(path, writable, 0);
+
+    private void Expose(string path, bool writable, int depth)
     {
         if (depth > MaxLinks)
         {
@@ -52,7 +69,7 @@ internal sealed class ChrootBuilder(string root)
 
                 string resolved = Path.GetFullPath(target, Path.GetDirectoryName(current) ?? "/");
                 string rest = string.Join('/', parts.Skip(i + 1));
-                Expose(rest.Length == 0 ? resolved : resolved.TrimEnd('/') + "/" + rest, writable, device, depth + 1);
+                Expose(rest.Length == 0 ? resolved : resolved.TrimEnd('/') + "/" + rest, writable, depth + 1);
                 return;
             }
 
@@ -84,7 +101,7 @@ internal sealed class ChrootBuilder(string root)
 
             Syscalls.Mount(current, inside, null, Syscalls.MS_BIND | Syscalls.MS_REC, null);
             _bound.Add(current);
-            ulong flags = Syscalls.MS_BIND | Syscalls.MS_REMOUNT | Syscalls.MS_NOSUID | (writable ? 0 : Syscalls.MS_RDONLY) | (device ? 0 : Syscalls.MS_NODEV);
+            ulong flags = Syscalls.MS_BIND | Syscalls.MS_REMOUNT | Syscalls.MS_NOSUID | (writable ? 0 : Syscalls.MS_RDONLY) | Syscalls.MS_NODEV;
             Syscalls.Mount(null, inside, null, flags, null);
         }
     }

@@ -9,7 +9,7 @@ namespace FirecrackerContainerd.Jail;
 /// <param name="Hostname">The jail's host name (its own UTS namespace).</param>
 /// <param name="ReadOnly">Host paths bound read-only at the same path inside.</param>
 /// <param name="ReadWrite">Host paths bound read-write at the same path inside.</param>
-/// <param name="Devices">Device nodes bound at the same path inside (e.g. /dev/null).</param>
+/// <param name="Devices">Host device nodes made again at the same path inside, owned by <paramref name="Uid"/> (e.g. /dev/null, /dev/net/tun).</param>
 /// <param name="CgroupProcs">cgroup.procs files the jail joins before it drops its privileges.</param>
 /// <param name="Taps">TAP devices (in the network namespace the jail starts in) whose owner becomes <paramref name="Uid"/>.</param>
 /// <param name="WorkingDirectory">The directory the program starts in, a path inside the jail.</param>

@@ -27,7 +27,7 @@ try
 
     foreach (string path in jail.Devices)
     {
-        chroot.Expose(path, writable: true, device: true);
+        chroot.MakeDevice(path, jail.Uid, jail.Gid);
     }
 
     foreach (string procs in jail.CgroupProcs)

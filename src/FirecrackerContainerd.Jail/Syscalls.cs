@@ -22,6 +22,9 @@ internal static unsafe partial class Syscalls
     private const int SECCOMP_MODE_FILTER = 2;
     private const int EINVAL = 22;
     internal const int SIGKILL = 9;
+    private const uint S_IFMT = 0xF000;
+    private const uint S_IFCHR = 0x2000;
+    private const uint S_IFBLK = 0x6000;
 
     // linux/if_tun.h: _IOW('T', 202, int), _IOW('T', 204, int), _IOW('T', 206, int).
     private const nuint TUNSETIFF = 0x400454ca;
@@ -115,6 +118,26 @@ internal static unsafe partial class Syscalls
         }
     }
 
+    /// <summary>
+    /// Makes a device node at <paramref name="path"/> with the type, number and permission bits of host node
+    /// <paramref name="hostPath"/>, owned by <paramref name="uid"/>:<paramref name="gid"/>.
+    /// </summary>
+    internal static void MakeDeviceLike(string hostPath, string path, uint uid, uint gid)
+    {
+        // struct stat (x86_64): st_mode at offset 24, st_rdev at 40, 144 bytes in all.
+        byte* stat = stackalloc byte[144];
+        Check(StatNative(hostPath, stat), "stat", hostPath);
+        uint mode = *(uint*)(stat + 24);
+        ulong device = *(ulong*)(stat + 40);
+        if ((mode & S_IFMT) is not (S_IFCHR or S_IFBLK))
+        {
+            throw new JailException("mknod", $"{path}: {hostPath} is not a device node", EINVAL);
+        }
+
+        Check(MknodNative(path, mode & (S_IFMT | 0x1FF), device), "mknod", path);
+        Check(ChownNative(path, uid, gid), "chown", path);
+    }
+
     /// <summary>Makes descriptor <paramref name="fd"/> /dev/null (read-only), so the program never holds the pipe it was.</summary>
     internal static void ReplaceWithNull(int fd)
     {
@@ -194,6 +217,15 @@ internal static unsafe partial class Syscalls
 
     [LibraryImport("libc", EntryPoint = "prctl", SetLastError = true)]
     private static partial int PrctlNative(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+
+    [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int StatNative(string path, byte* buffer);
+
+    [LibraryImport("libc", EntryPoint = "mknod", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int MknodNative(string path, uint mode, ulong device);
+
+    [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int ChownNative(string path, uint uid, uint gid);
 
     [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
     private static partial int Dup2Native(int oldFd, int newFd);

@@ -172,7 +172,14 @@ public sealed class JailTests(JailedContainerd jailed, ITestOutputHelper output)
                     IPConfig = new IPConfiguration { PrimaryAddr = $"{subnet}.2/24", GatewayAddr = $"{subnet}.1" },
                 },
             });
-            await shim.CallAsync("CreateVM", request, CreateVMResponse.Parser);
+            try
+            {
+                await shim.CallAsync("CreateVM", request, CreateVMResponse.Parser);
+            }
+            catch (FirecrackerContainerd.Ttrpc.TtrpcException e)
+            {
+                Assert.Fail($"CreateVM {vmId} on {tap}: {e.Message}\n{Containerd.ShimLog()}");
+            }
 
             // fc-jail gave the TAP to the VM's uid (TUNSETOWNER, TUNSETGROUP) before QEMU, unprivileged, attached to it.
             string root = Path.Combine(jailed.ChrootBase, jailId, "root");
