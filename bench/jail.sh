@@ -28,7 +28,9 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 . bench/proc-memory.sh
 hog_pids=()
 stop_hogs() { [ "${#hog_pids[@]}" = 0 ] || kill "${hog_pids[@]}" 2>/dev/null || true; hog_pids=(); }
-trap 'stop_hogs; fc_containerd_stop' EXIT
+# The VMs' cgroups go with them; their parent, the benchmark's own, goes at the end (rmdir leaves a busy one).
+remove_cgroup_parent() { local c; for c in /sys/fs/cgroup/*/fc-jail-bench /sys/fs/cgroup/fc-jail-bench; do [ ! -d "$c" ] || rmdir "$c" 2>/dev/null || true; done; }
+trap 'stop_hogs; fc_containerd_stop; remove_cgroup_parent' EXIT
 trap 'exit 130' INT TERM HUP
 fc_build_artifacts "$repo"
 dir=/var/lib/firecracker-containerd/jail-bench
