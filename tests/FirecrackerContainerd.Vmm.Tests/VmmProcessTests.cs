@@ -41,4 +41,21 @@ public sealed class VmmProcessTests
 
         Assert.Equal(hold, exit is null);
     }
+
+    [Fact]
+    public async Task A_held_standard_input_reaches_no_other_child()
+    {
+        // Were the write end inherited by a child started later, that child would keep the pipe open after we died.
+        using var dir = new TempDir();
+        await using var held = await VmmProcess.StartAsync(
+            "vm1", new VmmLaunch("/bin/cat", [], dir.Path, SetprivPath: null, HoldStandardInput: true), new ListLogger(), CancellationToken.None);
+        await using var other = await VmmProcess.StartAsync(
+            "vm2", new VmmLaunch("/bin/cat", [], dir.Path, SetprivPath: null, HoldStandardInput: true), new ListLogger(), CancellationToken.None);
+
+        string pipe = new FileInfo($"/proc/{held.Pid}/fd/0").LinkTarget!;
+        string[] others = [.. Directory.GetFiles($"/proc/{other.Pid}/fd").Select(fd => new FileInfo(fd).LinkTarget ?? string.Empty)];
+
+        Assert.StartsWith("pipe:", pipe, StringComparison.Ordinal);
+        Assert.DoesNotContain(pipe, others);
+    }
 }
