@@ -9,10 +9,14 @@ namespace FirecrackerContainerd.Jail;
 /// <param name="Hostname">The jail's host name (its own UTS namespace).</param>
 /// <param name="ReadOnly">Host paths bound read-only at the same path inside.</param>
 /// <param name="ReadWrite">Host paths bound read-write at the same path inside.</param>
-/// <param name="Devices">Device nodes bound at the same path inside (e.g. /dev/null).</param>
+/// <param name="Devices">Host device nodes made again at the same path inside, owned by <paramref name="Uid"/> (e.g. /dev/null, /dev/net/tun).</param>
 /// <param name="CgroupProcs">cgroup.procs files the jail joins before it drops its privileges.</param>
 /// <param name="Taps">TAP devices (in the network namespace the jail starts in) whose owner becomes <paramref name="Uid"/>.</param>
 /// <param name="WorkingDirectory">The directory the program starts in, a path inside the jail.</param>
+/// <param name="ParentFd">
+/// The read end of a pipe whose write end only the starting process holds (see <see cref="ParentWatch"/>); null when
+/// the starter gives none. It becomes /dev/null before the exec.
+/// </param>
 /// <param name="Program">The program, by absolute path inside the jail.</param>
 /// <param name="ProgramArguments">Its arguments, unchanged.</param>
 internal sealed record JailArguments(
@@ -26,18 +30,20 @@ internal sealed record JailArguments(
     IReadOnlyList<string> CgroupProcs,
     IReadOnlyList<string> Taps,
     string WorkingDirectory,
+    int? ParentFd,
     string Program,
     IReadOnlyList<string> ProgramArguments)
 {
     public const string Usage =
         "usage: fc-jail --root DIR --uid N --gid N [--hostname NAME] [--ro PATH]... [--rw PATH]... [--dev PATH]... " +
-        "[--cgroup-procs FILE]... [--tap NAME]... [--chdir DIR] -- PROGRAM [ARG]...";
+        "[--cgroup-procs FILE]... [--tap NAME]... [--chdir DIR] [--parent-fd N] -- PROGRAM [ARG]...";
 
     /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> naming the bad argument.</summary>
     public static JailArguments Parse(IReadOnlyList<string> args)
     {
         string? root = null, hostname = null, chdir = null;
         uint? uid = null, gid = null;
+        int? parentFd = null;
         List<string> readOnly = [], readWrite = [], devices = [], cgroups = [], taps = [];
         int i = 0;
         for (; i < args.Count && args[i] != "--"; i++)
@@ -56,6 +62,7 @@ internal sealed record JailArguments(
                 case "--cgroup-procs": cgroups.Add(Absolute(option, value)); break;
                 case "--tap": taps.Add(value); break;
                 case "--chdir": chdir = Absolute(option, value); break;
+                case "--parent-fd": parentFd = Descriptor(option, value); break;
                 default: throw new ArgumentException($"unknown option {option}");
             }
         }
@@ -72,7 +79,7 @@ internal sealed record JailArguments(
 
         string program = Absolute("the program", args[i + 1]);
         return new JailArguments(
-            root, uid.Value, gid.Value, hostname ?? "fc-jail", readOnly, readWrite, devices, cgroups, taps, chdir ?? "/", program,
+            root, uid.Value, gid.Value, hostname ?? "fc-jail", readOnly, readWrite, devices, cgroups, taps, chdir ?? "/", parentFd, program,
             [.. args.Skip(i + 2)]);
     }
 
@@ -81,6 +88,11 @@ internal sealed record JailArguments(
         uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out uint id) && id != 0
             ? id
             : throw new ArgumentException($"{option} {value} is not a non-zero user or group id");
+
+    private static int Descriptor(string option, string value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int fd)
+            ? fd
+            : throw new ArgumentException($"{option} {value} is not a file descriptor number");
 
     private static string Absolute(string option, string value) =>
         value.StartsWith('/') && !value.Split('/').Contains("..")

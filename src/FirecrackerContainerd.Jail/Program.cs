@@ -5,7 +5,9 @@ using FirecrackerContainerd.Native;
 // 1 of a new pid namespace and in the VM's network namespace; everything else about the jail is on its command line.
 // The steps are in the order that keeps each one possible: mounts while root, the cgroup before the chroot hides /sys,
 // the capability bounding set before the uid change takes the right to drop it, the parent-death signal after
-// the uid change (which clears it).
+// the uid change (which clears it), and right after it the check that the parent did not die before it was set (a
+// parent gone by then would never send it). Exit codes: 2 a bad command line, 125 the parent is gone, 126 a step of the
+// jail failed, 127 the exec failed.
 try
 {
     JailArguments jail = JailArguments.Parse(args);
@@ -46,6 +48,17 @@ try
     Syscalls.BecomeUser(jail.Uid, jail.Gid);
     Syscalls.SetNoNewPrivileges();
     Syscalls.SetParentDeathSignal(Syscalls.SIGKILL);
+    if (jail.ParentFd is int parent)
+    {
+        if (!ParentWatch.ParentAlive(parent))
+        {
+            Console.Error.WriteLine($"fc-jail: the process that started the jail died before its parent-death signal was set (descriptor {parent} hung up): not starting {jail.Program}");
+            return 125;
+        }
+
+        Syscalls.ReplaceWithNull(parent);
+    }
+
     Syscalls.InstallSeccomp(SeccompFilter.Build());
     Syscalls.Exec(jail.Program, [jail.Program, .. jail.ProgramArguments]);
     return 127;

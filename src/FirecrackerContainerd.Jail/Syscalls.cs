@@ -22,6 +22,9 @@ internal static unsafe partial class Syscalls
     private const int SECCOMP_MODE_FILTER = 2;
     private const int EINVAL = 22;
     internal const int SIGKILL = 9;
+    private const uint S_IFMT = 0xF000;
+    private const uint S_IFCHR = 0x2000;
+    private const uint S_IFBLK = 0x6000;
 
     // linux/if_tun.h: _IOW('T', 202, int), _IOW('T', 204, int), _IOW('T', 206, int).
     private const nuint TUNSETIFF = 0x400454ca;
@@ -74,25 +77,6 @@ internal static unsafe partial class Syscalls
         }
     }
 
-    /// <summary>
-    /// Makes at <paramref name="path"/> a character device node like host <paramref name="hostPath"/> (same numbers and
-    /// mode), owned by <paramref name="uid"/>:<paramref name="gid"/>: a bind would keep the host's owner, and a host may
-    /// keep <c>/dev/net/tun</c> or <c>/dev/kvm</c> root-only.
-    /// </summary>
-    internal static void MakeDeviceLike(string hostPath, string path, uint uid, uint gid)
-    {
-        Stat status;
-        Check(StatNative(hostPath, &status), "stat", hostPath);
-        const uint S_IFMT = 0xF000, S_IFCHR = 0x2000;
-        if ((status.Mode & S_IFMT) != S_IFCHR)
-        {
-            throw new JailException("mknod", $"{path}: {hostPath} is not a character device", EINVAL);
-        }
-
-        Check(MknodNative(path, status.Mode & (S_IFMT | 0x1FF), status.Rdev), "mknod", path);
-        Check(ChownNative(path, uid, gid), "chown", path);
-    }
-
     internal static void SetNoNewPrivileges() => Check(PrctlNative(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)", "1");
 
     internal static void SetParentDeathSignal(int signal) =>
@@ -131,6 +115,42 @@ internal static unsafe partial class Syscalls
         finally
         {
             _ = Libc.Close(fd);
+        }
+    }
+
+    /// <summary>
+    /// Makes a device node at <paramref name="path"/> with the type, number and permission bits of host node
+    /// <paramref name="hostPath"/>, owned by <paramref name="uid"/>:<paramref name="gid"/>.
+    /// </summary>
+    internal static void MakeDeviceLike(string hostPath, string path, uint uid, uint gid)
+    {
+        // struct stat (x86_64): st_mode at offset 24, st_rdev at 40, 144 bytes in all.
+        byte* stat = stackalloc byte[144];
+        Check(StatNative(hostPath, stat), "stat", hostPath);
+        uint mode = *(uint*)(stat + 24);
+        ulong device = *(ulong*)(stat + 40);
+        if ((mode & S_IFMT) is not (S_IFCHR or S_IFBLK))
+        {
+            throw new JailException("mknod", $"{path}: {hostPath} is not a device node", EINVAL);
+        }
+
+        Check(MknodNative(path, mode & (S_IFMT | 0x1FF), device), "mknod", path);
+        Check(ChownNative(path, uid, gid), "chown", path);
+    }
+
+    /// <summary>Makes descriptor <paramref name="fd"/> /dev/null (read-only), so the program never holds the pipe it was.</summary>
+    internal static void ReplaceWithNull(int fd)
+    {
+        int nul = Libc.Open("/dev/null", Libc.O_RDONLY | Libc.O_CLOEXEC);
+        Check(nul < 0 ? -1 : 0, "open", "/dev/null");
+        try
+        {
+            // dup2 clears close-on-exec on the copy: the program gets /dev/null where the pipe was.
+            Check(Dup2Native(nul, fd) < 0 ? -1 : 0, "dup2", $"/dev/null onto descriptor {fd}");
+        }
+        finally
+        {
+            _ = Libc.Close(nul);
         }
     }
 
@@ -177,30 +197,6 @@ internal static unsafe partial class Syscalls
         public SeccompFilter.Instruction* Filter;
     }
 
-    // struct stat on x86_64 (asm/stat.h): what precedes st_rdev and st_rdev itself; the rest is room.
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Stat
-    {
-        public ulong Dev;
-        public ulong Ino;
-        public ulong Nlink;
-        public uint Mode;
-        public uint Uid;
-        public uint Gid;
-        public uint Pad;
-        public ulong Rdev;
-        public fixed byte Rest[96];
-    }
-
-    [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int StatNative(string path, Stat* status);
-
-    [LibraryImport("libc", EntryPoint = "mknod", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int MknodNative(string path, uint mode, ulong device);
-
-    [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int ChownNative(string path, uint uid, uint gid);
-
     [LibraryImport("libc", EntryPoint = "chroot", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int ChrootNative(string path);
 
@@ -221,6 +217,18 @@ internal static unsafe partial class Syscalls
 
     [LibraryImport("libc", EntryPoint = "prctl", SetLastError = true)]
     private static partial int PrctlNative(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+
+    [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int StatNative(string path, byte* buffer);
+
+    [LibraryImport("libc", EntryPoint = "mknod", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int MknodNative(string path, uint mode, ulong device);
+
+    [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int ChownNative(string path, uint uid, uint gid);
+
+    [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
+    private static partial int Dup2Native(int oldFd, int newFd);
 
     [LibraryImport("libc", EntryPoint = "execve", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int ExecveNative(string path, nint* argv, nint* environment);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using FirecrackerContainerd.Protos.FcControl;
 using Xunit.Abstractions;
 
 namespace FirecrackerContainerd.IntegrationTests;
@@ -145,6 +146,83 @@ public sealed class JailTests(JailedContainerd jailed, ITestOutputHelper output)
 
         await Containerd.AssertNothingLeftAsync(Namespace, id, id, second);
         await AssertJailClearedAsync(jailId);
+    }
+
+    [Fact]
+    public async Task A_jailed_VM_on_a_host_TAP_device_owns_the_TAP_and_its_guest_network_is_up_and_reaches_the_host()
+    {
+        const string vmId = "jail-net";
+        const string id = "jail-net-c";
+        string jailId = Namespace + "#" + vmId;
+        // Our own TAP device and subnet on the host; the guest gets .2 and its default route through the host's .1.
+        string tap = "fjt" + Environment.ProcessId.ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+        string subnet = $"172.30.{Environment.ProcessId % 250}";
+        await Containerd.RequireGuestAsync(_timeout.Token);
+        await Containerd.ImportBusyboxImageAsync(Namespace);
+        await RunIpAsync("tuntap", "add", "dev", tap, "mode", "tap");
+        try
+        {
+            await RunIpAsync("addr", "add", $"{subnet}.1/24", "dev", tap);
+            await RunIpAsync("link", "set", tap, "up");
+            using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse($"{subnet}.1"), 0);
+            listener.Start();
+            int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+
+            await using var shim = await ControlShim.StartAsync(Containerd, Namespace, vmId, _timeout.Token);
+            var request = new CreateVMRequest { VMID = vmId, ContainerCount = 1, TimeoutSeconds = 180 };
+            request.NetworkInterfaces.Add(new FirecrackerNetworkInterface
+            {
+                StaticConfig = new StaticNetworkConfiguration
+                {
+                    MacAddress = "06:00:ac:1e:00:02",
+                    HostDevName = tap,
+                    IPConfig = new IPConfiguration { PrimaryAddr = $"{subnet}.2/24", GatewayAddr = $"{subnet}.1" },
+                },
+            });
+            try
+            {
+                await shim.CallAsync("CreateVM", request, CreateVMResponse.Parser);
+            }
+            catch (FirecrackerContainerd.Ttrpc.TtrpcException e)
+            {
+                Assert.Fail($"CreateVM {vmId} on {tap}: {e.Message}\n{Containerd.ShimLog()}");
+            }
+
+            // fc-jail gave the TAP to the VM's uid (TUNSETOWNER, TUNSETGROUP) before QEMU, unprivileged, attached to it.
+            string root = Path.Combine(jailed.ChrootBase, jailId, "root");
+            int qemu = Assert.Single(JailedProcesses(root), pid => ExeName(pid)?.StartsWith("qemu-system", StringComparison.Ordinal) == true);
+            AssertConfined(qemu, root, jailId);
+            string uid = File.ReadAllLines($"/proc/{qemu}/status").Single(line => line.StartsWith("Uid:", StringComparison.Ordinal)).Split('\t')[1];
+            Assert.Equal(uid, File.ReadAllText($"/sys/class/net/{tap}/owner").Trim());
+            Assert.Equal(uid, File.ReadAllText($"/sys/class/net/{tap}/group").Trim());
+
+            // A container on the VM's network (--net-host) sees its interface up with the address, and its bytes reach the host.
+            Containerd.NoteTaskId(Namespace, id);
+            Task<(string? Line, string From)> received = Task.Run(async () =>
+            {
+                using System.Net.Sockets.TcpClient client = await listener.AcceptTcpClientAsync(_timeout.Token);
+                using var reader = new StreamReader(client.GetStream());
+                return (await reader.ReadLineAsync(_timeout.Token), ((System.Net.IPEndPoint)client.Client.RemoteEndPoint!).Address.ToString());
+            });
+            CommandResult run = await Containerd.CtrWithInputAsync(Namespace, null,
+                ["run", "--rm", "--net-host", "--runtime", "aws.firecracker", "--snapshotter", "native", "--annotation", $"{VmIdAnnotation}={vmId}",
+                 BusyboxImage.Name, id, "sh", "-c", $"ip -o -4 addr show; ip -o link show; echo hello from a jailed guest | nc {subnet}.1 {port}"]);
+            Assert.True(run.ExitCode == 0, Containerd.Describe(run));
+            output.WriteLine(run.Stdout);
+            Assert.Contains($"inet {subnet}.2/24", run.Stdout, StringComparison.Ordinal);
+            Assert.Matches(@"(?m)^\d+: eth0: <[^>]*\bUP\b", run.Stdout);
+            Assert.Equal(("hello from a jailed guest", $"{subnet}.2"), await received.WaitAsync(TimeSpan.FromSeconds(30)));
+
+            await shim.StopVmAsync();
+        }
+        finally
+        {
+            await Containerd.RemoveContainerAsync(Namespace, id);
+            await ProcessRunner.RunAsync("ip", ["link", "del", tap], TimeSpan.FromSeconds(30));
+        }
+
+        await AssertJailClearedAsync(jailId);
+        Assert.False(Directory.Exists($"/sys/class/net/{tap}"), $"the test's TAP device {tap} was left");
     }
 
     [Fact]
@@ -346,6 +424,12 @@ public sealed class JailTests(JailedContainerd jailed, ITestOutputHelper output)
         }
     }
 
+    private static async Task RunIpAsync(params string[] args)
+    {
+        CommandResult ip = await ProcessRunner.RunAsync("ip", args, TimeSpan.FromSeconds(30));
+        Assert.True(ip.ExitCode == 0, $"ip {string.Join(' ', args)}: {ip.Output}");
+    }
+
     private async Task RunDetachedAsync(string id, string? vmId, params string[] command)
     {
         Containerd.NoteTaskId(Namespace, id);
@@ -367,5 +451,55 @@ public sealed class JailTests(JailedContainerd jailed, ITestOutputHelper output)
         Assert.True(await Containerd.TaskReachesAsync(Namespace, id, "STOPPED", StateChange), $"{id} never stopped\n{Containerd.ShimLog()}");
         CommandResult rm = await Containerd.CtrAsync(Namespace, "task", "rm", id);
         Assert.True(rm.ExitCode == 0, Containerd.Describe(rm));
+    }
+}
+
+/// <summary>
+/// fc-jail on its own (no VM): a jail whose starter died before fc-jail could set its parent-death signal never runs its
+/// program, because the starter's end of the jail's standard input is gone by then (docs/jail.md).
+/// </summary>
+[Trait("Category", "Jail")]
+public sealed class JailLauncherTests(ITestOutputHelper output)
+{
+    private const uint Uid = JailedContainerd.UidStart + 100;
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Fc_jail_runs_its_program_only_while_its_starter_lives(bool starterStays)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(20));
+        string launcher = await NativeBinary.RequireAsync("Jail", "jail", "fc-jail", [], bound.Token);
+        using var chroot = new TempDir();
+        using var work = new TempDir();
+        File.SetUnixFileMode(work.Path, (UnixFileMode)0b111_111_111);
+        string ran = Path.Combine(work.Path, "ran");
+        string errors = Path.Combine(work.Path, "fc-jail.err");
+        var program = new FirecrackerContainerd.Vmm.Jail.JailedProgram("/usr/bin/touch", [ran], [], [work.Path], [], [], work.Path);
+        var argv = FirecrackerContainerd.Vmm.Jail.JailCommand.Arguments(Path.Combine(chroot.Path, "root"), Uid, "fc-test", [], program);
+        string command = string.Join(' ', new[] { launcher }.Concat(argv).Select(arg => "'" + arg + "'"));
+
+        // The starter, bash, starts fc-jail as a process substitution: fc-jail's standard input is a pipe whose write end
+        // only bash holds (its descriptor 3). Bash then exits at once (fc-jail is still making its mounts, a few ms) or
+        // stays a few seconds, as a shim would.
+        string stay = starterStays ? "; sleep 3" : string.Empty;
+        using Process starter = Process.Start("/bin/bash", ["-c", $"exec 3> >(exec {command} 2>'{errors}'){stay}"])!;
+        await starter.WaitForExitAsync(bound.Token);
+
+        // fc-jail writes its error file when it starts (the redirection) and fills it if it refuses; touch is quick.
+        bool settled = await Eventually.HoldsAsync(() => File.Exists(ran) || (File.Exists(errors) && new FileInfo(errors).Length > 0), TimeSpan.FromSeconds(20));
+        string said = File.Exists(errors) ? File.ReadAllText(errors) : "(no error file)";
+        output.WriteLine($"starter stays: {starterStays}; the program ran: {File.Exists(ran)}; fc-jail said: {said}");
+        Assert.True(settled, $"fc-jail neither ran its program nor said why within 20 s: {said}");
+        if (starterStays)
+        {
+            Assert.True(File.Exists(ran), $"fc-jail did not run its program for a live starter: {said}");
+        }
+        else
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1), bound.Token);
+            Assert.False(File.Exists(ran), $"fc-jail ran its program although its starter was gone: {said}");
+            Assert.Contains("died before its parent-death signal was set", said, StringComparison.Ordinal);
+        }
     }
 }

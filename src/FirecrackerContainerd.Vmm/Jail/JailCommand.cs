@@ -8,7 +8,7 @@ namespace FirecrackerContainerd.Vmm.Jail;
 /// <param name="Arguments">Its arguments, unchanged: every path in them means the same file inside the jail.</param>
 /// <param name="ReadOnly">Further host paths bound read-only (kernel, initrd, firmware).</param>
 /// <param name="ReadWrite">Host paths bound read-write (the VM directory).</param>
-/// <param name="Devices">Device nodes bound into the jail's /dev.</param>
+/// <param name="Devices">Device nodes the jail makes in its /dev (owned by the jail's uid).</param>
 /// <param name="Taps">TAP devices whose owner becomes the jail's uid.</param>
 /// <param name="WorkingDirectory">Where the program starts.</param>
 public sealed record JailedProgram(
@@ -66,7 +66,8 @@ public static class JailCommand
             argv.AddRange("--tap", tap);
         }
 
-        argv.AddRange("--chdir", program.WorkingDirectory, "--", program.Program);
+        // Standard input is the pipe whose write end the shim holds (VmmLaunch.HoldStandardInput).
+        argv.AddRange("--chdir", program.WorkingDirectory, "--parent-fd", "0", "--", program.Program);
         argv.AddRange(program.Arguments);
         return argv.ToImmutable();
     }

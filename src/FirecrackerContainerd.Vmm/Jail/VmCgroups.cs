@@ -28,11 +28,13 @@ public abstract class VmCgroups
         }
 
         Limit(path, limits);
+        WeighAncestors(path);
     }
 
     /// <summary>Removes the cgroup (rmdir, children first); a missing one is fine, one with live processes is an error naming them.</summary>
     public void Remove(string path)
     {
+        bool removed = false;
         foreach (string directory in Directories(path))
         {
             if (!Directory.Exists(directory))
@@ -48,7 +50,66 @@ public abstract class VmCgroups
             }
 
             RemoveDirectory(directory);
+            removed = true;
         }
+
+        if (removed)
+        {
+            WeighAncestors(path);
+        }
+    }
+
+    /// <summary>
+    /// Gives each ancestor of <paramref name="path"/> below the hierarchy's root the CPU weight of its children together
+    /// (the default weight when it has none). A cgroup competes with its siblings as one entity: at the default weight,
+    /// every VM under the parent together would weigh one task against the host's other tasks, where unjailed each of a
+    /// VM's vCPU threads weighs one (docs/jail.md has the measurement).
+    /// </summary>
+    /// <remarks>
+    /// Recomputed at every VM's start and end; two shims doing so at once may leave it one VM's weight off until the next.
+    /// </remarks>
+    internal void WeighAncestors(string path)
+    {
+        string? ancestor = Path.GetDirectoryName(path);
+        while (!string.IsNullOrEmpty(ancestor))
+        {
+            WeighChildrenTogether(ancestor);
+            ancestor = Path.GetDirectoryName(ancestor);
+        }
+    }
+
+    /// <summary>Sets the CPU weight of cgroup <paramref name="path"/> to the sum of its children's, within the kernel's bounds; a hierarchy without CPU weights leaves it.</summary>
+    protected virtual void WeighChildrenTogether(string path)
+    {
+    }
+
+    /// <summary>The sum of <paramref name="file"/> in each child directory of <paramref name="directory"/> (a missing or unreadable one counts as <paramref name="unset"/>); null when it has no children.</summary>
+    protected static long? SumOfChildren(string directory, string file, long unset)
+    {
+        if (!Directory.Exists(directory))
+        {
+            return null;
+        }
+
+        long sum = 0;
+        bool any = false;
+        foreach (string child in Directory.EnumerateDirectories(directory))
+        {
+            any = true;
+            string value;
+            try
+            {
+                value = File.ReadAllText(Path.Combine(child, file)).Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                value = string.Empty;
+            }
+
+            sum += long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out long weight) ? weight : unset;
+        }
+
+        return any ? sum : null;
     }
 
     /// <summary>Writes the limits into the cgroup's control files.</summary>
@@ -143,6 +204,18 @@ public sealed class CgroupV1(string root) : VmCgroups
             Write(Path.Combine(root, "pids", path, "pids.max"), Number(limits.PidsMax));
         }
     }
+
+    /// <inheritdoc/>
+    protected override void WeighChildrenTogether(string path)
+    {
+        // cpu.shares: 1024 by default, 2 to 262144 (kernel/sched/sched.h: MIN_SHARES, MAX_SHARES).
+        string directory = Path.Combine(root, "cpu", path);
+        if (Directory.Exists(directory))
+        {
+            long shares = SumOfChildren(directory, "cpu.shares", 1024) ?? 1024;
+            Write(Path.Combine(directory, "cpu.shares"), Number(Math.Clamp(shares, 2, 262_144)));
+        }
+    }
 }
 
 /// <summary>cgroup v2: one unified hierarchy at <paramref name="root"/>; the parent's subtree_control hands the controllers down.</summary>
@@ -173,5 +246,17 @@ public sealed class CgroupV2(string root) : VmCgroups
             ? $"{Number(limits.CpuQuotaMicroseconds)} {Number(CgroupLimits.CpuPeriodMicroseconds)}"
             : $"max {Number(CgroupLimits.CpuPeriodMicroseconds)}");
         Write(Path.Combine(cgroup, "pids.max"), limits.PidsMax > 0 ? Number(limits.PidsMax) : "max");
+    }
+
+    /// <inheritdoc/>
+    protected override void WeighChildrenTogether(string path)
+    {
+        // cpu.weight: 100 by default, 1 to 10000.
+        string directory = Path.Combine(root, path);
+        if (Directory.Exists(directory))
+        {
+            long weight = SumOfChildren(directory, "cpu.weight", 100) ?? 100;
+            Write(Path.Combine(directory, "cpu.weight"), Number(Math.Clamp(weight, 1, 10_000)));
+        }
     }
 }

@@ -123,7 +123,8 @@ public sealed class VmJail : IDisposable
             program.WorkingDirectory,
             SetprivPath: null,
             NetworkNamespace: networkNamespace,
-            NewPidNamespace: true);
+            NewPidNamespace: true,
+            HoldStandardInput: true);
     }
 
     /// <summary>Gives <paramref name="path"/> (a file or directory the VM's processes write) to the VM's uid.</summary>

@@ -18,13 +18,19 @@ namespace FirecrackerContainerd.Vmm.Launch;
 /// Start the program as pid 1 of a new pid namespace (the jail launcher's case): only the starting thread's children
 /// enter it, so the rest of this process is untouched.
 /// </param>
+/// <param name="HoldStandardInput">
+/// Keep the program's standard input an open pipe whose only write end this process holds until the process is disposed,
+/// instead of closing it at once: the program can then tell, by POLLHUP on it, that this process has died (fc-jail's
+/// <c>--parent-fd 0</c> check, which closes the window before its parent-death signal is set).
+/// </param>
 public sealed record VmmLaunch(
     string FileName,
     ImmutableArray<string> Arguments,
     string WorkingDirectory,
     string? SetprivPath = VmmLaunch.DefaultSetprivPath,
     string? NetworkNamespace = null,
-    bool NewPidNamespace = false)
+    bool NewPidNamespace = false,
+    bool HoldStandardInput = false)
 {
     /// <summary>Where Debian's util-linux installs setpriv.</summary>
     public const string DefaultSetprivPath = "/usr/bin/setpriv";

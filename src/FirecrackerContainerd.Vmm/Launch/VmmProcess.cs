@@ -10,7 +10,8 @@ namespace FirecrackerContainerd.Vmm.Launch;
 /// PR_SET_PDEATHSIG fires when the parent <em>thread</em> ends, not the parent process, and .NET
 /// forks from the calling thread. A thread-pool thread may retire at any time and would take the
 /// VMM with it, so the process is started from a dedicated thread that lives exactly as long as the
-/// child: it starts it, then waits for its exit and reports it. Standard input is closed at once;
+/// child: it starts it, then waits for its exit and reports it. Standard input is closed at once (or, with
+/// <see cref="VmmLaunch.HoldStandardInput"/>, when the process is disposed: until then it is the child's sign that we live);
 /// standard output and error (the guest's serial console among them) are forwarded to the logger
 /// in bounded lines, because the guest is untrusted and may print without end.
 /// </remarks>
@@ -28,13 +29,15 @@ internal sealed partial class VmmProcess : IAsyncDisposable
     private readonly Task<VmExit> _exited;
     private readonly Task _outputPumps;
     private readonly Queue<string> _tail = new();
+    private readonly StreamWriter? _heldInput;
     private int _killed;
 
-    private VmmProcess(string vmId, Process process, Task<VmExit> exited, ILogger logger)
+    private VmmProcess(string vmId, Process process, Task<VmExit> exited, StreamWriter? heldInput, ILogger logger)
     {
         _vmId = vmId;
         _process = process;
         _exited = exited;
+        _heldInput = heldInput;
         Pid = process.Id;
         _outputPumps = Task.WhenAll(
             PumpAsync(process.StandardOutput.BaseStream, "stdout", logger),
@@ -97,8 +100,17 @@ internal sealed partial class VmmProcess : IAsyncDisposable
             throw new IOException($"start VMM for vm \"{vmId}\": {string.Join(' ', argv)} in {launch.WorkingDirectory}: {e.Message}", e);
         }
 
-        process.StandardInput.Close();
-        var owner = new VmmProcess(vmId, process, exited.Task, logger);
+        StreamWriter? heldInput = null;
+        if (launch.HoldStandardInput)
+        {
+            heldInput = process.StandardInput;
+        }
+        else
+        {
+            process.StandardInput.Close();
+        }
+
+        var owner = new VmmProcess(vmId, process, exited.Task, heldInput, logger);
         ownerReady.SetResult(owner);
         if (logger.IsEnabled(LogLevel.Information))
         {
@@ -148,6 +160,7 @@ internal sealed partial class VmmProcess : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await KillAsync().ConfigureAwait(false);
+        _heldInput?.Dispose();
         await _outputPumps.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _process.Dispose();
     }

@@ -32,6 +32,7 @@ public class JailCommandTests
         Assert.Equal(["/sys/fs/cgroup/memory/p/vm1/cgroup.procs"], parsed.CgroupProcs);
         Assert.Equal(["tap0"], parsed.Taps);
         Assert.Equal("/run/vms/ns#vm1", parsed.WorkingDirectory);
+        Assert.Equal(0, parsed.ParentFd);
         Assert.Equal("/usr/bin/qemu-system-x86_64", parsed.Program);
         Assert.Equal(Qemu.Arguments, parsed.ProgramArguments);
     }
@@ -45,6 +46,12 @@ public class JailCommandTests
         Assert.Single(JailArguments.Parse(argv).Devices, path => path == "/dev/null");
     }
 
+    [Fact]
+    public void Fc_jail_without_a_parent_descriptor_checks_none()
+    {
+        Assert.Null(JailArguments.Parse(["--root", "/r", "--uid", "5", "--gid", "5", "--", "/p"]).ParentFd);
+    }
+
     [Theory]
     [InlineData("--root", "/r", "--uid", "0", "--gid", "5", "--", "/p")]
     [InlineData("--root", "/r", "--uid", "5", "--gid", "5", "--ro", "relative", "--", "/p")]
@@ -53,6 +60,8 @@ public class JailCommandTests
     [InlineData("--uid", "5", "--gid", "5", "--", "/p")]
     [InlineData("--root", "/r", "--uid", "5", "--gid", "5", "--bogus", "x", "--", "/p")]
     [InlineData("--root", "/r", "--uid", "5", "--gid", "5", "--", "p")]
-    public void Fc_jail_refuses_root_relative_paths_dot_dot_and_missing_parts(params string[] args) =>
+    [InlineData("--root", "/r", "--uid", "5", "--gid", "5", "--parent-fd", "-1", "--", "/p")]
+    [InlineData("--root", "/r", "--uid", "5", "--gid", "5", "--parent-fd", "stdin", "--", "/p")]
+    public void Fc_jail_refuses_root_relative_paths_dot_dot_bad_descriptors_and_missing_parts(params string[] args) =>
         Assert.Throws<ArgumentException>(() => JailArguments.Parse(args));
 }

@@ -53,6 +53,47 @@ public sealed class VmCgroupsTests : IDisposable
     }
 
     [Fact]
+    public void V1_parents_weigh_what_their_VMs_weigh_together()
+    {
+        var cgroups = new CgroupV1(_root.Path);
+
+        cgroups.Create("a/b/vm1", new CgroupLimits(1 << 20, 0, 0, Vcpus: 2));
+        cgroups.Create("a/b/vm2", new CgroupLimits(1 << 20, 0, 0, Vcpus: 1));
+
+        Assert.Equal("3072", Read("cpu/a/b/cpu.shares"));
+        Assert.Equal("3072", Read("cpu/a/cpu.shares"));
+        Assert.False(File.Exists(_root.Combine("cpu/cpu.shares")));
+    }
+
+    [Fact]
+    public void V1_a_parent_left_without_VMs_gets_the_default_weight_again()
+    {
+        var cgroups = new CgroupV1(_root.Path);
+        Directory.CreateDirectory(_root.Combine("cpu/p"));
+        File.WriteAllText(_root.Combine("cpu/p/cpu.shares"), "4096");
+
+        cgroups.WeighAncestors("p/gone");
+
+        Assert.Equal("1024", Read("cpu/p/cpu.shares"));
+    }
+
+    [Fact]
+    public void V2_parents_weigh_what_their_VMs_weigh_together_within_the_kernels_bound()
+    {
+        var cgroups = new CgroupV2(_root.Path);
+
+        cgroups.Create("p/vm1", new CgroupLimits(1 << 20, 0, 0, Vcpus: 4));
+        Assert.Equal("400", Read("p/cpu.weight"));
+        for (int i = 2; i <= 30; i++)
+        {
+            cgroups.Create($"p/vm{i}", new CgroupLimits(1 << 20, 0, 0, Vcpus: 4));
+        }
+
+        Assert.Equal("10000", Read("p/cpu.weight"));
+        Assert.False(File.Exists(_root.Combine("cpu.weight")));
+    }
+
+    [Fact]
     public void A_leftover_cgroup_with_live_processes_is_an_error_naming_them()
     {
         Directory.CreateDirectory(_root.Combine("p/vm"));
