@@ -357,6 +357,20 @@ public sealed partial class QemuMachine : IVirtualMachine
         {
             DeleteIfPresent(InVmDir(InSocketDirectory(vsock.UdsPath)));
         }
+
+        // Jailed, the socket directory goes with the sockets; whatever else the VM's uid left there goes too (a
+        // recursive delete removes links, it does not follow them).
+        if (SocketDirectory.Length > 0 && Directory.Exists(InVmDir(SocketDirectory)))
+        {
+            try
+            {
+                Directory.Delete(InVmDir(SocketDirectory), recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LogJailCleanupFailed(_logger, VmId, e.Message);
+            }
+        }
     }
 
     private QmpClient Qmp => _qmp ?? throw new InvalidOperationException($"vm \"{VmId}\" is not running");
