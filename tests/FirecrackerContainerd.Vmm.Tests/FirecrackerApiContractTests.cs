@@ -34,6 +34,20 @@ public sealed class FirecrackerApiContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_link_put_in_place_of_the_api_socket_is_refused_not_followed()
+    {
+        // A jailed Firecracker owns the directory of its API socket: what it puts there must be a socket.
+        string link = _dir.Combine("linked.sock");
+        File.CreateSymbolicLink(link, _server.SocketPath);
+        using var client = new FirecrackerApiClient("vm1", link, TimeSpan.FromSeconds(10));
+
+        var e = await Assert.ThrowsAsync<IOException>(() => client.GetMachineConfigAsync(default));
+
+        Assert.Contains("symbolic link", e.Message, StringComparison.Ordinal);
+        Assert.NotNull(await _client.GetMachineConfigAsync(default));
+    }
+
+    [Fact]
     public async Task Boot_sequence_conforms_to_the_API_description_in_the_go_sdk_order()
     {
         var spec = TestSpecs.Full(_dir);

@@ -25,20 +25,17 @@ public sealed class FirecrackerApiClient : IDisposable
     private static readonly MediaTypeHeaderValue JsonMediaType = new("application/json");
 
     private readonly HttpClient _http;
-    private readonly UnixSocketPath _socket;
     private readonly TimeSpan _requestTimeout;
 
     /// <summary>Creates a client for the API socket at <paramref name="socketPath"/> of machine <paramref name="vmId"/>.</summary>
     /// <param name="vmId">Machine id, named in every error.</param>
-    /// <param name="socketPath">Path of the API socket, of any length (see <see cref="UnixSocketPath"/>).</param>
+    /// <param name="socketPath">Path of the API socket, of any length (see <see cref="UnixSocketPath.ForExistingSocket"/>).</param>
     /// <param name="requestTimeout">Bound on each request, on top of the caller's cancellation.</param>
     public FirecrackerApiClient(string vmId, string socketPath, TimeSpan requestTimeout)
     {
         VmId = vmId;
         SocketPath = socketPath;
         _requestTimeout = requestTimeout;
-        _socket = UnixSocketPath.For(socketPath);
-        var connectPath = _socket.ConnectPath;
         var handler = new SocketsHttpHandler
         {
             ConnectCallback = async (_, ct) =>
@@ -46,7 +43,10 @@ public sealed class FirecrackerApiClient : IDisposable
                 var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
                 try
                 {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(connectPath), ct).ConfigureAwait(false);
+                    // Jailed, the socket lies in the jail root, which Firecracker's own user owns: a link put in its place
+                    // to another host socket is refused, not followed.
+                    using UnixSocketPath target = UnixSocketPath.ForExistingSocket(socketPath);
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(target.ConnectPath), ct).ConfigureAwait(false);
                     return new NetworkStream(socket, ownsSocket: true);
                 }
                 catch
@@ -160,7 +160,6 @@ public sealed class FirecrackerApiClient : IDisposable
     public void Dispose()
     {
         _http.Dispose();
-        _socket.Dispose();
     }
 
     /// <summary>Firecracker accepts only letters, digits and '_' in path ids; anything else is refused before it is sent.</summary>
