@@ -99,9 +99,10 @@ public sealed class ContainerInVmTests(ContainerdFixture containerd, ITestOutput
         await containerd.RequireGuestAsync(_timeout.Token);
         const int size = 100 * 1024 * 1024;
 
-        // The guest hashes what it writes (through a FIFO beside stdout) and reports the hash on stderr.
+        // The guest hashes what it writes (through a FIFO beside stdout) and reports the hash on stderr; tee's status is
+        // the container's, so stdout closed early in the guest fails the run instead of hiding behind `wait`.
         var run = await RunAsync("vm-bulk", null, "sh", "-c",
-            $"mkfifo /dev/shm/copy || exit 9; sha256sum < /dev/shm/copy >&2 & head -c {size} /dev/urandom | tee /dev/shm/copy; wait");
+            $"mkfifo /dev/shm/copy || exit 9; sha256sum < /dev/shm/copy >&2 & head -c {size} /dev/urandom | tee /dev/shm/copy; status=$?; wait; exit $status");
 
         Assert.True(run.ExitCode == 0, Describe(run));
         // A short count says where the bytes went missing only with the runtime's own account of the connection.
