@@ -192,7 +192,7 @@ public sealed class JailTests(JailedContainerd jailed, ITestOutputHelper output)
             string root = Path.Combine(jailed.ChrootBase, jailId, "root");
             int qemu = Assert.Single(JailedProcesses(root), pid => ExeName(pid)?.StartsWith("qemu-system", StringComparison.Ordinal) == true);
             AssertConfined(qemu, root, jailId);
-            string uid = File.ReadAllLines($"/proc/{qemu}/status").Single(line => line.StartsWith("Uid:", StringComparison.Ordinal)).Split('\t')[1];
+            string uid = ProcStatus(qemu)["Uid"].Split('\t')[0];
             Assert.Equal(uid, File.ReadAllText($"/sys/class/net/{tap}/owner").Trim());
             Assert.Equal(uid, File.ReadAllText($"/sys/class/net/{tap}/group").Trim());
 

@@ -31,6 +31,30 @@ public abstract class VmCgroups
         WeighAncestors(path);
     }
 
+    /// <summary>How long <see cref="RemoveOnceDrained"/> waits for the kernel to stop counting a reaped process.</summary>
+    public static readonly TimeSpan DrainWait = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// <see cref="Remove"/>, retried for up to <see cref="DrainWait"/>: a reaped process may still be counted for a moment
+    /// while the kernel finishes its exit. The last failure is thrown.
+    /// </summary>
+    public void RemoveOnceDrained(string path)
+    {
+        DateTime deadline = DateTime.UtcNow + DrainWait;
+        while (true)
+        {
+            try
+            {
+                Remove(path);
+                return;
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(20);
+            }
+        }
+    }
+
     /// <summary>Removes the cgroup (rmdir, children first); a missing one is fine, one with live processes is an error naming them.</summary>
     public void Remove(string path)
     {

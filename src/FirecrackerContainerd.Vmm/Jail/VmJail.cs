@@ -10,7 +10,6 @@ namespace FirecrackerContainerd.Vmm.Jail;
 /// </summary>
 public sealed class VmJail : IDisposable
 {
-    private static readonly TimeSpan CgroupDrainWait = TimeSpan.FromSeconds(5);
     private readonly JailSettings _settings;
     private readonly VmCgroups _cgroups;
     private readonly UidLease _lease;
@@ -140,7 +139,7 @@ public sealed class VmJail : IDisposable
 
         try
         {
-            RemoveCgroup();
+            _cgroups.RemoveOnceDrained(CgroupPath);
         }
         finally
         {
@@ -163,7 +162,7 @@ public sealed class VmJail : IDisposable
     {
         ArgumentNullException.ThrowIfNull(cgroups);
         TryDeleteDirectory(JailDirectory(settings, vmId));
-        RemoveCgroup(cgroups, CgroupPathOf(settings, vmId));
+        cgroups.RemoveOnceDrained(CgroupPathOf(settings, vmId));
     }
 
     /// <summary>The jail directory of <paramref name="vmId"/>.</summary>
@@ -178,26 +177,6 @@ public sealed class VmJail : IDisposable
     {
         ArgumentNullException.ThrowIfNull(settings);
         return settings.CgroupParent + "/" + vmId;
-    }
-
-    // A reaped process may still be counted for a moment while the kernel finishes its exit.
-    private void RemoveCgroup() => RemoveCgroup(_cgroups, CgroupPath);
-
-    private static void RemoveCgroup(VmCgroups cgroups, string path)
-    {
-        DateTime deadline = DateTime.UtcNow + CgroupDrainWait;
-        while (true)
-        {
-            try
-            {
-                cgroups.Remove(path);
-                return;
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                Thread.Sleep(20);
-            }
-        }
     }
 
     private static void TryDeleteDirectory(string directory)

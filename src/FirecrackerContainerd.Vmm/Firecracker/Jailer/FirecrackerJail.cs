@@ -10,7 +10,6 @@ namespace FirecrackerContainerd.Vmm.Firecracker.Jailer;
 /// </summary>
 internal sealed class FirecrackerJail : IDisposable
 {
-    private static readonly TimeSpan CgroupDrainWait = TimeSpan.FromSeconds(5);
     private readonly VmCgroups _cgroups;
     private readonly UidLease _lease;
     private readonly string _execFile;
@@ -129,25 +128,15 @@ internal sealed class FirecrackerJail : IDisposable
         }
     }
 
-    // A reaped process may still be counted for a moment while the kernel finishes its exit.
     private static void RemoveCgroup(VmCgroups cgroups, string path, string vmId)
     {
-        DateTime deadline = DateTime.UtcNow + CgroupDrainWait;
-        while (true)
+        try
         {
-            try
-            {
-                cgroups.Remove(path);
-                return;
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                Thread.Sleep(20);
-            }
-            catch (IOException e)
-            {
-                throw new IOException($"vm \"{vmId}\": cannot remove the jailer's cgroup {path}: {e.Message}", e);
-            }
+            cgroups.RemoveOnceDrained(path);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"vm \"{vmId}\": cannot remove the jailer's cgroup {path}: {e.Message}", e);
         }
     }
 }
